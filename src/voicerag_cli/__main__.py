@@ -1,0 +1,3 @@
+from voicerag_cli.cli.app import main
+
+main()

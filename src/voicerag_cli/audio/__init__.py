@@ -1,0 +1,1 @@
+"""Audio input/output: decoding, mixdown, resampling, checks, microphone capture."""

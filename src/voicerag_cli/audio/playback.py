@@ -1,0 +1,22 @@
+"""Play a WAV on the default output device (sounddevice / PortAudio)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from voicerag_cli.errors import BackendError
+
+
+def play_wav(path: Path) -> None:
+    import soundfile as sf
+
+    try:
+        import sounddevice as sd
+    except OSError as exc:  # PortAudio library missing
+        raise BackendError(f"cannot play audio: {exc} (install libportaudio2)") from exc
+    samples, rate = sf.read(str(path), dtype="float32")
+    try:
+        sd.play(samples, rate)
+        sd.wait()
+    except sd.PortAudioError as exc:
+        raise BackendError(f"cannot play audio: {exc} (answer saved at {path})") from exc

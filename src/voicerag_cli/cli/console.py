@@ -1,0 +1,24 @@
+"""Consoles: results go to stdout, progress and errors to stderr (so `--json | jq` works)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+
+def print_json(payload: Any) -> None:
+    # Plain print, not rich: byte-stable output for scripts.
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def error_line(message: str) -> None:
+    # One line, no markup interpretation of user-supplied text.
+    sys.stderr.write(f"voicerag: error: {' '.join(message.split())}\n")
+    sys.stderr.flush()

@@ -1,0 +1,140 @@
+"""`voicerag index`: build or update an index; list and drop indexes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from voicerag_cli.cli.console import err, out, print_json
+from voicerag_cli.cli.context import STATE
+
+
+def index(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files or folders to index.", show_default=False)
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="Index name (default: index.name, 'default').")
+    ] = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Start over instead of updating incrementally.")
+    ] = False,
+    chunk_words: Annotated[int | None, typer.Option(help="Words per chunk (index.chunk_words).")] = None,
+    overlap_words: Annotated[
+        int | None, typer.Option(help="Overlap between chunks (index.overlap_words).")
+    ] = None,
+    json_field: Annotated[
+        str | None,
+        typer.Option("--json-field", help="Text field of .json/.jsonl records (index.json_text_field)."),
+    ] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List indexes and exit.")] = False,
+    drop: Annotated[str | None, typer.Option("--drop", help="Delete the named index and exit.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of a summary.")
+    ] = False,
+) -> None:
+    """Index documents (txt, md, html, json/jsonl, pdf) into a named vector index.
+
+    Re-running is incremental: unchanged files are skipped, changed ones re-embedded, deleted ones removed.
+    """
+    settings = STATE.settings(
+        {
+            "index.name": name,
+            "index.chunk_words": chunk_words,
+            "index.overlap_words": overlap_words,
+            "index.json_text_field": json_field,
+        }
+    )
+    root = STATE.index_root()
+    if list_:
+        _list(root, as_json)
+        return
+    if drop is not None:
+        root.drop(drop)
+        if as_json:
+            print_json({"dropped": drop})
+        else:
+            err.print(f"dropped index {drop!r}")
+        return
+    if not paths:
+        raise typer.BadParameter("give at least one file or folder to index (or --list / --drop NAME)")
+
+    from voicerag_cli.cli.progress import stage_progress
+    from voicerag_cli.index.builder import build_index
+
+    started = time.perf_counter()
+    with stage_progress() as progress:
+        report = build_index(
+            root,
+            settings.index.name,
+            paths,
+            settings.index,
+            embedder_factory=STATE.registry().text_embedder,
+            rebuild=rebuild,
+            progress=progress,  # type: ignore[arg-type]
+        )
+    seconds = time.perf_counter() - started
+    manifest = report.manifest
+    assert manifest is not None
+    summary = {
+        "index": report.name,
+        "path": str(root.path(report.name)),
+        "added": len(report.added),
+        "updated": len(report.updated),
+        "removed": len(report.removed),
+        "unchanged": report.unchanged,
+        "empty_files": report.skipped_empty,
+        "chunks_embedded": report.chunks_embedded,
+        "files": manifest.files,
+        "chunks": manifest.chunks,
+        "space_id": manifest.space_id,
+        "dim": manifest.dim,
+        "generation": manifest.generation,
+        "seconds": round(seconds, 2),
+    }
+    if as_json:
+        print_json(summary)
+        return
+    out.print(
+        f"index [bold]{report.name}[/]: {summary['added']} added, {summary['updated']} updated, "
+        f"{summary['removed']} removed, {summary['unchanged']} unchanged; "
+        f"{manifest.files} files, {manifest.chunks} chunks ({manifest.space_id}, {manifest.dim}-d) in {seconds:.1f} s"
+    )
+    for path in report.skipped_empty:
+        err.print(f"[yellow]note:[/] no text found in {path}")
+
+
+def _list(root: object, as_json: bool) -> None:
+    from rich.table import Table
+
+    from voicerag_cli.index.store import IndexRoot
+
+    assert isinstance(root, IndexRoot)
+    rows = []
+    for index_name in root.names():
+        m = root.manifest(index_name)
+        rows.append(
+            {
+                "name": index_name,
+                "files": m.files,
+                "chunks": m.chunks,
+                "space_id": m.space_id,
+                "dim": m.dim,
+                "updated_at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.updated_at)),
+            }
+        )
+    if as_json:
+        print_json({"root": str(root.root), "indexes": rows})
+        return
+    if not rows:
+        err.print(f"no indexes under {root.root}: run `voicerag index PATH`")
+        return
+    table = Table(title=f"indexes in {root.root}")
+    for column in ("name", "files", "chunks", "space_id", "dim", "updated_at"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in ("name", "files", "chunks", "space_id", "dim", "updated_at")))
+    out.print(table)

@@ -1,0 +1,282 @@
+"""Layered configuration: defaults < TOML file < VOICERAG_* environment < CLI flags.
+
+The schema is a set of dataclasses; every key a user can set is a field there, so unknown
+keys and wrongly typed values are reported with their full dotted name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from voicerag_cli.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ENV_PREFIX = "VOICERAG_"
+# Short aliases for the variables people set most; everything else is VOICERAG_<SECTION>__<KEY>.
+ENV_ALIASES = {"VOICERAG_DATA_DIR": ("paths", "data_dir"), "VOICERAG_CACHE_DIR": ("paths", "cache_dir")}
+ENV_RESERVED = {"VOICERAG_CONFIG", "VOICERAG_DEBUG"}
+
+
+@dataclass
+class PathsConfig:
+    data_dir: str = ""  # empty: the platform's user data dir
+    cache_dir: str = ""  # empty: the platform's user cache dir
+
+
+@dataclass
+class ModelsConfig:
+    text_embedder: str = "minilm"
+    speech_embedder: str = "none"
+    asr: str = "whisper-tiny-en"
+    generator: str = "extractive"
+    tts: str = "espeak"
+
+
+@dataclass
+class IndexConfig:
+    name: str = "default"
+    chunk_words: int = 120
+    overlap_words: int = 30
+    batch_size: int = 32
+    json_text_field: str = "text"
+    extensions: list[str] = field(
+        default_factory=lambda: [
+            ".txt",
+            ".md",
+            ".markdown",
+            ".rst",
+            ".html",
+            ".htm",
+            ".json",
+            ".jsonl",
+            ".pdf",
+        ]
+    )
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 200
+    hnsw_ef_search: int = 128
+
+
+@dataclass
+class AskConfig:
+    rag: str = "asr"
+    k: int = 5
+
+
+@dataclass
+class AsrConfig:
+    model_path: str = ""  # CTranslate2 Whisper folder; empty: the bundled tiny.en
+    language: str = "en"
+    beam_size: int = 1
+    compute_type: str = "int8"
+
+
+@dataclass
+class TextEmbedderConfig:
+    model_path: str = ""  # sentence-transformers folder; empty: the bundled all-MiniLM-L6-v2
+    space_id: str = ""  # empty: derived from the model folder's name
+
+
+@dataclass
+class GeneratorConfig:
+    max_sentences: int = 3
+
+
+@dataclass
+class OpenAIConfig:
+    base_url: str = "http://127.0.0.1:8080/v1"
+    model: str = ""
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = 60.0
+    temperature: float = 0.0
+    max_tokens: int = 256
+
+
+@dataclass
+class TtsConfig:
+    voice: str = "en-us"
+    rate: int = 170  # words per minute
+    pitch: int = 50  # 0-99
+
+
+@dataclass
+class Settings:
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    ask: AskConfig = field(default_factory=AskConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    text_embedder: TextEmbedderConfig = field(default_factory=TextEmbedderConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    openai: OpenAIConfig = field(default_factory=OpenAIConfig)
+    tts: TtsConfig = field(default_factory=TtsConfig)
+    source: str = "defaults"  # where the file layer came from, for `config show`
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {name: dataclasses.asdict(getattr(self, name)) for name in section_names()}
+
+
+def section_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(Settings) if f.name != "source"]
+
+
+def _section_types(section: str) -> dict[str, Any]:
+    cls = type(getattr(Settings(), section))
+    return get_type_hints(cls)
+
+
+def _coerce(dotted: str, expected: Any, value: Any, from_text: bool) -> Any:
+    """Return `value` as `expected`, or raise ConfigError naming the key."""
+    origin = getattr(expected, "__origin__", None)
+    try:
+        if expected is bool:
+            if isinstance(value, bool):
+                return value
+            if from_text and str(value).lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+                return str(value).lower() in {"1", "true", "yes", "on"}
+        elif expected is int:
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+            if from_text:
+                return int(value)
+        elif expected is float:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+            if from_text:
+                return float(value)
+        elif expected is str:
+            if isinstance(value, str):
+                return value
+        elif origin is list or expected is list or isinstance(expected, types.GenericAlias):
+            if from_text and isinstance(value, str):
+                return [item.strip() for item in value.split(",") if item.strip()]
+            if isinstance(value, list) and all(isinstance(item, str) for item in value):
+                return value
+    except ValueError:
+        pass
+    type_name = getattr(expected, "__name__", str(expected))
+    raise ConfigError(f"config key '{dotted}': expected {type_name}, got {value!r}")
+
+
+def _apply(settings: Settings, section: str, key: str, value: Any, origin: str, from_text: bool) -> None:
+    if section not in section_names():
+        raise ConfigError(
+            f"unknown config section '{section}' (in {origin}); known: {', '.join(section_names())}"
+        )
+    types_ = _section_types(section)
+    dotted = f"{section}.{key}"
+    if key not in types_:
+        raise ConfigError(f"unknown config key '{dotted}' (in {origin}); known: {', '.join(types_)}")
+    setattr(getattr(settings, section), key, _coerce(dotted, types_[key], value, from_text))
+
+
+def default_config_path() -> Path:
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("voicerag", appauthor=False)) / "config.toml"
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    if explicit:
+        return Path(explicit).expanduser()
+    if os.environ.get("VOICERAG_CONFIG"):
+        return Path(os.environ["VOICERAG_CONFIG"]).expanduser()
+    return default_config_path()
+
+
+def load_settings(
+    explicit_path: str | os.PathLike[str] | None = None,
+    environ: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Build settings from every layer. `overrides` are CLI flags as {"section.key": value}."""
+    settings = Settings()
+    path = config_path(explicit_path)
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        for section, values in data.items():
+            if not isinstance(values, dict):
+                raise ConfigError(f"config key '{section}' (in {path}) must be a [section] table")
+            for key, value in values.items():
+                _apply(settings, section, key, value, str(path), from_text=False)
+        settings.source = str(path)
+    elif explicit_path:
+        raise ConfigError(f"config file not found: {path}")
+
+    env = os.environ if environ is None else environ
+    for name, value in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or name in ENV_RESERVED:
+            continue
+        if name in ENV_ALIASES:
+            section, key = ENV_ALIASES[name]
+        elif "__" in name:
+            section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        else:
+            raise ConfigError(
+                f"unknown environment variable {name}: use VOICERAG_<SECTION>__<KEY>, e.g. VOICERAG_MODELS__ASR"
+            )
+        _apply(settings, section, key, value, f"environment variable {name}", from_text=True)
+
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        section, _, key = dotted.partition(".")
+        _apply(settings, section, key, value, "command-line flag", from_text=False)
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    """Checks that span beyond one value's type."""
+    from voicerag_cli.registry import known_backends
+
+    for role, backends in known_backends().items():
+        chosen = getattr(settings.models, role)
+        if chosen not in backends:
+            raise ConfigError(
+                f"config key 'models.{role}': unknown backend {chosen!r}; choose from {', '.join(backends)}"
+            )
+    if settings.ask.rag not in {"asr", "e2e"}:
+        raise ConfigError(f"config key 'ask.rag': expected 'asr' or 'e2e', got {settings.ask.rag!r}")
+    positive = {
+        "ask.k": settings.ask.k,
+        "index.chunk_words": settings.index.chunk_words,
+        "index.batch_size": settings.index.batch_size,
+        "index.hnsw_m": settings.index.hnsw_m,
+        "index.hnsw_ef_construction": settings.index.hnsw_ef_construction,
+        "index.hnsw_ef_search": settings.index.hnsw_ef_search,
+        "asr.beam_size": settings.asr.beam_size,
+        "generator.max_sentences": settings.generator.max_sentences,
+        "tts.rate": settings.tts.rate,
+    }
+    for dotted, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"config key '{dotted}': must be positive, got {value}")
+    if not 0 <= settings.index.overlap_words < settings.index.chunk_words:
+        raise ConfigError(
+            f"config key 'index.overlap_words': must be >= 0 and < index.chunk_words, got {settings.index.overlap_words}"
+        )
+    if not 0 <= settings.tts.pitch <= 99:
+        raise ConfigError(f"config key 'tts.pitch': must be in 0..99, got {settings.tts.pitch}")
+    from voicerag_cli.paths import validate_index_name
+
+    validate_index_name(settings.index.name, key="index.name")
+
+
+def render_toml(settings: Settings) -> str:
+    import tomli_w
+
+    return tomli_w.dumps(settings.to_dict())

@@ -1,0 +1,67 @@
+"""Error types that map to documented exit codes.
+
+Every failure a user can cause (bad input, missing index, missing weights, bad config)
+raises a subclass of :class:`VoiceragError`; the CLI prints its message on one line and
+exits with its code. Anything else is a bug and exits with 1.
+"""
+
+from __future__ import annotations
+
+
+class ExitCode:
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2  # click/typer usage errors use 2 too
+    INPUT = 3
+    INDEX = 4
+    MODEL = 5
+    CONFIG = 6
+    BACKEND = 7
+    INTERRUPTED = 130
+
+
+class VoiceragError(Exception):
+    exit_code = ExitCode.INTERNAL
+
+
+class InputError(VoiceragError):
+    """The user's audio, text or document input is missing or unusable."""
+
+    exit_code = ExitCode.INPUT
+
+
+class IndexError_(VoiceragError):
+    """An index is unknown, empty, or incompatible with the configured models."""
+
+    exit_code = ExitCode.INDEX
+
+
+class ModelError(VoiceragError):
+    """A model backend is unavailable or its weights are missing."""
+
+    exit_code = ExitCode.MODEL
+
+
+class ConfigError(VoiceragError):
+    """The configuration file, an environment variable or a flag has a bad key or value."""
+
+    exit_code = ExitCode.CONFIG
+
+
+class BackendError(VoiceragError):
+    """A backend failed at run time (e.g. the HTTP generator's server answered with an error)."""
+
+    exit_code = ExitCode.BACKEND
+
+
+EXIT_CODE_TABLE: list[tuple[int, str]] = [
+    (ExitCode.OK, "success"),
+    (ExitCode.INTERNAL, "internal error (a bug: rerun with --debug and report it)"),
+    (ExitCode.USAGE, "bad command-line usage"),
+    (ExitCode.INPUT, "bad input: missing/unreadable/empty/silent audio, no documents, bad dataset"),
+    (ExitCode.INDEX, "unknown or empty index, or index built with another embedding space"),
+    (ExitCode.MODEL, "model backend unavailable or its weights missing"),
+    (ExitCode.CONFIG, "bad configuration key or value"),
+    (ExitCode.BACKEND, "a backend failed at run time (e.g. HTTP generator unreachable)"),
+    (ExitCode.INTERRUPTED, "interrupted (Ctrl-C); stored data left as it was"),
+]

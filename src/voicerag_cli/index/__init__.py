@@ -1,0 +1,1 @@
+"""Document loading, chunking, and the on-disk vector index (hnswlib + SQLite)."""

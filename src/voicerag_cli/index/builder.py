@@ -1,0 +1,156 @@
+"""Incremental indexing: hash files, skip unchanged ones, replace changed ones, drop deleted
+ones, embed new chunks in batches, and publish one new generation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from voicerag_cli.errors import IndexError_, InputError
+from voicerag_cli.index.chunking import Chunk, chunk_text
+from voicerag_cli.index.documents import find_files, hash_file, read_documents
+from voicerag_cli.index.store import IndexRoot, IndexWriter, Manifest
+
+if TYPE_CHECKING:
+    from voicerag_cli.config import IndexConfig
+    from voicerag_cli.models.base import TextEmbedder
+
+# progress(stage, done, total): stage is "scan" or "embed"
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass
+class IndexReport:
+    name: str
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    chunks_embedded: int = 0
+    manifest: Manifest | None = None
+    skipped_empty: list[str] = field(default_factory=list)
+
+
+def build_index(
+    root: IndexRoot,
+    name: str,
+    paths: list[Path],
+    config: IndexConfig,
+    embedder_factory: Callable[[], TextEmbedder],
+    rebuild: bool = False,
+    progress: ProgressFn | None = None,
+    extra: dict[str, object] | None = None,
+) -> IndexReport:
+    """Bring index `name` up to date with the files under `paths`.
+
+    Indexing another folder into the same index adds to it. A file indexed before is removed
+    when it no longer exists, or when it lay under one of `paths` and is no longer found
+    there (e.g. its extension is no longer indexed). The embedder is constructed only when
+    something needs embedding.
+    """
+    report_progress = progress or (lambda stage, done, total: None)
+    files = find_files(paths, config.extensions)
+    if not files:
+        shown = ", ".join(str(p) for p in paths)
+        raise InputError(f"no documents found under {shown} (looked for {', '.join(config.extensions)})")
+
+    with root.lock(name):
+        previous = None if rebuild or not root.exists(name) else root.manifest(name)
+        if previous is not None:
+            _check_compatible(previous, config)
+        hashed = []
+        for done, path in enumerate(files, start=1):
+            hashed.append(hash_file(path))
+            report_progress("scan", done, len(files))
+
+        report = IndexReport(name)
+        known = _known_hashes(root, name) if previous else {}
+        current_keys = {f.key for f in hashed}
+        to_embed = [f for f in hashed if known.get(f.key) != f.content_hash]
+        report.unchanged = len(hashed) - len(to_embed)
+        deleted = sorted(key for key in set(known) - current_keys if _was_deleted(Path(key), paths))
+        if not to_embed and not deleted and previous is not None:
+            report.manifest = previous
+            return report
+
+        pending: list[tuple[str, list[Chunk]]] = []
+        for source in to_embed:
+            chunks = [
+                chunk
+                for document in read_documents(source.path, config.json_text_field)
+                for chunk in chunk_text(
+                    document.source, document.text, config.chunk_words, config.overlap_words
+                )
+            ]
+            pending.append((source.key, chunks))
+            if not chunks:
+                report.skipped_empty.append(source.key)
+
+        embedder = embedder_factory()
+        if previous is not None and embedder.space != previous.space:
+            raise IndexError_(
+                f"index {name!r} holds {previous.space_id} vectors but the text embedder is "
+                f"{embedder.space.space_id}; rerun with --rebuild to re-embed everything"
+            )
+        manifest = Manifest(
+            name=name,
+            space_id=embedder.space.space_id,
+            dim=embedder.space.dim,
+            chunk_words=config.chunk_words,
+            overlap_words=config.overlap_words,
+            hnsw_m=config.hnsw_m,
+            hnsw_ef_construction=config.hnsw_ef_construction,
+            extra=dict(extra or {}),
+        )
+        total_chunks = sum(len(chunks) for _, chunks in pending)
+        with IndexWriter(root, manifest, rebuild=rebuild) as writer:
+            for key in deleted:
+                writer.remove_file(key)
+                report.removed.append(key)
+            done = 0
+            report_progress("embed", 0, total_chunks)
+            hashes = {f.key: f for f in to_embed}
+            for key, chunks in pending:
+                if key in known:
+                    writer.remove_file(key)
+                    report.updated.append(key)
+                else:
+                    report.added.append(key)
+                source = hashes[key]
+                writer.add_file(key, source.content_hash, source.size)
+                for start in range(0, len(chunks), config.batch_size):
+                    batch = chunks[start : start + config.batch_size]
+                    vectors = embedder.embed_texts([c.text for c in batch], batch_size=config.batch_size)
+                    writer.add_chunks(key, batch, np.asarray(vectors))
+                    done += len(batch)
+                    report_progress("embed", done, total_chunks)
+            report.chunks_embedded = done
+            report.manifest = writer.commit()
+        return report
+
+
+def _was_deleted(path: Path, roots: list[Path]) -> bool:
+    if not path.exists():
+        return True
+    return any(path.is_relative_to(root.resolve()) for root in roots if root.is_dir())
+
+
+def _known_hashes(root: IndexRoot, name: str) -> dict[str, str]:
+    reader = root.open(name)
+    try:
+        return reader.files()
+    finally:
+        reader.close()
+
+
+def _check_compatible(previous: Manifest, config: IndexConfig) -> None:
+    if (previous.chunk_words, previous.overlap_words) != (config.chunk_words, config.overlap_words):
+        raise IndexError_(
+            f"index {previous.name!r} was chunked with chunk_words={previous.chunk_words}, "
+            f"overlap_words={previous.overlap_words}; the config now says {config.chunk_words}/"
+            f"{config.overlap_words}: rerun with --rebuild to re-chunk"
+        )

@@ -1,0 +1,385 @@
+"""The on-disk index: hnswlib vectors + SQLite chunk table + JSON manifest, stored as
+immutable generations.
+
+Layout under `<data dir>/indexes/`:
+
+    <name>/CURRENT            the name of the live generation ("gen-000007"), swapped atomically
+    <name>/gen-000007/        manifest.json, vectors.hnsw, chunks.sqlite
+    <name>/.staging-*/        a write in progress (deleted if found stale)
+    .<name>.lock              writers hold an exclusive flock here
+
+A writer copies the live generation into a staging folder, changes it, fsyncs it, renames it
+to the next generation and only then replaces CURRENT. Killing the process at any point leaves
+the previous generation live and intact. The generation before the live one is kept, so a
+reader that opened it just before the swap can finish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voicerag_cli.errors import IndexError_
+from voicerag_cli.index.chunking import Chunk
+from voicerag_cli.models.base import EmbeddingSpace, Passage
+from voicerag_cli.paths import validate_index_name
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+VECTORS = "vectors.hnsw"
+CHUNKS_DB = "chunks.sqlite"
+CURRENT = "CURRENT"
+MIN_CAPACITY = 1024
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    key TEXT PRIMARY KEY,
+    content_hash TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    indexed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
+    file_key TEXT NOT NULL REFERENCES files(key),
+    source TEXT NOT NULL,
+    ordinal INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    content_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks(file_key);
+"""
+
+
+@dataclass
+class Manifest:
+    name: str
+    space_id: str
+    dim: int
+    chunk_words: int
+    overlap_words: int
+    hnsw_m: int
+    hnsw_ef_construction: int
+    generation: int = 0
+    files: int = 0
+    chunks: int = 0
+    capacity: int = 0
+    next_id: int = 0
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    metric: str = "cosine"
+    format: int = FORMAT_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. the text language
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise IndexError_(f"index manifest {path} is unreadable: {exc}") from exc
+        if data.get("format") != FORMAT_VERSION:
+            raise IndexError_(
+                f"index at {path.parent} has format {data.get('format')}; this voicerag reads {FORMAT_VERSION}"
+            )
+        known = set(cls.__dataclass_fields__)
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=2, sort_keys=True)
+
+    @property
+    def space(self) -> EmbeddingSpace:
+        return EmbeddingSpace(self.space_id, self.dim)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+    _fsync_dir(path.parent)
+
+
+def _new_hnsw(dim: int, capacity: int, m: int, ef_construction: int) -> Any:
+    import hnswlib
+
+    index = hnswlib.Index(space="cosine", dim=dim)
+    index.init_index(max_elements=capacity, ef_construction=ef_construction, M=m, random_seed=100)
+    return index
+
+
+class IndexRoot:
+    """All indexes under one data dir."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, name: str) -> Path:
+        return self.root / validate_index_name(name)
+
+    def live_generation(self, name: str) -> Path | None:
+        pointer = self.path(name) / CURRENT
+        try:
+            generation = pointer.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        folder = self.path(name) / generation
+        return folder if (folder / MANIFEST).exists() else None
+
+    def exists(self, name: str) -> bool:
+        return self.live_generation(name) is not None
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and self.exists(p.name)
+        )
+
+    def manifest(self, name: str) -> Manifest:
+        folder = self.live_generation(name)
+        if folder is None:
+            known = ", ".join(self.names()) or "none yet: run `voicerag index PATH`"
+            raise IndexError_(f"unknown index {name!r} (known: {known})")
+        return Manifest.read(folder / MANIFEST)
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Exclusive writer lock; a second writer fails fast instead of waiting silently."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock_path = self.root / f".{validate_index_name(name)}.lock"
+        with lock_path.open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise IndexError_(f"index {name!r} is being written by another voicerag process") from exc
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def drop(self, name: str) -> None:
+        with self.lock(name):
+            if not self.path(name).exists():
+                raise IndexError_(f"unknown index {name!r}")
+            # Rename first (atomic), so a crash mid-delete never leaves a half index under the name.
+            trash = self.root / f".trash-{name}-{uuid.uuid4().hex[:8]}"
+            self.path(name).rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def open(self, name: str) -> IndexReader:
+        self.manifest(name)  # raises a clear error for unknown names
+        folder = self.live_generation(name)
+        assert folder is not None
+        return IndexReader(folder)
+
+
+class IndexReader:
+    """A read-only view of one generation."""
+
+    def __init__(self, folder: Path) -> None:
+        import hnswlib
+
+        self.folder = folder
+        self.manifest = Manifest.read(folder / MANIFEST)
+        self.db = sqlite3.connect(f"file:{folder / CHUNKS_DB}?mode=ro", uri=True, check_same_thread=False)
+        self.hnsw = hnswlib.Index(space="cosine", dim=self.manifest.dim)
+        if self.manifest.chunks:
+            self.hnsw.load_index(str(folder / VECTORS), max_elements=0)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def check_space(self, space: EmbeddingSpace, role: str) -> None:
+        if space != self.manifest.space:
+            raise IndexError_(
+                f"index {self.manifest.name!r} holds {self.manifest.space_id} vectors (dim {self.manifest.dim}) "
+                f"but the {role} produces {space.space_id} (dim {space.dim}); re-index with that embedder "
+                "or choose a matching backend"
+            )
+
+    def search(self, vector: np.ndarray, k: int, ef: int) -> list[Passage]:
+        if self.manifest.chunks == 0:
+            raise IndexError_(f"index {self.manifest.name!r} is empty: index some documents first")
+        k = min(k, self.manifest.chunks)
+        self.hnsw.set_ef(max(ef, k))
+        labels, distances = self.hnsw.knn_query(vector.reshape(1, -1).astype(np.float32), k=k)
+        return self._passages(labels[0].tolist(), (1.0 - distances[0]).tolist())
+
+    def _passages(self, ids: list[int], scores: list[float]) -> list[Passage]:
+        placeholders = ",".join("?" * len(ids))
+        rows = self.db.execute(
+            f'SELECT id, source, text, start, "end" FROM chunks WHERE id IN ({placeholders})', ids
+        ).fetchall()
+        by_id = {row[0]: row for row in rows}
+        return [
+            Passage(
+                chunk_id=i,
+                source=by_id[i][1],
+                text=by_id[i][2],
+                score=float(s),
+                start=by_id[i][3],
+                end=by_id[i][4],
+            )
+            for i, s in zip(ids, scores, strict=True)
+            if i in by_id
+        ]
+
+    def files(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT key, content_hash FROM files").fetchall())
+
+
+class IndexWriter:
+    """Builds the next generation of an index in a staging folder. Use as a context manager
+    while holding `IndexRoot.lock`; `commit()` publishes it, leaving without commit discards it."""
+
+    def __init__(self, root: IndexRoot, manifest: Manifest, rebuild: bool) -> None:
+        self.root = root
+        self.name = manifest.name
+        self.base = root.path(self.name)
+        self.base.mkdir(parents=True, exist_ok=True)
+        for stale in self.base.glob(".staging-*"):  # left by a killed writer; we hold the lock
+            shutil.rmtree(stale, ignore_errors=True)
+        self.staging = self.base / f".staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.staging.mkdir()
+        live = root.live_generation(self.name)
+        if live is not None:
+            # Keep numbering past the live generation even on --rebuild: it must never be overwritten.
+            manifest.generation = Manifest.read(live / MANIFEST).generation
+        previous = None if rebuild else live
+        self.changed = False
+        if previous is not None:
+            old = Manifest.read(previous / MANIFEST)
+            manifest.created_at = old.created_at
+            manifest.next_id, manifest.capacity = old.next_id, old.capacity
+            self._copy_db(previous / CHUNKS_DB)
+            import hnswlib
+
+            self.hnsw = hnswlib.Index(space="cosine", dim=manifest.dim)
+            if old.capacity:
+                self.hnsw.load_index(str(previous / VECTORS), max_elements=old.capacity)
+            else:
+                self.hnsw = _new_hnsw(
+                    manifest.dim, MIN_CAPACITY, manifest.hnsw_m, manifest.hnsw_ef_construction
+                )
+                manifest.capacity = MIN_CAPACITY
+        else:
+            manifest.capacity = MIN_CAPACITY
+            self.hnsw = _new_hnsw(
+                manifest.dim, manifest.capacity, manifest.hnsw_m, manifest.hnsw_ef_construction
+            )
+            self.changed = True  # a new or rebuilt index is always published
+        self.manifest = manifest
+        self.db = sqlite3.connect(self.staging / CHUNKS_DB)
+        self.db.executescript(_SCHEMA)
+
+    def _copy_db(self, source: Path) -> None:
+        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        dst = sqlite3.connect(self.staging / CHUNKS_DB)
+        try:
+            src.backup(dst)
+        finally:
+            src.close()
+            dst.close()
+
+    def __enter__(self) -> IndexWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.db.close()
+        if self.staging.exists():
+            shutil.rmtree(self.staging, ignore_errors=True)
+
+    def file_hashes(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT key, content_hash FROM files").fetchall())
+
+    def remove_file(self, key: str) -> int:
+        ids = [row[0] for row in self.db.execute("SELECT id FROM chunks WHERE file_key = ?", (key,))]
+        for chunk_id in ids:
+            self.hnsw.mark_deleted(chunk_id)
+        self.db.execute("DELETE FROM chunks WHERE file_key = ?", (key,))
+        self.db.execute("DELETE FROM files WHERE key = ?", (key,))
+        self.changed = True
+        return len(ids)
+
+    def add_file(self, key: str, content_hash: str, size: int) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO files (key, content_hash, size, indexed_at) VALUES (?, ?, ?, ?)",
+            (key, content_hash, size, time.time()),
+        )
+        self.changed = True
+
+    def add_chunks(self, file_key: str, chunks: list[Chunk], vectors: np.ndarray) -> None:
+        if not chunks:
+            return
+        ids = np.arange(self.manifest.next_id, self.manifest.next_id + len(chunks), dtype=np.int64)
+        needed = self.hnsw.get_current_count() + len(chunks)
+        if needed > self.manifest.capacity:
+            self.manifest.capacity = max(needed, self.manifest.capacity * 2)
+            self.hnsw.resize_index(self.manifest.capacity)
+        self.hnsw.add_items(vectors.astype(np.float32), ids)
+        self.db.executemany(
+            'INSERT INTO chunks (id, file_key, source, ordinal, start, "end", text, content_hash) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (int(i), file_key, c.source, c.ordinal, c.start, c.end, c.text, c.content_hash)
+                for i, c in zip(ids, chunks, strict=True)
+            ],
+        )
+        self.manifest.next_id += len(chunks)
+        self.changed = True
+
+    def commit(self) -> Manifest:
+        """Publish the staged generation atomically. Returns the live manifest."""
+        if not self.changed:
+            return self.manifest
+        self.db.commit()
+        m = self.manifest
+        m.files = self.db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+        m.chunks = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        m.generation += 1
+        m.updated_at = time.time()
+        self.db.close()
+        self.hnsw.save_index(str(self.staging / VECTORS))
+        (self.staging / MANIFEST).write_text(m.to_json(), encoding="utf-8")
+        for path in self.staging.iterdir():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+        final = self.base / f"gen-{m.generation:06d}"
+        if final.exists():  # a leftover from a run killed between rename and CURRENT swap
+            shutil.rmtree(final)
+        self.staging.rename(final)
+        _fsync_dir(self.base)
+        _write_atomic(self.base / CURRENT, final.name)
+        self._prune(keep={final.name, f"gen-{m.generation - 1:06d}"})
+        return m
+
+    def _prune(self, keep: set[str]) -> None:
+        for old in self.base.glob("gen-*"):
+            if old.name not in keep:
+                shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,86 @@
+"""The interfaces every backend of a role implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@dataclass(frozen=True)
+class EmbeddingSpace:
+    """Vectors are comparable only inside one space: same model (or a model trained onto it),
+    same dimension, L2-normalized."""
+
+    space_id: str
+    dim: int
+
+
+@dataclass
+class Passage:
+    chunk_id: int
+    source: str
+    text: str
+    score: float = 0.0
+    start: int = 0
+    end: int = 0
+
+
+@dataclass
+class Answer:
+    text: str
+    cited: list[int] = field(default_factory=list)  # 1-based positions in the passages list
+
+
+@runtime_checkable
+class TextEmbedder(Protocol):
+    space: EmbeddingSpace
+
+    def embed_texts(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Return float32 [n, dim], L2-normalized."""
+        ...
+
+
+@runtime_checkable
+class SpeechEmbedder(Protocol):
+    space: EmbeddingSpace
+
+    def embed_speech(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Return float32 [dim], L2-normalized, in `space`."""
+        ...
+
+
+@dataclass
+class Transcript:
+    text: str
+    language: str
+
+
+@runtime_checkable
+class SpeechRecognizer(Protocol):
+    def transcribe(self, audio: np.ndarray, sample_rate: int) -> Transcript: ...
+
+
+@dataclass
+class Query:
+    """What the user asked, in every form the pipeline has: generators use what they can.
+    In e2e mode there is no transcript (`text` is None) but `vector` is the spoken question's
+    embedding in the index's space."""
+
+    text: str | None
+    vector: np.ndarray | None = None
+
+
+@runtime_checkable
+class Generator(Protocol):
+    def generate(self, query: Query, passages: list[Passage]) -> Answer: ...
+
+
+@runtime_checkable
+class SpeechSynthesizer(Protocol):
+    def synthesize(self, text: str, out_path: Path) -> Path:
+        """Write a WAV of `text` to `out_path` and return it."""
+        ...

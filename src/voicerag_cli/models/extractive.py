@@ -1,0 +1,117 @@
+"""Offline answer generator: pick the retrieved passages' sentences that best answer the
+question and return them with [n] citations. Needs no LLM; uses the text embedder that is
+already loaded for retrieval, plus word overlap to favour sentences naming the asked entities."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from voicerag_cli.models.base import Answer, Passage, Query
+from voicerag_cli.sentences import split_sentences
+
+if TYPE_CHECKING:
+    from voicerag_cli.config import Settings
+    from voicerag_cli.models.base import TextEmbedder
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "from",
+        "by",
+        "with",
+        "and",
+        "or",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "why",
+        "how",
+        "did",
+        "do",
+        "does",
+        "that",
+        "this",
+        "these",
+        "those",
+        "it",
+        "its",
+        "as",
+        "into",
+        "than",
+    ]
+)
+RELATIVE_FLOOR = 0.8
+NO_ANSWER = "I could not find an answer in the indexed documents."
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in (m.lower() for m in _WORD.findall(text)) if w not in _STOP}
+
+
+class ExtractiveGenerator:
+    def __init__(self, embedder: TextEmbedder, max_sentences: int) -> None:
+        self.embedder = embedder
+        self.max_sentences = max_sentences
+
+    def generate(self, query: Query, passages: list[Passage]) -> Answer:
+        question = (query.text or "").strip()
+        candidates: list[tuple[int, str]] = []  # (passage position, sentence)
+        seen: set[str] = set()
+        for position, passage in enumerate(passages):
+            for sentence in split_sentences(passage.text):
+                key = sentence.text.lower()
+                if len(sentence.text) >= 3 and key not in seen:
+                    seen.add(key)
+                    candidates.append((position, sentence.text))
+        usable_vector = query.vector is not None and query.vector.shape[-1] == self.embedder.space.dim
+        if not candidates or not (question or usable_vector):
+            return Answer(NO_ANSWER, [])
+
+        sentence_vectors = self.embedder.embed_texts([text for _, text in candidates])
+        if question:
+            query_vector = self.embedder.embed_texts([question])[0]
+        else:  # e2e: no transcript, score against the spoken question's own embedding
+            query_vector = np.asarray(query.vector, dtype=np.float32).reshape(-1)
+        semantic = sentence_vectors @ query_vector
+        asked = _content_words(question)
+        overlap = np.array(
+            [len(asked & _content_words(text)) / max(len(asked), 1) for _, text in candidates],
+            dtype=np.float32,
+        )
+        # Earlier (better-retrieved) passages get a small prior.
+        rank_prior = np.array([1.0 / (1 + position) for position, _ in candidates], dtype=np.float32)
+        scores = semantic + 0.3 * overlap + 0.05 * rank_prior
+
+        # Keep only sentences close to the best one: a weakly related sentence dilutes the answer.
+        ranked = np.argsort(-scores)[: self.max_sentences]
+        best = float(scores[ranked[0]])
+        chosen = [int(i) for i in ranked if float(scores[i]) >= RELATIVE_FLOOR * best]
+        parts = [f"{candidates[i][1]} [{candidates[i][0] + 1}]" for i in chosen]
+        cited = sorted({candidates[i][0] + 1 for i in chosen})
+        return Answer(" ".join(parts), cited)
+
+
+def create(settings: Settings, registry: Any) -> ExtractiveGenerator:
+    return ExtractiveGenerator(registry.text_embedder(), settings.generator.max_sentences)

@@ -1,0 +1,77 @@
+"""Generator that calls any OpenAI-compatible chat-completions server (llama.cpp server,
+vLLM, Ollama's /v1, a hosted API). Uses the standard library's HTTP client: one POST needs
+no extra dependency."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING, Any
+
+from voicerag_cli.errors import BackendError, ConfigError
+from voicerag_cli.models.base import Answer, Passage, Query
+
+if TYPE_CHECKING:
+    from voicerag_cli.config import OpenAIConfig, Settings
+
+SYSTEM_PROMPT = (
+    "You answer questions using only the numbered passages provided. Answer briefly and cite the "
+    "passages you used as [n]. If the passages do not contain the answer, say you do not know."
+)
+_CITATION = re.compile(r"\[(\d+)\]")
+
+
+def build_messages(question: str, passages: list[Passage]) -> list[dict[str, str]]:
+    context = "\n\n".join(f"[{i}] ({p.source})\n{p.text}" for i, p in enumerate(passages, start=1))
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": f"Passages:\n{context}\n\nQuestion: {question}"},
+    ]
+
+
+class OpenAICompatibleGenerator:
+    def __init__(self, config: OpenAIConfig) -> None:
+        self.config = config
+        self.url = config.base_url.rstrip("/") + "/chat/completions"
+        self.api_key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
+
+    def generate(self, query: Query, passages: list[Passage]) -> Answer:
+        if not query.text:
+            raise BackendError("the openai generator needs the question as text (use --rag asr or --text)")
+        question = query.text
+        body = {
+            "model": self.config.model,
+            "messages": build_messages(question, passages),
+            "temperature": self.config.temperature,
+            "max_tokens": self.config.max_tokens,
+        }
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        request = urllib.request.Request(self.url, json.dumps(body).encode(), headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.config.timeout_s) as response:
+                payload = json.loads(response.read().decode("utf-8"))
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:200].replace("\n", " ")
+            raise BackendError(f"generator server {self.url} answered HTTP {exc.code}: {detail}") from exc
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise BackendError(f"cannot reach generator server {self.url}: {reason}") from exc
+        except json.JSONDecodeError as exc:
+            raise BackendError(f"generator server {self.url} sent invalid JSON: {exc}") from exc
+        try:
+            text = payload["choices"][0]["message"]["content"].strip()
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise BackendError(f"generator server {self.url} sent no choices[0].message.content") from exc
+        cited = sorted({int(n) for n in _CITATION.findall(text) if 1 <= int(n) <= len(passages)})
+        return Answer(text, cited)
+
+
+def create(settings: Settings, registry: Any) -> OpenAICompatibleGenerator:
+    if not settings.openai.model:
+        raise ConfigError("config key 'openai.model': set the model name your server serves")
+    return OpenAICompatibleGenerator(settings.openai)

@@ -1,0 +1,60 @@
+"""Text embedder backed by sentence-transformers; default: the bundled all-MiniLM-L6-v2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from voicerag_cli.errors import ModelError
+from voicerag_cli.models._offline import prepare_hf_offline
+from voicerag_cli.models.base import EmbeddingSpace
+
+if TYPE_CHECKING:
+    from voicerag_cli.config import Settings
+
+MINILM_SPACE_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class SentenceEmbedder:
+    def __init__(self, model_dir: Path, space_id: str) -> None:
+        prepare_hf_offline()
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            self.model = SentenceTransformer(str(model_dir), device="cpu")
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot load text embedder from {model_dir}: {exc}") from exc
+        dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else None
+        dim = dim or self.model.get_sentence_embedding_dimension()
+        self.space = EmbeddingSpace(space_id, int(dim))
+
+    def embed_texts(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.space.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            texts,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def create(settings: Settings, registry: Any) -> SentenceEmbedder:
+    from voicerag_cli.registry import minilm_weights
+
+    weights = minilm_weights(settings)
+    if not weights.present:
+        raise ModelError(
+            f"text embedder weights not found at {weights.location} (set text_embedder.model_path)"
+        )
+    if settings.text_embedder.space_id:
+        space_id = settings.text_embedder.space_id
+    elif settings.text_embedder.model_path:
+        space_id = f"sentence-transformers/{Path(weights.location).name}"
+    else:
+        space_id = MINILM_SPACE_ID
+    return SentenceEmbedder(Path(weights.location), space_id)

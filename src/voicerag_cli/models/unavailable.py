@@ -1,0 +1,17 @@
+"""Placeholder backends for roles whose real implementation is not configured."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from voicerag_cli.errors import ModelError
+
+if TYPE_CHECKING:
+    from voicerag_cli.config import Settings
+
+
+def create_speech_embedder(settings: Settings, registry: Any) -> Any:
+    raise ModelError(
+        "--rag e2e needs a speech embedder, and none is configured (models.speech_embedder = 'none'); "
+        "use --rag asr"
+    )

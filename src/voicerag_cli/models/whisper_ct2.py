@@ -1,0 +1,56 @@
+"""Speech recognition with faster-whisper (CTranslate2). Default: the bundled Whisper tiny.en;
+`asr.model_path` points at any converted Whisper (e.g. large-v3) the user has downloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from voicerag_cli.errors import ModelError
+from voicerag_cli.models.base import Transcript
+
+if TYPE_CHECKING:
+    from voicerag_cli.config import Settings
+
+WHISPER_RATE = 16_000
+
+
+class FasterWhisperRecognizer:
+    def __init__(self, model_dir: Path, language: str, beam_size: int, compute_type: str) -> None:
+        from faster_whisper import WhisperModel
+
+        try:
+            self.model = WhisperModel(str(model_dir), device="cpu", compute_type=compute_type, cpu_threads=0)
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ModelError(f"cannot load Whisper model from {model_dir}: {exc}") from exc
+        # English-only checkpoints (*.en) cannot be asked for another language.
+        self.language = language if self.model.model.is_multilingual else "en"
+        self.beam_size = beam_size
+
+    def transcribe(self, audio: np.ndarray, sample_rate: int) -> Transcript:
+        if sample_rate != WHISPER_RATE:
+            raise ValueError(f"Whisper expects {WHISPER_RATE} Hz audio, got {sample_rate}")
+        segments, info = self.model.transcribe(
+            audio.astype(np.float32),
+            language=self.language or None,
+            beam_size=self.beam_size,
+            condition_on_previous_text=False,
+            vad_filter=False,
+        )
+        text = " ".join(segment.text.strip() for segment in segments).strip()
+        return Transcript(text=text, language=info.language)
+
+
+def create(settings: Settings, registry: Any) -> FasterWhisperRecognizer:
+    from voicerag_cli.registry import whisper_weights
+
+    weights = whisper_weights(settings)
+    if not weights.present or not (Path(weights.location) / "model.bin").exists():
+        raise ModelError(
+            f"Whisper weights not found at {weights.location} (set asr.model_path to a CTranslate2 model)"
+        )
+    return FasterWhisperRecognizer(
+        Path(weights.location), settings.asr.language, settings.asr.beam_size, settings.asr.compute_type
+    )

@@ -1,0 +1,1 @@
+"""Question answering pipelines: audio/text in, retrieved passages and an answer out."""
