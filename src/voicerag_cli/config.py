@@ -8,18 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
+import tomllib
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
 from voicerag_cli.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 ENV_PREFIX = "VOICERAG_"
 # Short aliases for the variables people set most; everything else is VOICERAG_<SECTION>__<KEY>.
@@ -170,9 +165,7 @@ def _coerce(dotted: str, expected: Any, value: Any, from_text: bool) -> Any:
 
 def _apply(settings: Settings, section: str, key: str, value: Any, origin: str, from_text: bool) -> None:
     if section not in section_names():
-        raise ConfigError(
-            f"unknown config section '{section}' (in {origin}); known: {', '.join(section_names())}"
-        )
+        raise ConfigError(f"unknown config section '{section}' (in {origin}); known: {', '.join(section_names())}")
     types_ = _section_types(section)
     dotted = f"{section}.{key}"
     if key not in types_:

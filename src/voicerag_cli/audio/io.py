@@ -64,9 +64,7 @@ def prepare(samples: np.ndarray, rate: int, name: str) -> Audio:
     if mono.size == 0:
         raise InputError(f"audio from {name} has no samples")
     if mono.size / rate < MIN_SECONDS:
-        raise InputError(
-            f"audio from {name} is too short ({mono.size / rate:.3f} s; need at least {MIN_SECONDS} s)"
-        )
+        raise InputError(f"audio from {name} is too short ({mono.size / rate:.3f} s; need at least {MIN_SECONDS} s)")
     if not np.isfinite(mono).all():
         raise InputError(f"audio from {name} contains NaN or infinite samples")
     if float(np.max(np.abs(mono))) < SILENCE_PEAK:
@@ -79,6 +77,4 @@ def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
         return samples.astype(np.float32, copy=False)
     import soxr
 
-    return soxr.resample(samples.astype(np.float32, copy=False), rate, target, quality="HQ").astype(
-        np.float32
-    )
+    return soxr.resample(samples.astype(np.float32, copy=False), rate, target, quality="HQ").astype(np.float32)

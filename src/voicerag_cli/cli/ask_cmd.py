@@ -20,13 +20,9 @@ if TYPE_CHECKING:
 def ask(
     audio: Annotated[
         str | None,
-        typer.Argument(
-            help="Question audio file (wav/flac/ogg/mp3), or '-' for audio on stdin.", show_default=False
-        ),
+        typer.Argument(help="Question audio file (wav/flac/ogg/mp3), or '-' for audio on stdin.", show_default=False),
     ] = None,
-    text: Annotated[
-        str | None, typer.Option("--text", "-t", help="Ask a typed question instead of audio.")
-    ] = None,
+    text: Annotated[str | None, typer.Option("--text", "-t", help="Ask a typed question instead of audio.")] = None,
     rag: Annotated[
         str | None,
         typer.Option("--rag", help="Retrieval mode: asr (transcribe first) or e2e (embed speech)."),
@@ -38,12 +34,8 @@ def ask(
     out_dir: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write answer.txt, answer.wav and result.json here.")
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object (schema in README).")
-    ] = False,
-    play: Annotated[
-        bool, typer.Option("--play", help="Speak the answer on the default audio device.")
-    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (schema in README).")] = False,
+    play: Annotated[bool, typer.Option("--play", help="Speak the answer on the default audio device.")] = False,
 ) -> None:
     """Answer a spoken question with passages from your documents (text, sources, timings; speech with --out/--play)."""
     if (audio is None) == (text is None):
@@ -132,9 +124,7 @@ def render(result: AskResult) -> None:
         lines.append("[bold]question:[/] (spoken, embedded directly: no transcript)")
     lines.append("")
     lines.append(escape(result.answer.text))
-    out.print(
-        Panel("\n".join(lines), title=f"voicerag · {result.rag} · index {escape(result.index)}", expand=True)
-    )
+    out.print(Panel("\n".join(lines), title=f"voicerag · {result.rag} · index {escape(result.index)}", expand=True))
 
     table = Table(show_edge=False, pad_edge=False, expand=True)
     table.add_column("#", justify="right", min_width=3, no_wrap=True)

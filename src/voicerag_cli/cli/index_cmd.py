@@ -13,28 +13,20 @@ from voicerag_cli.cli.context import STATE
 
 
 def index(
-    paths: Annotated[
-        list[Path] | None, typer.Argument(help="Files or folders to index.", show_default=False)
-    ] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders to index.", show_default=False)] = None,
     name: Annotated[
         str | None, typer.Option("--name", "-n", help="Index name (default: index.name, 'default').")
     ] = None,
-    rebuild: Annotated[
-        bool, typer.Option("--rebuild", help="Start over instead of updating incrementally.")
-    ] = False,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Start over instead of updating incrementally.")] = False,
     chunk_words: Annotated[int | None, typer.Option(help="Words per chunk (index.chunk_words).")] = None,
-    overlap_words: Annotated[
-        int | None, typer.Option(help="Overlap between chunks (index.overlap_words).")
-    ] = None,
+    overlap_words: Annotated[int | None, typer.Option(help="Overlap between chunks (index.overlap_words).")] = None,
     json_field: Annotated[
         str | None,
         typer.Option("--json-field", help="Text field of .json/.jsonl records (index.json_text_field)."),
     ] = None,
     list_: Annotated[bool, typer.Option("--list", help="List indexes and exit.")] = False,
     drop: Annotated[str | None, typer.Option("--drop", help="Delete the named index and exit.")] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object instead of a summary.")
-    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a summary.")] = False,
 ) -> None:
     """Index documents (txt, md, html, json/jsonl, pdf) into a named vector index.
 

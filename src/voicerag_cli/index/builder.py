@@ -82,9 +82,7 @@ def build_index(
             chunks = [
                 chunk
                 for document in read_documents(source.path, config.json_text_field)
-                for chunk in chunk_text(
-                    document.source, document.text, config.chunk_words, config.overlap_words
-                )
+                for chunk in chunk_text(document.source, document.text, config.chunk_words, config.overlap_words)
             ]
             pending.append((source.key, chunks))
             if not chunks:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import ClassVar
 
 from voicerag_cli.errors import InputError
 
@@ -61,8 +62,23 @@ def hash_file(path: Path) -> SourceFile:
 
 
 class _HTMLText(HTMLParser):
-    _SKIP = {"script", "style", "noscript", "template", "head"}
-    _BLOCK = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section", "article", "pre"}
+    _SKIP: ClassVar[set[str]] = {"script", "style", "noscript", "template", "head"}
+    _BLOCK: ClassVar[set[str]] = {
+        "p",
+        "div",
+        "br",
+        "li",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "tr",
+        "section",
+        "article",
+        "pre",
+    }
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -129,9 +145,7 @@ def read_documents(path: Path, json_text_field: str) -> list[Document]:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InputError(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
-            docs.extend(
-                Document(f"{source}#L{number}", text) for text in _json_texts(record, json_text_field)
-            )
+            docs.extend(Document(f"{source}#L{number}", text) for text in _json_texts(record, json_text_field))
         return docs
     if suffix == ".json":
         try:

@@ -156,9 +156,7 @@ class IndexRoot:
         if not self.root.is_dir():
             return []
         return sorted(
-            p.name
-            for p in self.root.iterdir()
-            if p.is_dir() and not p.name.startswith(".") and self.exists(p.name)
+            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".") and self.exists(p.name)
         )
 
     def manifest(self, name: str) -> Manifest:
@@ -284,15 +282,11 @@ class IndexWriter:
             if old.capacity:
                 self.hnsw.load_index(str(previous / VECTORS), max_elements=old.capacity)
             else:
-                self.hnsw = _new_hnsw(
-                    manifest.dim, MIN_CAPACITY, manifest.hnsw_m, manifest.hnsw_ef_construction
-                )
+                self.hnsw = _new_hnsw(manifest.dim, MIN_CAPACITY, manifest.hnsw_m, manifest.hnsw_ef_construction)
                 manifest.capacity = MIN_CAPACITY
         else:
             manifest.capacity = MIN_CAPACITY
-            self.hnsw = _new_hnsw(
-                manifest.dim, manifest.capacity, manifest.hnsw_m, manifest.hnsw_ef_construction
-            )
+            self.hnsw = _new_hnsw(manifest.dim, manifest.capacity, manifest.hnsw_m, manifest.hnsw_ef_construction)
             self.changed = True  # a new or rebuilt index is always published
         self.manifest = manifest
         self.db = sqlite3.connect(self.staging / CHUNKS_DB)

@@ -48,9 +48,7 @@ def create(settings: Settings, registry: Any) -> SentenceEmbedder:
 
     weights = minilm_weights(settings)
     if not weights.present:
-        raise ModelError(
-            f"text embedder weights not found at {weights.location} (set text_embedder.model_path)"
-        )
+        raise ModelError(f"text embedder weights not found at {weights.location} (set text_embedder.model_path)")
     if settings.text_embedder.space_id:
         space_id = settings.text_embedder.space_id
     elif settings.text_embedder.model_path:

@@ -12,6 +12,5 @@ if TYPE_CHECKING:
 
 def create_speech_embedder(settings: Settings, registry: Any) -> Any:
     raise ModelError(
-        "--rag e2e needs a speech embedder, and none is configured (models.speech_embedder = 'none'); "
-        "use --rag asr"
+        "--rag e2e needs a speech embedder, and none is configured (models.speech_embedder = 'none'); use --rag asr"
     )

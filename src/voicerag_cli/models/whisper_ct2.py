@@ -48,9 +48,7 @@ def create(settings: Settings, registry: Any) -> FasterWhisperRecognizer:
 
     weights = whisper_weights(settings)
     if not weights.present or not (Path(weights.location) / "model.bin").exists():
-        raise ModelError(
-            f"Whisper weights not found at {weights.location} (set asr.model_path to a CTranslate2 model)"
-        )
+        raise ModelError(f"Whisper weights not found at {weights.location} (set asr.model_path to a CTranslate2 model)")
     return FasterWhisperRecognizer(
         Path(weights.location), settings.asr.language, settings.asr.beam_size, settings.asr.compute_type
     )
