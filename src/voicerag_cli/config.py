@@ -66,6 +66,7 @@ class IndexConfig:
 class AskConfig:
     rag: str = "asr"
     k: int = 5
+    rounds: int = 1  # 2: the seed's two-round retrieval (question + first answer)
 
 
 @dataclass
@@ -242,6 +243,8 @@ def validate(settings: Settings) -> None:
             raise ConfigError(
                 f"config key 'models.{role}': unknown backend {chosen!r}; choose from {', '.join(backends)}"
             )
+    if settings.ask.rounds not in (1, 2):
+        raise ConfigError(f"config key 'ask.rounds': expected 1 or 2, got {settings.ask.rounds}")
     if settings.ask.rag not in {"asr", "e2e"}:
         raise ConfigError(f"config key 'ask.rag': expected 'asr' or 'e2e', got {settings.ask.rag!r}")
     positive = {

@@ -36,11 +36,15 @@ def ask(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (schema in README).")] = False,
     play: Annotated[bool, typer.Option("--play", help="Speak the answer on the default audio device.")] = False,
+    rounds: Annotated[
+        int | None,
+        typer.Option("--rounds", help="2: search again with the question plus the first answer, answer from both."),
+    ] = None,
 ) -> None:
     """Answer a spoken question with passages from your documents (text, sources, timings; speech with --out/--play)."""
     if (audio is None) == (text is None):
         raise typer.BadParameter("give exactly one of AUDIO (a file or '-') and --text")
-    settings = STATE.settings({"ask.rag": rag, "ask.k": k, "index.name": index_name})
+    settings = STATE.settings({"ask.rag": rag, "ask.k": k, "ask.rounds": rounds, "index.name": index_name})
 
     from voicerag_cli.pipeline.ask import AskPipeline
 
@@ -55,7 +59,7 @@ def ask(
     registry = STATE.registry()
     reader = STATE.index_root().open(settings.index.name)
     try:
-        pipeline = AskPipeline(registry, reader, settings.ask.k, settings.index.hnsw_ef_search)
+        pipeline = AskPipeline(registry, reader, settings.ask.k, settings.index.hnsw_ef_search, settings.ask.rounds)
         if clip is not None:
             result = pipeline.ask_audio(clip, settings.ask.rag)
             result.timings_ms = {"read_audio": read_ms, **result.timings_ms}

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
 from rich.console import Console
 
-out = Console(highlight=False, soft_wrap=False)
+# Piped output has no terminal width to respect: do not squeeze tables into 80 columns.
+_PIPE_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
+out = Console(highlight=False, soft_wrap=False, width=_PIPE_WIDTH)
 err = Console(stderr=True, highlight=False)
 
 

@@ -123,12 +123,28 @@ def _write_atomic(path: Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
-def _new_hnsw(dim: int, capacity: int, m: int, ef_construction: int) -> Any:
+def new_hnsw(dim: int, capacity: int, m: int, ef_construction: int) -> Any:
     import hnswlib
 
     index = hnswlib.Index(space="cosine", dim=dim)
     index.init_index(max_elements=capacity, ef_construction=ef_construction, M=m, random_seed=100)
     return index
+
+
+def ensure_same_space(index_name: str, index_space: EmbeddingSpace, space: EmbeddingSpace, role: str) -> None:
+    if space != index_space:
+        raise IndexError_(
+            f"index {index_name!r} holds {index_space.space_id} vectors (dim {index_space.dim}) "
+            f"but the {role} produces {space.space_id} (dim {space.dim}); re-index with that embedder "
+            "or choose a matching backend"
+        )
+
+
+def knn(index: Any, vector: np.ndarray, k: int, ef: int) -> tuple[list[int], list[float]]:
+    """Top-k labels and cosine similarities from an hnswlib index holding at least k live items."""
+    index.set_ef(max(ef, k))
+    labels, distances = index.knn_query(vector.reshape(1, -1).astype(np.float32), k=k)
+    return labels[0].tolist(), (1.0 - distances[0]).tolist()
 
 
 class IndexRoot:
@@ -209,25 +225,20 @@ class IndexReader:
         self.hnsw = hnswlib.Index(space="cosine", dim=self.manifest.dim)
         if self.manifest.chunks:
             self.hnsw.load_index(str(folder / VECTORS), max_elements=0)
+        self.name = self.manifest.name
+        self.space = self.manifest.space
 
     def close(self) -> None:
         self.db.close()
 
     def check_space(self, space: EmbeddingSpace, role: str) -> None:
-        if space != self.manifest.space:
-            raise IndexError_(
-                f"index {self.manifest.name!r} holds {self.manifest.space_id} vectors (dim {self.manifest.dim}) "
-                f"but the {role} produces {space.space_id} (dim {space.dim}); re-index with that embedder "
-                "or choose a matching backend"
-            )
+        ensure_same_space(self.name, self.space, space, role)
 
     def search(self, vector: np.ndarray, k: int, ef: int) -> list[Passage]:
         if self.manifest.chunks == 0:
             raise IndexError_(f"index {self.manifest.name!r} is empty: index some documents first")
-        k = min(k, self.manifest.chunks)
-        self.hnsw.set_ef(max(ef, k))
-        labels, distances = self.hnsw.knn_query(vector.reshape(1, -1).astype(np.float32), k=k)
-        return self._passages(labels[0].tolist(), (1.0 - distances[0]).tolist())
+        labels, scores = knn(self.hnsw, vector, min(k, self.manifest.chunks), ef)
+        return self._passages(labels, scores)
 
     def _passages(self, ids: list[int], scores: list[float]) -> list[Passage]:
         placeholders = ",".join("?" * len(ids))
@@ -282,11 +293,11 @@ class IndexWriter:
             if old.capacity:
                 self.hnsw.load_index(str(previous / VECTORS), max_elements=old.capacity)
             else:
-                self.hnsw = _new_hnsw(manifest.dim, MIN_CAPACITY, manifest.hnsw_m, manifest.hnsw_ef_construction)
+                self.hnsw = new_hnsw(manifest.dim, MIN_CAPACITY, manifest.hnsw_m, manifest.hnsw_ef_construction)
                 manifest.capacity = MIN_CAPACITY
         else:
             manifest.capacity = MIN_CAPACITY
-            self.hnsw = _new_hnsw(manifest.dim, manifest.capacity, manifest.hnsw_m, manifest.hnsw_ef_construction)
+            self.hnsw = new_hnsw(manifest.dim, manifest.capacity, manifest.hnsw_m, manifest.hnsw_ef_construction)
             self.changed = True  # a new or rebuilt index is always published
         self.manifest = manifest
         self.db = sqlite3.connect(self.staging / CHUNKS_DB)

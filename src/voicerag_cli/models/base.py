@@ -81,6 +81,8 @@ class Generator(Protocol):
 
 @runtime_checkable
 class SpeechSynthesizer(Protocol):
-    def synthesize(self, text: str, out_path: Path) -> Path:
-        """Write a WAV of `text` to `out_path` and return it."""
+    def synthesize(
+        self, text: str, out_path: Path, voice: str | None = None, rate: int | None = None, pitch: int | None = None
+    ) -> Path:
+        """Write a WAV of `text` to `out_path` and return it; None keeps the configured voice/rate/pitch."""
         ...

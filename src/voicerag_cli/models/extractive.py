@@ -82,7 +82,8 @@ class ExtractiveGenerator:
         for position, passage in enumerate(passages):
             for sentence in split_sentences(passage.text):
                 key = sentence.text.lower()
-                if len(sentence.text) >= 3 and key not in seen:
+                # A question found in a passage (FAQ pages, search snippets) never answers one.
+                if len(sentence.text) >= 3 and key not in seen and not sentence.text.rstrip().endswith(("?", "？")):
                     seen.add(key)
                     candidates.append((position, sentence.text))
         usable_vector = query.vector is not None and query.vector.shape[-1] == self.embedder.space.dim

@@ -1,24 +1,59 @@
-"""The ask pipeline: (audio | text) -> query vector -> top-k passages -> answer -> speech."""
+"""The ask pipeline: (audio | text) -> query vector -> top-k passages -> answer -> speech.
+
+The stages are separate methods so that `voicerag eval` times and scores exactly the code
+that `voicerag ask` runs.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
 
 from voicerag_cli.errors import InputError
-from voicerag_cli.models.base import Answer, Passage, Query
+from voicerag_cli.models.base import Answer, EmbeddingSpace, Passage, Query
 from voicerag_cli.pipeline.timing import Stopwatch
 
 if TYPE_CHECKING:
     from voicerag_cli.audio.io import Audio
-    from voicerag_cli.index.store import IndexReader
     from voicerag_cli.registry import Registry
 
 SCHEMA_VERSION = 1
-_CITATION = re.compile(r"\s*\[\d+(?:,\s*\d+)*\]")
 RAG_MODES = ("asr", "e2e")
+_CITATION = re.compile(r"\s*\[\d+(?:,\s*\d+)*\]")
+
+
+class Searcher(Protocol):
+    """A vector index the pipeline can query: the on-disk IndexReader or eval's MemoryIndex."""
+
+    name: str
+    space: EmbeddingSpace
+
+    def check_space(self, space: EmbeddingSpace, role: str) -> None: ...
+
+    def search(self, vector: np.ndarray, k: int, ef: int) -> list[Passage]: ...
+
+
+@dataclass
+class Round:
+    passages: list[Passage]
+    answer: Answer
+
+
+@dataclass
+class Outcome:
+    """What answering one query produced.
+
+    `context` is what the final answer was generated from (round one's top k, or the union of
+    both rounds' top k); `ranked` is round one's full retrieval, `depth` deep, for scoring."""
+
+    context: list[Passage]
+    ranked: list[Passage]
+    answer: Answer
+    first_round: Round | None
 
 
 @dataclass
@@ -34,6 +69,7 @@ class AskResult:
     models: dict[str, str]
     audio_seconds: float | None = None
     answer_audio: str | None = None
+    first_round: Round | None = None  # set when two-round retrieval ran
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -48,22 +84,30 @@ class AskResult:
             "question": self.question,
             "answer": self.answer.text,
             "citations": self.answer.cited,
-            "sources": [
-                {
-                    "rank": rank,
-                    "score": round(p.score, 4),
-                    "source": p.source,
-                    "start": p.start,
-                    "end": p.end,
-                    "chunk_id": p.chunk_id,
-                    "text": p.text,
-                }
-                for rank, p in enumerate(self.sources, start=1)
-            ],
+            "sources": sources_json(self.sources),
+            "rounds": 1 if self.first_round is None else 2,
+            "first_round": None
+            if self.first_round is None
+            else {"answer": self.first_round.answer.text, "sources": sources_json(self.first_round.passages)},
             "timings_ms": {stage: round(ms, 1) for stage, ms in self.timings_ms.items()},
             "models": self.models,
             "answer_audio": self.answer_audio,
         }
+
+
+def sources_json(passages: list[Passage]) -> list[dict[str, Any]]:
+    return [
+        {
+            "rank": rank,
+            "score": round(p.score, 4),
+            "source": p.source,
+            "start": p.start,
+            "end": p.end,
+            "chunk_id": p.chunk_id,
+            "text": p.text,
+        }
+        for rank, p in enumerate(passages, start=1)
+    ]
 
 
 def spoken_form(text: str) -> str:
@@ -71,40 +115,101 @@ def spoken_form(text: str) -> str:
     return " ".join(_CITATION.sub("", text).split())
 
 
+def merge_rounds(first: list[Passage], second: list[Passage]) -> list[Passage]:
+    """Union of two retrievals, first-round order first, without duplicates."""
+    seen = {p.chunk_id for p in first}
+    return first + [p for p in second if p.chunk_id not in seen]
+
+
 class AskPipeline:
-    def __init__(self, registry: Registry, reader: IndexReader, k: int, ef_search: int) -> None:
+    def __init__(
+        self, registry: Registry, searcher: Searcher, k: int, ef_search: int, rounds: int = 1, depth: int = 0
+    ) -> None:
+        """`k` passages go to the generator; `depth` (>= k) are retrieved, for scoring deeper ranks in eval."""
+        if rounds not in (1, 2):
+            raise InputError(f"--rounds must be 1 or 2, got {rounds}")
         self.registry = registry
-        self.reader = reader
+        self.searcher = searcher
         self.k = k
+        self.depth = max(k, depth)
         self.ef_search = ef_search
+        self.rounds = rounds
 
     def models_used(self, rag: str) -> dict[str, str]:
-        roles = ["text_embedder", "generator"] + (
-            ["asr"] if rag == "asr" else ["speech_embedder"] if rag == "e2e" else []
-        )
-        return {role: self.registry.backend_name(role) for role in roles}
+        extra = {"asr": ["asr"], "e2e": ["speech_embedder"]}.get(rag, [])
+        return {role: self.registry.backend_name(role) for role in ["text_embedder", "generator", *extra]}
 
+    # --- stages -----------------------------------------------------------------------
+    def transcribe(self, audio: Audio, watch: Stopwatch) -> str:
+        with watch.stage("asr"):
+            transcript = self.registry.asr().transcribe(audio.samples, audio.sample_rate).text
+        if not transcript:
+            raise InputError(f"no speech recognized in {audio.source}")
+        return transcript
+
+    def text_query(self, text: str, watch: Stopwatch) -> Query:
+        embedder = self.registry.text_embedder()
+        self.searcher.check_space(embedder.space, "text embedder")
+        with watch.stage("embed_text"):
+            vector = embedder.embed_texts([text])[0]
+        return Query(text=text, vector=vector)
+
+    def speech_query(self, audio: Audio, watch: Stopwatch) -> Query:
+        embedder = self.registry.speech_embedder()
+        self.searcher.check_space(embedder.space, "speech embedder")
+        with watch.stage("embed_speech"):
+            vector = embedder.embed_speech(audio.samples, audio.sample_rate)
+        return Query(text=None, vector=np.asarray(vector, dtype=np.float32))
+
+    def retrieve(self, query: Query, watch: Stopwatch, stage: str = "search") -> list[Passage]:
+        assert query.vector is not None
+        with watch.stage(stage):
+            return self.searcher.search(query.vector, self.depth, self.ef_search)
+
+    def generate(self, query: Query, passages: list[Passage], watch: Stopwatch, stage: str = "generate") -> Answer:
+        with watch.stage(stage):
+            return self.registry.generator().generate(query, passages)
+
+    def second_query(self, query: Query, first_answer: Answer, watch: Stopwatch) -> Query:
+        """Round two searches with the question plus the first answer (the seed's strategy).
+        Without a transcript (e2e) the answer's text embedding is added to the speech vector."""
+        embedder = self.registry.text_embedder()
+        with watch.stage("embed_round2"):
+            if query.text:
+                vector = embedder.embed_texts([f"{query.text} {spoken_form(first_answer.text)}"])[0]
+            else:
+                assert query.vector is not None
+                combined = query.vector + embedder.embed_texts([spoken_form(first_answer.text)])[0]
+                vector = combined / max(float(np.linalg.norm(combined)), 1e-12)
+        return Query(text=query.text, vector=vector)
+
+    def answer_query(self, query: Query, watch: Stopwatch) -> Outcome:
+        """Retrieve and generate, in one or two rounds (see `Outcome`)."""
+        ranked = self.retrieve(query, watch)
+        context = ranked[: self.k]
+        answer = self.generate(query, context, watch)
+        if self.rounds == 1:
+            return Outcome(context, ranked, answer, None)
+        first = Round(context, answer)
+        second = self.retrieve(self.second_query(query, answer, watch), watch, stage="search_round2")
+        context = merge_rounds(context, second[: self.k])
+        final = self.generate(query, context, watch, stage="generate_round2")
+        return Outcome(context, ranked, final, first)
+
+    # --- whole questions ----------------------------------------------------------------
     def ask_audio(self, audio: Audio, rag: str) -> AskResult:
         watch = Stopwatch()
         if rag == "asr":
-            with watch.stage("asr"):
-                transcript = self.registry.asr().transcribe(audio.samples, audio.sample_rate).text
-            if not transcript:
-                raise InputError(f"no speech recognized in {audio.source}")
-            result = self._answer_text(transcript, watch, rag="asr")
-            result.transcript = transcript
+            transcript: str | None = self.transcribe(audio, watch)
+            assert transcript is not None
+            query = self.text_query(transcript, watch)
         elif rag == "e2e":
-            embedder = self.registry.speech_embedder()
-            self.reader.check_space(embedder.space, "speech embedder")
-            with watch.stage("embed_speech"):
-                vector = embedder.embed_speech(audio.samples, audio.sample_rate)
-            with watch.stage("search"):
-                passages = self.reader.search(vector, self.k, self.ef_search)
-            with watch.stage("generate"):
-                answer = self.registry.generator().generate(Query(text=None, vector=vector), passages)
-            result = self._result(None, answer, passages, watch, rag="e2e")
+            transcript = None
+            query = self.speech_query(audio, watch)
         else:
             raise InputError(f"unknown --rag mode {rag!r}; choose from {', '.join(RAG_MODES)}")
+        result = self._result(query, watch, rag)
+        result.transcript = transcript
         result.input = audio.source
         result.audio_seconds = audio.duration_s
         return result
@@ -112,34 +217,24 @@ class AskPipeline:
     def ask_text(self, question: str) -> AskResult:
         if not question.strip():
             raise InputError("the question text is empty")
-        result = self._answer_text(question.strip(), Stopwatch(), rag="text")
+        watch = Stopwatch()
+        result = self._result(self.text_query(question.strip(), watch), watch, rag="text")
         result.input = "text"
         return result
 
-    def _answer_text(self, question: str, watch: Stopwatch, rag: str) -> AskResult:
-        embedder = self.registry.text_embedder()
-        self.reader.check_space(embedder.space, "text embedder")
-        with watch.stage("embed_text"):
-            vector = embedder.embed_texts([question])[0]
-        with watch.stage("search"):
-            passages = self.reader.search(vector, self.k, self.ef_search)
-        with watch.stage("generate"):
-            answer = self.registry.generator().generate(Query(text=question, vector=vector), passages)
-        return self._result(question, answer, passages, watch, rag)
-
-    def _result(
-        self, question: str | None, answer: Answer, passages: list[Passage], watch: Stopwatch, rag: str
-    ) -> AskResult:
+    def _result(self, query: Query, watch: Stopwatch, rag: str) -> AskResult:
+        outcome = self.answer_query(query, watch)
         return AskResult(
             input="",
             rag=rag,
-            index=self.reader.manifest.name,
+            index=self.searcher.name,
             transcript=None,
-            question=question,
-            answer=answer,
-            sources=passages,
+            question=query.text,
+            answer=outcome.answer,
+            sources=outcome.context,
             timings_ms=watch.ms,
             models=self.models_used(rag),
+            first_round=outcome.first_round,
         )
 
     def speak(self, result: AskResult, out_path: Path) -> Path:

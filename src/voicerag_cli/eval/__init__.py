@@ -1,0 +1,1 @@
+"""Benchmark evaluation: datasets, spoken questions, metrics, the run loop and its report."""

@@ -1,0 +1,45 @@
+"""An in-memory hnswlib index over a fixed set of passages, for evaluation corpora that
+exist only for one run (e.g. one question's candidate passages)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from voicerag_cli.errors import IndexError_
+from voicerag_cli.index.store import ensure_same_space, knn, new_hnsw
+from voicerag_cli.models.base import EmbeddingSpace, Passage
+
+
+class MemoryIndex:
+    def __init__(self, name: str, space: EmbeddingSpace, m: int = 16, ef_construction: int = 200) -> None:
+        self.name = name
+        self.space = space
+        self._m, self._ef_construction = m, ef_construction
+        self._sources: list[str] = []
+        self._texts: list[str] = []
+        self._vectors: list[np.ndarray] = []
+        self._hnsw: object | None = None
+
+    def add(self, sources: list[str], texts: list[str], vectors: np.ndarray) -> None:
+        self._sources += sources
+        self._texts += texts
+        self._vectors.append(np.asarray(vectors, dtype=np.float32))
+        self._hnsw = None  # rebuilt on the next search
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def check_space(self, space: EmbeddingSpace, role: str) -> None:
+        ensure_same_space(self.name, self.space, space, role)
+
+    def search(self, vector: np.ndarray, k: int, ef: int) -> list[Passage]:
+        if not self._texts:
+            raise IndexError_(f"index {self.name!r} is empty")
+        if self._hnsw is None:
+            self._hnsw = new_hnsw(self.space.dim, len(self._texts), self._m, self._ef_construction)
+            self._hnsw.add_items(np.concatenate(self._vectors), np.arange(len(self._texts)), num_threads=1)  # type: ignore[attr-defined]
+        labels, scores = knn(self._hnsw, vector, min(k, len(self._texts)), ef)
+        return [
+            Passage(chunk_id=i, source=self._sources[i], text=self._texts[i], score=s)
+            for i, s in zip(labels, scores, strict=True)
+        ]
