@@ -70,6 +70,16 @@ class AskConfig:
 
 
 @dataclass
+class ChatConfig:
+    start_threshold: float = 0.5  # VAD speech probability that starts an utterance
+    end_threshold: float = 0.35  # below this a frame is silence
+    min_speech_ms: int = 250  # shorter sounds are ignored
+    silence_ms: int = 500  # silence that ends an utterance
+    history_turns: int = 3  # earlier turns given to the generator
+    barge_in: bool = True  # speech during the answer stops playback
+
+
+@dataclass
 class AsrConfig:
     model_path: str = ""  # CTranslate2 Whisper folder; empty: the bundled tiny.en
     language: str = "en"
@@ -111,6 +121,7 @@ class Settings:
     models: ModelsConfig = field(default_factory=ModelsConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     ask: AskConfig = field(default_factory=AskConfig)
+    chat: ChatConfig = field(default_factory=ChatConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
     text_embedder: TextEmbedderConfig = field(default_factory=TextEmbedderConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -265,6 +276,17 @@ def validate(settings: Settings) -> None:
         raise ConfigError(
             f"config key 'index.overlap_words': must be >= 0 and < index.chunk_words, got {settings.index.overlap_words}"
         )
+    chat = settings.chat
+    if not 0 < chat.end_threshold <= chat.start_threshold < 1:
+        raise ConfigError(
+            "config keys 'chat.start_threshold'/'chat.end_threshold': need 0 < end <= start < 1, "
+            f"got {chat.start_threshold}/{chat.end_threshold}"
+        )
+    for key in ("min_speech_ms", "silence_ms"):
+        if getattr(chat, key) <= 0:
+            raise ConfigError(f"config key 'chat.{key}': must be positive, got {getattr(chat, key)}")
+    if chat.history_turns < 0:
+        raise ConfigError(f"config key 'chat.history_turns': must be >= 0, got {chat.history_turns}")
     if not 0 <= settings.tts.pitch <= 99:
         raise ConfigError(f"config key 'tts.pitch': must be in 0..99, got {settings.tts.pitch}")
     from voicerag_cli.paths import validate_index_name

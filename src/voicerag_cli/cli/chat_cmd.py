@@ -1,20 +1,296 @@
-"""`voicerag chat`: live spoken conversation (issue 7)."""
+"""`voicerag chat`: a spoken (or typed) conversation over an index."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from voicerag_cli.errors import VoiceragError
+from voicerag_cli.cli.console import err, out, print_json
+from voicerag_cli.cli.context import STATE
+from voicerag_cli.errors import InputError
 
-
-class NotYetAvailable(VoiceragError):
-    exit_code = 2
+if TYPE_CHECKING:
+    from voicerag_cli.pipeline.ask import AskPipeline, AskResult
+    from voicerag_cli.pipeline.chat import Turn
 
 
 def chat(
-    mic: Annotated[bool, typer.Option("--mic", help="Listen on the default microphone.")] = False,
+    mic: Annotated[bool, typer.Option("--mic", help="Listen on the microphone (the default mode).")] = False,
+    input_file: Annotated[
+        Path | None, typer.Option("--input", help="Feed a recorded conversation (wav/flac/...) as if from the mic.")
+    ] = None,
+    realtime: Annotated[bool, typer.Option("--realtime", help="With --input: feed at real-time speed.")] = False,
+    text_mode: Annotated[bool, typer.Option("--text", help="Type questions (one per line on stdin) instead.")] = False,
+    device: Annotated[
+        str | None, typer.Option("--device", help="Input device index or name (see --list-devices).")
+    ] = None,
+    output_device: Annotated[str | None, typer.Option("--output-device", help="Output device index or name.")] = None,
+    list_devices: Annotated[bool, typer.Option("--list-devices", help="List audio devices and exit.")] = False,
+    rag: Annotated[str | None, typer.Option("--rag", help="asr or e2e (ask.rag).")] = None,
+    index_name: Annotated[str | None, typer.Option("--index", "-i", help="Index to search (index.name).")] = None,
+    k: Annotated[int | None, typer.Option("-k", help="Passages to retrieve (ask.k).")] = None,
+    save: Annotated[Path | None, typer.Option("--save", help="Write each turn's audio, text and timings here.")] = None,
+    mute: Annotated[bool, typer.Option("--mute", help="Do not play answers (no output device needed).")] = False,
+    no_barge_in: Annotated[bool, typer.Option("--no-barge-in", help="Do not stop the answer when you speak.")] = False,
+    silence_ms: Annotated[int | None, typer.Option(help="Silence that ends an utterance (chat.silence_ms).")] = None,
+    start_threshold: Annotated[float | None, typer.Option(help="VAD start threshold (chat.start_threshold).")] = None,
+    end_threshold: Annotated[float | None, typer.Option(help="VAD end threshold (chat.end_threshold).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per turn.")] = False,
 ) -> None:
-    """Live spoken conversation over an index (not yet available)."""
-    raise NotYetAvailable("`voicerag chat` is not yet available in this version; use `voicerag ask`")
+    """Talk with your documents: each utterance is answered aloud; speak during the answer to interrupt it."""
+    from voicerag_cli.audio import stream
+
+    if list_devices:
+        _print_devices(stream.list_devices(), as_json)
+        return
+    if sum([mic, input_file is not None, text_mode]) > 1:
+        raise typer.BadParameter("choose one of --mic, --input FILE and --text")
+    settings = STATE.settings(
+        {
+            "ask.rag": rag,
+            "ask.k": k,
+            "index.name": index_name,
+            "chat.silence_ms": silence_ms,
+            "chat.start_threshold": start_threshold,
+            "chat.end_threshold": end_threshold,
+        }
+    )
+    from voicerag_cli.pipeline.ask import AskPipeline
+
+    reader = STATE.index_root().open(settings.index.name)
+    pipeline = AskPipeline(STATE.registry(), reader, settings.ask.k, settings.index.hnsw_ef_search)
+    try:
+        if text_mode:
+            _text_chat(pipeline, settings.chat.history_turns, mute, output_device, save, as_json)
+        else:
+            _voice_chat(
+                pipeline, settings, input_file, realtime, device, output_device, save, mute, no_barge_in, as_json
+            )
+    finally:
+        reader.close()
+
+
+def _device(value: str | None) -> int | str | None:
+    return int(value) if value is not None and value.isdigit() else value
+
+
+def _voice_chat(
+    pipeline: AskPipeline,
+    settings: Any,
+    input_file: Path | None,
+    realtime: bool,
+    device: str | None,
+    output_device: str | None,
+    save: Path | None,
+    mute: bool,
+    no_barge_in: bool,
+    as_json: bool,
+) -> None:
+    from voicerag_cli.audio import stream
+    from voicerag_cli.audio.vad import SileroVad, UtteranceSegmenter, VadConfig
+    from voicerag_cli.pipeline.chat import ChatSession
+
+    cfg = settings.chat
+    vad = VadConfig(
+        start_threshold=cfg.start_threshold,
+        end_threshold=cfg.end_threshold,
+        min_speech_ms=cfg.min_speech_ms,
+        silence_ms=cfg.silence_ms,
+    )
+    # A file-fed run plays into a virtual speaker unless a device is asked for explicitly.
+    virtual = mute or (input_file is not None and output_device is None)
+    sink = stream.VirtualSink() if virtual else stream.SpeakerSink(_device(output_device))
+    _warm_up(pipeline, settings.ask.rag, speak=not mute)
+    source = stream.FileSource(input_file, realtime=realtime) if input_file else stream.MicSource(_device(device))
+    ui = _LiveStatus(enabled=err.is_terminal and not as_json)
+    session = ChatSession(
+        pipeline,
+        UtteranceSegmenter(SileroVad(), vad),
+        sink,
+        rag=settings.ask.rag,
+        save_dir=save,
+        history_turns=cfg.history_turns,
+        barge_in=cfg.barge_in and not no_barge_in,
+        speak=not mute,
+        on_event=ui.event,
+    )
+    if input_file is None:
+        err.print(f"[dim]listening on {getattr(source, 'name', 'microphone')} · Ctrl-C to stop[/]")
+    ui.on_turn = lambda turn: _print_turn(turn, as_json)
+    ui.on_barge_in = lambda turn, at_s: _print_barge_in(turn, at_s, as_json)
+    try:
+        with ui:
+            session.run(source)
+    except KeyboardInterrupt:
+        source.close()
+        err.print("[dim]bye[/]")
+    if save is not None:
+        err.print(f"[dim]{len(session.turns)} turn(s) saved in {save}[/]")
+
+
+def _warm_up(pipeline: AskPipeline, rag: str, speak: bool) -> None:
+    """Load the models and run each once before listening: the first turn should be as fast
+    as the others, not pay for loading and first-call initialisation."""
+    import numpy as np
+
+    second = np.zeros(16_000, dtype=np.float32)
+    if rag == "asr":
+        pipeline.registry.asr().transcribe(second, 16_000)
+    else:
+        pipeline.registry.speech_embedder().embed_speech(second, 16_000)
+    pipeline.registry.text_embedder().embed_texts(["warm up"])
+    pipeline.registry.generator()
+    if speak:
+        pipeline.registry.tts()
+
+
+def _text_chat(
+    pipeline: AskPipeline, history_turns: int, mute: bool, output_device: str | None, save: Path | None, as_json: bool
+) -> None:
+    import json
+
+    from voicerag_cli.errors import VoiceragError
+
+    speaker = None
+    if not mute:
+        from voicerag_cli.audio import stream
+
+        speaker = stream.SpeakerSink(_device(output_device))
+    history: list[tuple[str, str]] = []
+    interactive = sys.stdin.isatty()
+    turn = 0
+    while True:
+        if interactive:
+            err.print("[bold]you>[/] ", end="")
+        line = sys.stdin.readline()
+        if not line:
+            break
+        question = line.strip()
+        if not question:
+            continue
+        turn += 1
+        pipeline.history = history[-history_turns:] if history_turns else []
+        try:
+            result = pipeline.ask_text(question)
+        except InputError as exc:
+            err.print(f"[yellow]{exc}[/]")
+            continue
+        history.append((question, result.answer.text))
+        folder = save / f"turn-{turn:03d}" if save else None
+        if speaker is not None or folder is not None:
+            import tempfile
+
+            wav = (folder or Path(tempfile.mkdtemp(prefix="voicerag-"))) / "answer.wav"
+            try:
+                pipeline.speak(result, wav)
+            except VoiceragError as exc:
+                err.print(f"[yellow]{exc}[/]")
+            if speaker is not None and result.answer_audio:
+                import soundfile as sf
+
+                samples, rate = sf.read(result.answer_audio, dtype="float32")
+                speaker.play(samples, rate, 0.0)
+                speaker.sd.wait()
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "turn.json").write_text(
+                json.dumps(result.to_json(), ensure_ascii=False, indent=2), encoding="utf-8"
+            )
+        _print_result(turn, result, as_json)
+
+
+def _print_turn(turn: Turn, as_json: bool) -> None:
+    if as_json:
+        print_json({"event": "turn", **turn.to_json()})
+        return
+    if turn.result is None:
+        err.print(f"[yellow]turn {turn.index}: {turn.error}[/]")
+        return
+    _print_result(turn.index, turn.result, as_json=False)
+    err.print(f"[dim]end of speech → answer audio {turn.eos_to_audio_ms:.0f} ms[/]")
+
+
+def _print_barge_in(turn: int, at_s: float, as_json: bool) -> None:
+    if as_json:
+        print_json({"event": "barge_in", "turn": turn, "at_s": round(at_s, 3)})
+    else:
+        err.print(f"[dim]interrupted answer {turn} at {at_s:.2f} s[/]")
+
+
+def _print_result(index: int, result: AskResult, as_json: bool) -> None:
+    from rich.markup import escape
+
+    if as_json:
+        print_json({"event": "turn", "turn": index, "result": result.to_json()})
+        return
+    heard = result.transcript or result.question or "(spoken question)"
+    out.print(f"[bold cyan]you:[/] {escape(heard)}")
+    out.print(f"[bold green]voicerag:[/] {escape(result.answer.text)}")
+    cited = [result.sources[i - 1].source for i in result.answer.cited if 0 < i <= len(result.sources)]
+    if cited:
+        out.print(f"[dim]sources: {escape(', '.join(dict.fromkeys(cited)))}[/]")
+
+
+class _LiveStatus:
+    """A one-line status on stderr: state (listening / thinking / speaking) and input level."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.state = "listening"
+        self.level = (-100.0, 0.0)
+        self.on_turn: Any = lambda turn: None
+        self.on_barge_in: Any = lambda turn, at_s: None
+        self._live: Any = None
+
+    def __enter__(self) -> _LiveStatus:
+        if self.enabled:
+            from rich.live import Live
+
+            self._live = Live(self._render(), console=err, refresh_per_second=12, transient=True)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)
+
+    def event(self, kind: str, payload: Any) -> None:
+        if kind == "state":
+            self.state = payload
+        elif kind == "level":
+            self.level = payload
+        elif kind == "barge_in":
+            self.state = "listening (interrupted)"
+            self.on_barge_in(*payload)
+        elif kind == "turn":
+            self.on_turn(payload)
+        if self._live is not None:
+            self._live.update(self._render())
+
+    def _render(self) -> Any:
+        from rich.text import Text
+
+        db, probability = self.level
+        bars = int(max(0.0, min(1.0, (db + 60) / 60)) * 20)
+        colour = {"listening": "green", "thinking": "yellow", "speaking": "cyan"}.get(self.state, "white")
+        return Text.assemble(
+            (f"● {self.state:<24}", colour),
+            ("▮" * bars + "▯" * (20 - bars), "dim"),
+            f" {db:6.1f} dBFS  speech {probability:.2f}",
+        )
+
+
+def _print_devices(devices: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print_json({"devices": devices})
+        return
+    if not devices:
+        err.print("no audio devices found (PortAudio sees none)")
+        return
+    for d in devices:
+        out.print(
+            f"{d['index']:3d}  {d['name']}  (in {d['inputs']}, out {d['outputs']}, {d['default_samplerate']:.0f} Hz)"
+        )

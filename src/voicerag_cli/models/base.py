@@ -72,6 +72,9 @@ class Query:
 
     text: str | None
     vector: np.ndarray | None = None
+    # Earlier (question, answer) turns of a conversation, oldest first; the question is "" when
+    # it was spoken in e2e mode and never transcribed.
+    history: list[tuple[str, str]] = field(default_factory=list)
 
 
 @runtime_checkable

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from voicerag_cli.models.base import Answer, Passage, Query
-from voicerag_cli.sentences import split_sentences
+from voicerag_cli.sentences import split_sentences, word_count
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
@@ -63,7 +63,15 @@ _STOP = frozenset(
     ]
 )
 RELATIVE_FLOOR = 0.8
+MIN_WORDS = 4
 NO_ANSWER = "I could not find an answer in the indexed documents."
+
+
+def _answer_like(sentence: str) -> bool:
+    """Headings, list fragments and questions quoted in a passage (FAQ pages, search
+    snippets) never answer a question."""
+    text = sentence.strip()
+    return word_count(text) >= MIN_WORDS and not text.startswith("#") and not text.endswith(("?", "？"))
 
 
 def _content_words(text: str) -> set[str]:
@@ -83,7 +91,7 @@ class ExtractiveGenerator:
             for sentence in split_sentences(passage.text):
                 key = sentence.text.lower()
                 # A question found in a passage (FAQ pages, search snippets) never answers one.
-                if len(sentence.text) >= 3 and key not in seen and not sentence.text.rstrip().endswith(("?", "？")):
+                if key not in seen and _answer_like(sentence.text):
                     seen.add(key)
                     candidates.append((position, sentence.text))
         usable_vector = query.vector is not None and query.vector.shape[-1] == self.embedder.space.dim
@@ -91,10 +99,10 @@ class ExtractiveGenerator:
             return Answer(NO_ANSWER, [])
 
         sentence_vectors = self.embedder.embed_texts([text for _, text in candidates])
-        if question:
-            query_vector = self.embedder.embed_texts([question])[0]
-        else:  # e2e: no transcript, score against the spoken question's own embedding
+        if usable_vector:  # the retrieval vector: the question (in context), or the speech itself in e2e
             query_vector = np.asarray(query.vector, dtype=np.float32).reshape(-1)
+        else:
+            query_vector = self.embedder.embed_texts([question])[0]
         semantic = sentence_vectors @ query_vector
         asked = _content_words(question)
         overlap = np.array(

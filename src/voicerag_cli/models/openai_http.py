@@ -24,12 +24,17 @@ SYSTEM_PROMPT = (
 _CITATION = re.compile(r"\[(\d+)\]")
 
 
-def build_messages(question: str, passages: list[Passage]) -> list[dict[str, str]]:
+def build_messages(
+    question: str, passages: list[Passage], history: list[tuple[str, str]] | None = None
+) -> list[dict[str, str]]:
+    """System prompt, earlier turns of the conversation, then the passages and the question."""
     context = "\n\n".join(f"[{i}] ({p.source})\n{p.text}" for i, p in enumerate(passages, start=1))
-    return [
-        {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": f"Passages:\n{context}\n\nQuestion: {question}"},
-    ]
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}]
+    for asked, answered in history or []:
+        messages.append({"role": "user", "content": asked or "(spoken question)"})
+        messages.append({"role": "assistant", "content": answered})
+    messages.append({"role": "user", "content": f"Passages:\n{context}\n\nQuestion: {question}"})
+    return messages
 
 
 class OpenAICompatibleGenerator:
@@ -44,7 +49,7 @@ class OpenAICompatibleGenerator:
         question = query.text
         body = {
             "model": self.config.model,
-            "messages": build_messages(question, passages),
+            "messages": build_messages(question, passages, query.history),
             "temperature": self.config.temperature,
             "max_tokens": self.config.max_tokens,
         }

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 RAG_MODES = ("asr", "e2e")
+# In a conversation, the previous question is blended into the retrieval vector at this weight:
+# a follow-up like "and when?" then still finds the topic, while a self-contained new question
+# (whose own vector dominates) is not dragged back to the old one.
+FOLLOW_UP_WEIGHT = 0.5
 _CITATION = re.compile(r"\s*\[\d+(?:,\s*\d+)*\]")
 
 
@@ -115,6 +119,10 @@ def spoken_form(text: str) -> str:
     return " ".join(_CITATION.sub("", text).split())
 
 
+def _normalized(vector: np.ndarray) -> np.ndarray:
+    return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+
 def merge_rounds(first: list[Passage], second: list[Passage]) -> list[Passage]:
     """Union of two retrievals, first-round order first, without duplicates."""
     seen = {p.chunk_id for p in first}
@@ -132,6 +140,7 @@ class AskPipeline:
         self.searcher = searcher
         self.k = k
         self.depth = max(k, depth)
+        self.history: list[tuple[str, str]] = []  # set by a conversation before each turn
         self.ef_search = ef_search
         self.rounds = rounds
 
@@ -150,16 +159,21 @@ class AskPipeline:
     def text_query(self, text: str, watch: Stopwatch) -> Query:
         embedder = self.registry.text_embedder()
         self.searcher.check_space(embedder.space, "text embedder")
+        previous = next((q for q, _ in reversed(self.history) if q), "")
         with watch.stage("embed_text"):
-            vector = embedder.embed_texts([text])[0]
-        return Query(text=text, vector=vector)
+            if previous:
+                current, before = embedder.embed_texts([text, previous])
+                vector = _normalized(current + FOLLOW_UP_WEIGHT * before)
+            else:
+                vector = embedder.embed_texts([text])[0]
+        return Query(text=text, vector=vector, history=list(self.history))
 
     def speech_query(self, audio: Audio, watch: Stopwatch) -> Query:
         embedder = self.registry.speech_embedder()
         self.searcher.check_space(embedder.space, "speech embedder")
         with watch.stage("embed_speech"):
             vector = embedder.embed_speech(audio.samples, audio.sample_rate)
-        return Query(text=None, vector=np.asarray(vector, dtype=np.float32))
+        return Query(text=None, vector=np.asarray(vector, dtype=np.float32), history=list(self.history))
 
     def retrieve(self, query: Query, watch: Stopwatch, stage: str = "search") -> list[Passage]:
         assert query.vector is not None
@@ -179,9 +193,8 @@ class AskPipeline:
                 vector = embedder.embed_texts([f"{query.text} {spoken_form(first_answer.text)}"])[0]
             else:
                 assert query.vector is not None
-                combined = query.vector + embedder.embed_texts([spoken_form(first_answer.text)])[0]
-                vector = combined / max(float(np.linalg.norm(combined)), 1e-12)
-        return Query(text=query.text, vector=vector)
+                vector = _normalized(query.vector + embedder.embed_texts([spoken_form(first_answer.text)])[0])
+        return Query(text=query.text, vector=vector, history=query.history)
 
     def answer_query(self, query: Query, watch: Stopwatch) -> Outcome:
         """Retrieve and generate, in one or two rounds (see `Outcome`)."""
