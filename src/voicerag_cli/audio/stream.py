@@ -87,36 +87,42 @@ class FileSource:
 
 
 class MicSource:
-    """The default (or chosen) input device at its native rate, resampled to 16 kHz."""
+    """The default (or chosen) input device at its native rate, resampled to 16 kHz. The
+    device is checked on construction; capture starts when `blocks()` is first iterated."""
 
     def __init__(self, device: int | str | None = None, block_ms: int = 32) -> None:
-        sd = import_sounddevice()
+        self.sd = import_sounddevice()
         try:
-            info = sd.query_devices(device, "input")
-        except (ValueError, sd.PortAudioError) as exc:
+            info = self.sd.query_devices(device, "input")
+        except (ValueError, self.sd.PortAudioError) as exc:
             raise BackendError(f"no usable input device{f' {device!r}' if device is not None else ''}: {exc}") from exc
+        self.device = device
         self.rate = int(info["default_samplerate"])
         self.name = str(info["name"])
+        self.blocksize = max(1, self.rate * block_ms // 1000)
         self._queue: queue.Queue[np.ndarray] = queue.Queue()
-        self._status: list[str] = []
-        try:
-            self._stream = sd.InputStream(
-                device=device,
-                channels=1,
-                samplerate=self.rate,
-                dtype="float32",
-                blocksize=max(1, self.rate * block_ms // 1000),
-                callback=self._callback,
-            )
-            self._stream.start()
-        except sd.PortAudioError as exc:
-            raise BackendError(f"cannot open input device {self.name!r} (busy or gone?): {exc}") from exc
+        self._stream: Any = None
         self._closed = False
 
     def _callback(self, data: np.ndarray, frames: int, when: Any, status: Any) -> None:
         self._queue.put(data[:, 0].copy())
 
+    def _open(self) -> None:
+        try:
+            self._stream = self.sd.InputStream(
+                device=self.device,
+                channels=1,
+                samplerate=self.rate,
+                dtype="float32",
+                blocksize=self.blocksize,
+                callback=self._callback,
+            )
+            self._stream.start()
+        except self.sd.PortAudioError as exc:
+            raise BackendError(f"cannot open input device {self.name!r} (busy or gone?): {exc}") from exc
+
     def blocks(self) -> Iterator[np.ndarray]:
+        self._open()
         resample = StreamResampler(self.rate)
         while not self._closed:
             try:
@@ -129,6 +135,8 @@ class MicSource:
 
     def close(self) -> None:
         self._closed = True
+        if self._stream is None:
+            return
         try:
             self._stream.stop()
             self._stream.close()

@@ -100,11 +100,12 @@ def _voice_chat(
         min_speech_ms=cfg.min_speech_ms,
         silence_ms=cfg.silence_ms,
     )
+    # Devices are checked first (cheap, and the likeliest failure), then models are warmed up.
+    source = stream.FileSource(input_file, realtime=realtime) if input_file else stream.MicSource(_device(device))
     # A file-fed run plays into a virtual speaker unless a device is asked for explicitly.
     virtual = mute or (input_file is not None and output_device is None)
     sink = stream.VirtualSink() if virtual else stream.SpeakerSink(_device(output_device))
     _warm_up(pipeline, settings.ask.rag, speak=not mute)
-    source = stream.FileSource(input_file, realtime=realtime) if input_file else stream.MicSource(_device(device))
     ui = _LiveStatus(enabled=err.is_terminal and not as_json)
     session = ChatSession(
         pipeline,
