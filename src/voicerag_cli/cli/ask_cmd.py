@@ -145,6 +145,8 @@ def render(result: AskResult) -> None:
         )
     out.print(table)
     timings = "  ".join(f"{stage} {ms:.0f} ms" for stage, ms in result.timings_ms.items())
-    err.print(f"[dim]{timings}[/]")
+    loads = result.extra.get("model_load_s", {})
+    loaded = f"  (model loading {sum(loads.values()):.1f} s, not included)" if loads else ""
+    err.print(f"[dim]{timings}{loaded}[/]")
     if result.answer_audio:
         err.print(f"[dim]spoken answer: {escape(result.answer_audio)}[/]")
