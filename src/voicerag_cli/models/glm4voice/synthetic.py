@@ -141,3 +141,147 @@ class InterleavePattern:
         masked = torch.full_like(scores, float("-inf"))
         masked[:, keep.start : keep.stop] = scores[:, keep.start : keep.stop]
         return masked
+
+
+DECODER_YAML = """\
+# Same layout as the published glm-4-voice-decoder/config.yaml (HyperPyYAML tags included).
+sample_rate: 22050
+spk_embed_dim: 192
+
+flow: !new:cosyvoice.flow.flow.MaskedDiffWithXvec
+    input_size: {input_size}
+    output_size: 80
+    spk_embed_dim: !ref <spk_embed_dim>
+    output_type: 'mel'
+    vocab_size: {vocab_size}
+    input_frame_rate: 12.5
+    only_mask_loss: True
+    encoder: !new:cosyvoice.transformer.encoder.BlockConformerEncoder
+        output_size: {encoder_size}
+        attention_heads: {encoder_heads}
+        linear_units: {encoder_ffn}
+        num_blocks: {encoder_layers}
+        normalize_before: True
+        input_layer: 'linear'
+        pos_enc_layer_type: 'rel_pos_espnet'
+        selfattention_layer_type: 'block_rel_selfattn'
+        block_size: 10
+        input_size: {input_size}
+        use_cnn_module: False
+        macaron_style: False
+    length_regulator: !new:cosyvoice.flow.length_regulator.InterpolateRegulator
+        channels: 80
+        sampling_ratios: [1, 1, 1, 1]
+    decoder: !new:cosyvoice.flow.flow_matching.ConditionalCFM
+        in_channels: 240
+        n_spks: 1
+        spk_emb_dim: 80
+        cfm_params: !new:omegaconf.DictConfig
+            content:
+                sigma_min: 1e-06
+                solver: 'euler'
+                t_scheduler: 'cosine'
+                training_cfg_rate: 0.2
+                inference_cfg_rate: 0.7
+                reg_loss_type: 'l1'
+        estimator: !new:cosyvoice.flow.decoder.ConditionalDecoder
+            in_channels: 320
+            out_channels: 80
+            channels: [{channels}, {channels}]
+            dropout: 0
+            attention_head_dim: {head_dim}
+            n_blocks: {blocks}
+            num_mid_blocks: {mid}
+            num_heads: {heads}
+            act_fn: 'gelu'
+
+hift: !new:cosyvoice.hifigan.generator.HiFTGenerator
+    in_channels: 80
+    base_channels: {base_channels}
+    nb_harmonics: 8
+    sampling_rate: !ref <sample_rate>
+    nsf_alpha: 0.1
+    nsf_sigma: 0.003
+    nsf_voiced_threshold: 10
+    upsample_rates: [8, 8]
+    upsample_kernel_sizes: [16, 16]
+    istft_params:
+        n_fft: 16
+        hop_len: 4
+    resblock_kernel_sizes: [3, 7, 11]
+    resblock_dilation_sizes: [[1, 3, 5], [1, 3, 5], [1, 3, 5]]
+    source_resblock_kernel_sizes: [7, 11]
+    source_resblock_dilation_sizes: [[1, 3, 5], [1, 3, 5]]
+    lrelu_slope: 0.1
+    audio_limit: 0.99
+    f0_predictor: !new:cosyvoice.hifigan.f0_predictor.ConvRNNF0Predictor
+        num_class: 1
+        in_channels: 80
+        cond_channels: {base_channels}
+"""
+
+REAL_DECODER_SIZES = {
+    "vocab_size": 16384,
+    "input_size": 512,
+    "encoder_size": 512,
+    "encoder_heads": 8,
+    "encoder_ffn": 2048,
+    "encoder_layers": 6,
+    "channels": 256,
+    "head_dim": 64,
+    "heads": 8,
+    "blocks": 4,
+    "mid": 12,
+    "base_channels": 512,
+}
+TINY_DECODER_SIZES = {
+    "vocab_size": 64,
+    "input_size": 16,
+    "encoder_size": 16,
+    "encoder_heads": 2,
+    "encoder_ffn": 32,
+    "encoder_layers": 2,
+    "channels": 16,
+    "head_dim": 8,
+    "heads": 2,
+    "blocks": 1,
+    "mid": 1,
+    "base_channels": 16,
+}
+# Convolutions upstream wraps in weight normalisation: stored as weight_g / weight_v pairs.
+WEIGHT_NORMED = ("f0_predictor.condnet.", "conv_pre.", "ups.", "resblocks.", "conv_post.")
+
+
+def unfold_weight_norm(state: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
+    """Store weight-normalised convolutions as upstream does: a direction `weight_v` and a
+    per-output-channel magnitude `weight_g` (random, so that folding them back is really tested)."""
+    generator = torch.Generator().manual_seed(seed)
+    out: dict[str, torch.Tensor] = {}
+    for name, tensor in state.items():
+        normed = name.endswith(".weight") and tensor.dim() == 3 and name.startswith(WEIGHT_NORMED)
+        if not normed:
+            out[name] = tensor
+            continue
+        base = name[: -len(".weight")]
+        direction = torch.randn(tensor.shape, generator=generator)
+        out[base + ".weight_v"] = direction
+        # g chosen so that g * v / ||v|| equals the module's weight norm-wise per channel
+        out[base + ".weight_g"] = tensor.reshape(tensor.shape[0], -1).norm(dim=1).reshape(-1, 1, 1).clone()
+    return out
+
+
+def write_speech_decoder(folder: Path, sizes: dict[str, int] | None = None, seed: int = 0) -> Path:
+    """config.yaml, flow.pt and hift.pt as in `glm-4-voice-decoder` (plain tensor state dicts)."""
+    from voicerag_cli.models.glm4voice.decoder_config import parse_decoder_config
+    from voicerag_cli.models.glm4voice.flow import FlowDecoder
+    from voicerag_cli.models.glm4voice.hift import HiFTGenerator
+
+    folder.mkdir(parents=True, exist_ok=True)
+    text = DECODER_YAML.format(**(sizes or TINY_DECODER_SIZES))
+    (folder / "config.yaml").write_text(text, encoding="utf-8")
+    config = parse_decoder_config(text, "synthetic")
+    flow = _seeded(lambda: FlowDecoder(config.flow), seed)
+    hift = _seeded(lambda: HiFTGenerator(config.hift), seed + 1)
+    torch.save({k: v.contiguous() for k, v in flow.state_dict().items()}, folder / "flow.pt")
+    torch.save(unfold_weight_norm(hift.state_dict(), seed + 2), folder / "hift.pt")
+    return folder
