@@ -60,6 +60,8 @@ class IndexConfig:
     hnsw_m: int = 16
     hnsw_ef_construction: int = 200
     hnsw_ef_search: int = 128
+    # "" (hnswlib under the data dir), "milvus://host:port[/collection]" or "milvus-lite:PATH.db"
+    store: str = ""
 
 
 @dataclass
@@ -289,9 +291,11 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"config key 'chat.history_turns': must be >= 0, got {chat.history_turns}")
     if not 0 <= settings.tts.pitch <= 99:
         raise ConfigError(f"config key 'tts.pitch': must be in 0..99, got {settings.tts.pitch}")
+    from voicerag_cli.index.selection import parse_store
     from voicerag_cli.paths import validate_index_name
 
     validate_index_name(settings.index.name, key="index.name")
+    parse_store(settings.index.store)
 
 
 def render_toml(settings: Settings) -> str:

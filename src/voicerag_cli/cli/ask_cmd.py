@@ -31,6 +31,12 @@ def ask(
         str | None, typer.Option("--index", "-i", help="Index to search (default: index.name).")
     ] = None,
     k: Annotated[int | None, typer.Option("-k", help="Passages to retrieve (ask.k).")] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store", help="Index store (index.store): hnswlib, milvus://host:port[/collection], milvus-lite:PATH.db."
+        ),
+    ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write answer.txt, answer.wav and result.json here.")
     ] = None,
@@ -44,7 +50,9 @@ def ask(
     """Answer a spoken question with passages from your documents (text, sources, timings; speech with --out/--play)."""
     if (audio is None) == (text is None):
         raise typer.BadParameter("give exactly one of AUDIO (a file or '-') and --text")
-    settings = STATE.settings({"ask.rag": rag, "ask.k": k, "ask.rounds": rounds, "index.name": index_name})
+    settings = STATE.settings(
+        {"ask.rag": rag, "ask.k": k, "ask.rounds": rounds, "index.name": index_name, "index.store": store}
+    )
 
     from voicerag_cli.pipeline.ask import AskPipeline
 

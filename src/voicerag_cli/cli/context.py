@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
-    from voicerag_cli.index.store import IndexRoot
+    from voicerag_cli.index.base import StoreRoot
     from voicerag_cli.registry import Registry
 
 
@@ -29,6 +29,7 @@ class AppState:
             if self.data_dir is not None:
                 layered["paths.data_dir"] = str(self.data_dir)
             self._settings = load_settings(self.config_file, overrides=layered)
+            _name_from_store(self._settings, layered.get("index.name"))
         return self._settings
 
     def registry(self) -> Registry:
@@ -38,11 +39,26 @@ class AppState:
             self._registry = Registry(self.settings())
         return self._registry
 
-    def index_root(self) -> IndexRoot:
-        from voicerag_cli.index.store import IndexRoot
+    def index_root(self) -> StoreRoot:
+        """The store named by `index.store` (`--store`): hnswlib under the data dir by default."""
+        from voicerag_cli.index.selection import open_store, parse_store
         from voicerag_cli.paths import data_dir, indexes_root
 
-        return IndexRoot(indexes_root(data_dir(self.settings().paths.data_dir)))
+        settings = self.settings()
+        return open_store(parse_store(settings.index.store), indexes_root(data_dir(settings.paths.data_dir)))
+
+
+def _name_from_store(settings: Settings, flag: str | None) -> None:
+    """A `milvus://host:port/collection` store names the index; a different --name/--index is an error."""
+    from voicerag_cli.errors import ConfigError
+    from voicerag_cli.index.selection import parse_store
+
+    collection = parse_store(settings.index.store).collection
+    if collection is None:
+        return
+    if flag is not None and flag != collection:
+        raise ConfigError(f"index {flag!r} conflicts with the collection {collection!r} named in index.store")
+    settings.index.name = collection
 
 
 STATE = AppState()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from voicerag_cli.cli.console import err, out, print_json
 from voicerag_cli.cli.context import STATE
+
+if TYPE_CHECKING:
+    from voicerag_cli.index.base import StoreRoot
 
 
 def index(
@@ -23,6 +26,13 @@ def index(
     json_field: Annotated[
         str | None,
         typer.Option("--json-field", help="Text field of .json/.jsonl records (index.json_text_field)."),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Where indexes live: hnswlib (default), milvus://host:port[/collection], milvus-lite:PATH.db.",
+        ),
     ] = None,
     list_: Annotated[bool, typer.Option("--list", help="List indexes and exit.")] = False,
     drop: Annotated[str | None, typer.Option("--drop", help="Delete the named index and exit.")] = None,
@@ -38,6 +48,7 @@ def index(
             "index.chunk_words": chunk_words,
             "index.overlap_words": overlap_words,
             "index.json_text_field": json_field,
+            "index.store": store,
         }
     )
     root = STATE.index_root()
@@ -73,7 +84,7 @@ def index(
     assert manifest is not None
     summary = {
         "index": report.name,
-        "path": str(root.path(report.name)),
+        "path": root.location(report.name),
         "added": len(report.added),
         "updated": len(report.updated),
         "removed": len(report.removed),
@@ -99,12 +110,9 @@ def index(
         err.print(f"[yellow]note:[/] no text found in {path}")
 
 
-def _list(root: object, as_json: bool) -> None:
+def _list(root: StoreRoot, as_json: bool) -> None:
     from rich.table import Table
 
-    from voicerag_cli.index.store import IndexRoot
-
-    assert isinstance(root, IndexRoot)
     rows = []
     for index_name in root.names():
         m = root.manifest(index_name)
@@ -119,12 +127,12 @@ def _list(root: object, as_json: bool) -> None:
             }
         )
     if as_json:
-        print_json({"root": str(root.root), "indexes": rows})
+        print_json({"root": root.describe(), "indexes": rows})
         return
     if not rows:
-        err.print(f"no indexes under {root.root}: run `voicerag index PATH`")
+        err.print(f"no indexes in {root.describe()}: run `voicerag index PATH`")
         return
-    table = Table(title=f"indexes in {root.root}")
+    table = Table(title=f"indexes in {root.describe()}")
     for column in ("name", "files", "chunks", "space_id", "dim", "updated_at"):
         table.add_column(column)
     for row in rows:

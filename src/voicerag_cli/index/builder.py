@@ -13,10 +13,11 @@ import numpy as np
 from voicerag_cli.errors import IndexError_, InputError
 from voicerag_cli.index.chunking import Chunk, chunk_text
 from voicerag_cli.index.documents import find_files, hash_file, read_documents
-from voicerag_cli.index.store import IndexRoot, IndexWriter, Manifest
+from voicerag_cli.index.store import Manifest
 
 if TYPE_CHECKING:
     from voicerag_cli.config import IndexConfig
+    from voicerag_cli.index.base import StoreRoot
     from voicerag_cli.models.base import TextEmbedder
 
 # progress(stage, done, total): stage is "scan" or "embed"
@@ -36,7 +37,7 @@ class IndexReport:
 
 
 def build_index(
-    root: IndexRoot,
+    root: StoreRoot,
     name: str,
     paths: list[Path],
     config: IndexConfig,
@@ -105,7 +106,7 @@ def build_index(
             extra=dict(extra or {}),
         )
         total_chunks = sum(len(chunks) for _, chunks in pending)
-        with IndexWriter(root, manifest, rebuild=rebuild) as writer:
+        with root.writer(manifest, rebuild=rebuild) as writer:
             for key in deleted:
                 writer.remove_file(key)
                 report.removed.append(key)
@@ -137,7 +138,7 @@ def _was_deleted(path: Path, roots: list[Path]) -> bool:
     return any(path.is_relative_to(root.resolve()) for root in roots if root.is_dir())
 
 
-def _known_hashes(root: IndexRoot, name: str) -> dict[str, str]:
+def _known_hashes(root: StoreRoot, name: str) -> dict[str, str]:
     reader = root.open(name)
     try:
         return reader.files()

@@ -87,13 +87,20 @@ class Manifest:
     @classmethod
     def read(cls, path: Path) -> Manifest:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
             raise IndexError_(f"index manifest {path} is unreadable: {exc}") from exc
+        return cls.from_text(text, where=str(path.parent))
+
+    @classmethod
+    def from_text(cls, text: str, where: str) -> Manifest:
+        """Parse a manifest's JSON; `where` names the index in error messages."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise IndexError_(f"index manifest of {where} is unreadable: {exc}") from exc
         if data.get("format") != FORMAT_VERSION:
-            raise IndexError_(
-                f"index at {path.parent} has format {data.get('format')}; this voicerag reads {FORMAT_VERSION}"
-            )
+            raise IndexError_(f"index at {where} has format {data.get('format')}; this voicerag reads {FORMAT_VERSION}")
         known = set(cls.__dataclass_fields__)
         return cls(**{key: value for key, value in data.items() if key in known})
 
@@ -148,10 +155,21 @@ def knn(index: Any, vector: np.ndarray, k: int, ef: int) -> tuple[list[int], lis
 
 
 class IndexRoot:
-    """All indexes under one data dir."""
+    """All indexes under one data dir (the `StoreRoot` of the embedded hnswlib store)."""
+
+    kind = "hnswlib"
 
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    def location(self, name: str) -> str:
+        return str(self.path(name))
+
+    def writer(self, manifest: Manifest, rebuild: bool) -> IndexWriter:
+        return IndexWriter(self, manifest, rebuild=rebuild)
 
     def path(self, name: str) -> Path:
         return self.root / validate_index_name(name)
