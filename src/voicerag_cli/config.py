@@ -111,6 +111,22 @@ class OpenAIConfig:
 
 
 @dataclass
+class Glm4VoiceConfig:
+    """The `glm4voice` generator: three local checkpoint folders and generation settings."""
+
+    tokenizer_path: str = ""  # glm-4-voice-tokenizer folder
+    lm_path: str = ""  # glm-4-voice-9b snapshot
+    decoder_path: str = ""  # glm-4-voice-decoder folder
+    trust_remote_code: bool = False  # the 9B snapshot ships its own model code: run it only after opting in
+    device: str = "auto"  # auto: cuda when available, else cpu
+    temperature: float = 0.2
+    top_p: float = 0.8
+    max_new_tokens: int = 2000
+    seed: int = -1  # >= 0: reproducible sampling
+    first_block: int = 10  # speech tokens decoded before the first audio (later blocks grow to 200)
+
+
+@dataclass
 class TtsConfig:
     voice: str = "en-us"
     rate: int = 170  # words per minute
@@ -128,6 +144,7 @@ class Settings:
     text_embedder: TextEmbedderConfig = field(default_factory=TextEmbedderConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
+    glm4voice: Glm4VoiceConfig = field(default_factory=Glm4VoiceConfig)
     tts: TtsConfig = field(default_factory=TtsConfig)
     source: str = "defaults"  # where the file layer came from, for `config show`
 
@@ -291,6 +308,11 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"config key 'chat.history_turns': must be >= 0, got {chat.history_turns}")
     if not 0 <= settings.tts.pitch <= 99:
         raise ConfigError(f"config key 'tts.pitch': must be in 0..99, got {settings.tts.pitch}")
+    voice = settings.glm4voice
+    if voice.max_new_tokens <= 0 or voice.first_block <= 0 or voice.temperature < 0 or not 0 < voice.top_p <= 1:
+        raise ConfigError(
+            "config keys 'glm4voice.*': need max_new_tokens > 0, first_block > 0, temperature >= 0, 0 < top_p <= 1"
+        )
     from voicerag_cli.index.selection import parse_store
     from voicerag_cli.paths import validate_index_name
 

@@ -84,6 +84,15 @@ def openai_weights(settings: Settings) -> WeightsInfo:
     return WeightsInfo(f"{settings.openai.base_url} (model {settings.openai.model or '?'})", True)
 
 
+def glm4voice_weights(settings: Settings) -> WeightsInfo:
+    config = settings.glm4voice
+    folders = [config.tokenizer_path, config.lm_path, config.decoder_path]
+    paths = [Path(folder).expanduser() for folder in folders if folder]
+    present = len(paths) == 3 and all(path.is_dir() for path in paths)
+    location = " + ".join(folders) if any(folders) else "[glm4voice] tokenizer_path, lm_path, decoder_path (not set)"
+    return WeightsInfo(location, present, sum(_dir_size(path) for path in paths) if present else None)
+
+
 def _none_weights(settings: Settings) -> WeightsInfo:
     return WeightsInfo("-", False)
 
@@ -123,6 +132,13 @@ BACKENDS: list[BackendSpec] = [
         "voicerag_cli.models.openai_http:create",
         "any OpenAI-compatible chat-completions server ([openai] base_url, model, api_key_env)",
         openai_weights,
+    ),
+    BackendSpec(
+        "generator",
+        "glm4voice",
+        "voicerag_cli.models.glm4voice.backend:create",
+        "GLM-4-Voice-9B: spoken question in, streamed spoken answer out (three local folders, [glm4voice])",
+        glm4voice_weights,
     ),
     BackendSpec(
         "tts",

@@ -11,7 +11,7 @@ import typer
 
 from voicerag_cli.cli.console import err, out, print_json
 from voicerag_cli.cli.context import STATE
-from voicerag_cli.errors import InputError
+from voicerag_cli.errors import BackendError, InputError
 
 if TYPE_CHECKING:
     from voicerag_cli.pipeline.ask import AskResult
@@ -46,12 +46,23 @@ def ask(
         int | None,
         typer.Option("--rounds", help="2: search again with the question plus the first answer, answer from both."),
     ] = None,
+    generator: Annotated[
+        str | None,
+        typer.Option("--generator", "-g", help="Answer generator (models.generator): extractive, openai, glm4voice."),
+    ] = None,
 ) -> None:
     """Answer a spoken question with passages from your documents (text, sources, timings; speech with --out/--play)."""
     if (audio is None) == (text is None):
         raise typer.BadParameter("give exactly one of AUDIO (a file or '-') and --text")
     settings = STATE.settings(
-        {"ask.rag": rag, "ask.k": k, "ask.rounds": rounds, "index.name": index_name, "index.store": store}
+        {
+            "ask.rag": rag,
+            "ask.k": k,
+            "ask.rounds": rounds,
+            "index.name": index_name,
+            "index.store": store,
+            "models.generator": generator,
+        }
     )
 
     from voicerag_cli.pipeline.ask import AskPipeline
@@ -66,7 +77,11 @@ def ask(
         read_ms = (time.perf_counter() - started) * 1000
     registry = STATE.registry()
     reader = STATE.index_root().open(settings.index.name)
+    stream = None
     try:
+        from voicerag_cli.cli.answer_stream import attach
+
+        stream = attach(registry, show_text=not as_json, play=play)  # None unless the generator streams
         pipeline = AskPipeline(registry, reader, settings.ask.k, settings.index.hnsw_ef_search, settings.ask.rounds)
         if clip is not None:
             result = pipeline.ask_audio(clip, settings.ask.rag)
@@ -80,6 +95,8 @@ def ask(
         result.timings_ms["total"] = sum(result.timings_ms.values())
         result.extra["model_load_s"] = {role: round(s, 3) for role, s in registry.load_seconds.items()}
     finally:
+        if stream is not None:
+            stream.close()  # waits for streamed playback to end
         reader.close()
 
     if out_dir is not None:
@@ -88,7 +105,9 @@ def ask(
         print_json(result.to_json())
     else:
         render(result)
-    if play and result.answer_audio:
+    if stream is not None and stream.player is not None and stream.player.error:
+        raise BackendError(f"{stream.player.error} (answer saved at {result.answer_audio})")
+    if play and result.answer_audio and not (stream is not None and stream.played):
         from voicerag_cli.audio.playback import play_wav
 
         play_wav(Path(result.answer_audio))

@@ -30,9 +30,19 @@ class Passage:
 
 
 @dataclass
+class SpokenAudio:
+    """Speech a generator produced itself (speech-out models): float32 mono samples."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+
+@dataclass
 class Answer:
     text: str
     cited: list[int] = field(default_factory=list)  # 1-based positions in the passages list
+    # Set by generators that speak their answer; the pipeline then uses it instead of the TTS.
+    speech: SpokenAudio | None = None
 
 
 @runtime_checkable
@@ -75,10 +85,31 @@ class Query:
     # Earlier (question, answer) turns of a conversation, oldest first; the question is "" when
     # it was spoken in e2e mode and never transcribed.
     history: list[tuple[str, str]] = field(default_factory=list)
+    # The spoken question itself (mono float32), for generators that listen (speech-in models).
+    audio: np.ndarray | None = None
+    audio_rate: int = 16_000
 
 
 @runtime_checkable
 class Generator(Protocol):
+    def generate(self, query: Query, passages: list[Passage]) -> Answer: ...
+
+
+class AnswerListener(Protocol):
+    """Receives an answer while it is being generated."""
+
+    def on_text(self, delta: str) -> None: ...
+
+    def on_audio(self, samples: np.ndarray, sample_rate: int) -> None: ...
+
+
+@runtime_checkable
+class StreamingGenerator(Protocol):
+    """A generator that can hand out its answer's text and speech as they are produced: set
+    `listener` before `generate` (None: nothing is streamed)."""
+
+    listener: AnswerListener | None
+
     def generate(self, query: Query, passages: list[Passage]) -> Answer: ...
 
 

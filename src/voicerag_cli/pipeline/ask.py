@@ -6,6 +6,7 @@ that `voicerag ask` runs.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,7 +195,7 @@ class AskPipeline:
             else:
                 assert query.vector is not None
                 vector = _normalized(query.vector + embedder.embed_texts([spoken_form(first_answer.text)])[0])
-        return Query(text=query.text, vector=vector, history=query.history)
+        return dataclasses.replace(query, vector=vector)
 
     def answer_query(self, query: Query, watch: Stopwatch) -> Outcome:
         """Retrieve and generate, in one or two rounds (see `Outcome`)."""
@@ -221,6 +222,7 @@ class AskPipeline:
             query = self.speech_query(audio, watch)
         else:
             raise InputError(f"unknown --rag mode {rag!r}; choose from {', '.join(RAG_MODES)}")
+        query.audio, query.audio_rate = audio.samples, audio.sample_rate  # for speech-in generators
         result = self._result(query, watch, rag)
         result.transcript = transcript
         result.input = audio.source
@@ -251,6 +253,14 @@ class AskPipeline:
         )
 
     def speak(self, result: AskResult, out_path: Path) -> Path:
+        if result.answer.speech is not None:  # a speech-out generator already spoke the answer
+            import soundfile as sf
+
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(str(out_path), result.answer.speech.samples, result.answer.speech.sample_rate)
+            result.answer_audio = str(out_path)
+            result.models["tts"] = self.registry.backend_name("generator")
+            return out_path
         watch = Stopwatch()
         with watch.stage("tts"):
             path = self.registry.tts().synthesize(spoken_form(result.answer.text), out_path)

@@ -117,7 +117,10 @@ def _number(value: Any) -> Any:
 
 
 def parse_decoder_config(text: str, source: str) -> DecoderConfig:
-    import yaml
+    try:
+        import yaml
+    except ImportError as exc:
+        raise ModelError(f"{WHAT}: reading config.yaml needs PyYAML: pip install 'voicerag[glm4voice]'") from exc
 
     try:
         raw = yaml.load(text, Loader=_tolerant_loader())  # a SafeLoader subclass: builds plain data only

@@ -1,0 +1,171 @@
+"""The `glm4voice` generator: the spoken question as speech tokens, the retrieved passages in
+the prompt, GLM-4-Voice-9B answering in interleaved text and speech tokens, and the speech
+decoder turning the speech tokens into 22.05 kHz audio while the model is still generating.
+
+Text deltas and audio chunks go to `listener` as they are produced (the CLI prints and plays
+them); the returned `Answer` carries the full text and the full audio."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from voicerag_cli.errors import InputError
+from voicerag_cli.models.base import Answer, AnswerListener, Passage, Query, SpokenAudio
+from voicerag_cli.models.glm4voice.lm import GenerationParams, InterleavedLM
+from voicerag_cli.models.glm4voice.protocol import (
+    BLOCK_SIZES,
+    AudioBlock,
+    InterleaveParser,
+    TextDelta,
+    TokenMap,
+    build_prompt,
+    encode_prompt,
+)
+from voicerag_cli.models.glm4voice.speech_decoder import SpeechDecoder
+from voicerag_cli.models.glm4voice.speech_tokenizer import SpeechTokenizer
+
+if TYPE_CHECKING:
+    from voicerag_cli.config import Settings
+
+_CITATION = re.compile(r"\[(\d+)\]")
+
+
+def block_schedule(first_block: int) -> tuple[int, ...]:
+    """The first block's size from config, then upstream's growing sizes."""
+    return (first_block, *(size for size in BLOCK_SIZES if size > first_block))
+
+
+@dataclass
+class StreamStats:
+    """Latency of the last answer, measured from the start of `generate` (after retrieval)."""
+
+    tokenize_ms: float = 0.0
+    first_text_ms: float | None = None
+    first_audio_ms: float | None = None
+    total_ms: float = 0.0
+    generated_tokens: int = 0
+    speech_tokens: int = 0
+    audio_s: float = 0.0
+    chunks: list[tuple[float, int]] = field(default_factory=list)  # (ms since start, samples)
+
+    @property
+    def tokens_per_s(self) -> float:
+        seconds = (self.total_ms - self.tokenize_ms) / 1000
+        return self.generated_tokens / seconds if seconds > 0 else 0.0
+
+
+class Glm4VoiceGenerator:
+    def __init__(
+        self,
+        tokenizer: SpeechTokenizer,
+        lm: InterleavedLM,
+        decoder: SpeechDecoder,
+        params: GenerationParams,
+        first_block: int = 10,
+        logits_processors: Callable[[int], Any] | None = None,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.lm = lm
+        self.decoder = decoder
+        self.params = params
+        self.blocks = block_schedule(first_block)
+        self.tokens = TokenMap.from_tokenizer(lm.tokenizer, tokenizer.encoder.config.quantize_vocab_size)
+        self.listener: AnswerListener | None = None
+        # Tests and benchmarks only: prompt length -> a transformers LogitsProcessorList.
+        self.logits_processors = logits_processors
+        self.stats = StreamStats()
+
+    def prompt_ids(self, query: Query, passages: list[Passage]) -> list[int]:
+        if query.audio is not None and len(query.audio):
+            speech = self.tokenizer.tokenize(query.audio, query.audio_rate)
+            prompt = build_prompt(passages, question_audio=speech, history=query.history)
+        elif query.text:
+            prompt = build_prompt(passages, question_text=query.text, history=query.history)
+        else:
+            raise InputError("the glm4voice generator needs the question as audio or text")
+        return encode_prompt(self.lm.tokenizer, self.tokens, prompt)
+
+    def generate(self, query: Query, passages: list[Passage]) -> Answer:
+        started = time.perf_counter()
+        stats = self.stats = StreamStats()
+
+        def elapsed_ms() -> float:
+            return (time.perf_counter() - started) * 1000
+
+        prompt = self.prompt_ids(query, passages)
+        stats.tokenize_ms = elapsed_ms()
+        parser = InterleaveParser(self.lm.tokenizer, self.tokens, self.blocks)
+        stream = self.decoder.stream()
+        chunks: list[np.ndarray] = []
+
+        def handle(event: TextDelta | AudioBlock) -> None:
+            if isinstance(event, TextDelta):
+                if stats.first_text_ms is None:
+                    stats.first_text_ms = elapsed_ms()
+                if self.listener is not None:
+                    self.listener.on_text(event.text)
+                return
+            audio = stream.push(event.tokens, final=event.final)
+            if len(audio):
+                if stats.first_audio_ms is None:
+                    stats.first_audio_ms = elapsed_ms()
+                stats.chunks.append((elapsed_ms(), len(audio)))
+                chunks.append(audio)
+                if self.listener is not None:
+                    self.listener.on_audio(audio, self.decoder.sample_rate)
+
+        processors = None if self.logits_processors is None else self.logits_processors(len(prompt))
+        for token in self.lm.stream(prompt, self.tokens, self.params, processors):
+            stats.generated_tokens += 1
+            for event in parser.feed(token):
+                handle(event)
+        if not parser.done:  # stopped by max_new_tokens rather than by the model
+            for event in parser.finish():
+                handle(event)
+        stats.speech_tokens = len(parser.audio_ids)
+        stats.total_ms = elapsed_ms()
+        text = parser.text
+        cited = sorted({int(n) for n in _CITATION.findall(text) if 1 <= int(n) <= len(passages)})
+        if not chunks:  # the model answered in text only: the pipeline's TTS speaks it
+            return Answer(text, cited)
+        samples = np.concatenate(chunks)
+        stats.audio_s = len(samples) / self.decoder.sample_rate
+        return Answer(text, cited, SpokenAudio(samples, self.decoder.sample_rate))
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def create(settings: Settings, registry: Any) -> Glm4VoiceGenerator:
+    from voicerag_cli.models.glm4voice.checkpoint import require_dir
+
+    config = settings.glm4voice
+    # Check all three folders before loading any of them: a missing one fails in a second.
+    require_dir(config.tokenizer_path, "GLM-4-Voice speech tokenizer", "glm4voice.tokenizer_path")
+    require_dir(config.lm_path, "GLM-4-Voice LM", "glm4voice.lm_path")
+    require_dir(config.decoder_path, "GLM-4-Voice speech decoder", "glm4voice.decoder_path")
+    device = resolve_device(config.device)
+    params = GenerationParams(
+        temperature=config.temperature,
+        top_p=config.top_p,
+        max_new_tokens=config.max_new_tokens,
+        seed=None if config.seed < 0 else config.seed,
+    )
+    return Glm4VoiceGenerator(
+        SpeechTokenizer.load(config.tokenizer_path, device),
+        InterleavedLM.load(config.lm_path, config.trust_remote_code, device),
+        SpeechDecoder.load(config.decoder_path, device),
+        params,
+        config.first_block,
+    )
