@@ -96,6 +96,15 @@ class TextEmbedderConfig:
 
 
 @dataclass
+class SonarConfig:
+    asset_dir: str = ""  # folder of fairseq2 asset cards (*.yaml) naming local checkpoints; empty: built-in cards
+    lang: str = "eng"  # --lang: eng, cmn, ... (speech encoder) or an NLLB code (eng_Latn, zho_Hans)
+    text_encoder: str = "text_sonar_basic_encoder"  # card name; also names the embedding space
+    speech_encoder: str = ""  # card name; empty: sonar_speech_encoder_<lang>
+    download: bool = False  # fetch files that cards name by URL into <cache dir>/sonar on first use
+
+
+@dataclass
 class GeneratorConfig:
     max_sentences: int = 3
 
@@ -142,6 +151,7 @@ class Settings:
     chat: ChatConfig = field(default_factory=ChatConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
     text_embedder: TextEmbedderConfig = field(default_factory=TextEmbedderConfig)
+    sonar: SonarConfig = field(default_factory=SonarConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
     glm4voice: Glm4VoiceConfig = field(default_factory=Glm4VoiceConfig)

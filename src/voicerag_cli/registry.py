@@ -76,6 +76,18 @@ def espeak_weights(settings: Settings) -> WeightsInfo:
     return WeightsInfo(exe or "espeak-ng (not on PATH: apt-get install espeak-ng)", exe is not None)
 
 
+def sonar_text_weights(settings: Settings) -> WeightsInfo:
+    from voicerag_cli.models.sonar.selection import text_weights
+
+    return text_weights(settings)
+
+
+def sonar_speech_weights(settings: Settings) -> WeightsInfo:
+    from voicerag_cli.models.sonar.selection import speech_weights
+
+    return speech_weights(settings)
+
+
 def _nothing_needed(settings: Settings) -> WeightsInfo:
     return WeightsInfo("-", True, 0)
 
@@ -106,11 +118,25 @@ BACKENDS: list[BackendSpec] = [
         minilm_weights,
     ),
     BackendSpec(
+        "text_embedder",
+        "sonar",
+        "voicerag_cli.models.sonar.embedders:create_text_embedder",
+        "Meta SONAR text_sonar_basic_encoder (1024-d, 200 languages); checkpoints via [sonar] asset_dir",
+        sonar_text_weights,
+    ),
+    BackendSpec(
         "speech_embedder",
         "none",
         "voicerag_cli.models.unavailable:create_speech_embedder",
         "no speech embedder yet: --rag e2e is unavailable",
         _none_weights,
+    ),
+    BackendSpec(
+        "speech_embedder",
+        "sonar",
+        "voicerag_cli.models.sonar.embedders:create_speech_embedder",
+        "Meta SONAR speech encoder for [sonar] lang (into the SONAR text space); checkpoints via [sonar] asset_dir",
+        sonar_speech_weights,
     ),
     BackendSpec(
         "asr",

@@ -31,6 +31,13 @@ def ask(
         str | None, typer.Option("--index", "-i", help="Index to search (default: index.name).")
     ] = None,
     k: Annotated[int | None, typer.Option("-k", help="Passages to retrieve (ask.k).")] = None,
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang",
+            help="Question language for the SONAR encoders (sonar.lang): eng, cmn, ... picks the speech encoder.",
+        ),
+    ] = None,
     store: Annotated[
         str | None,
         typer.Option(
@@ -60,6 +67,7 @@ def ask(
             "ask.k": k,
             "ask.rounds": rounds,
             "index.name": index_name,
+            "sonar.lang": lang,
             "index.store": store,
             "models.generator": generator,
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,6 +12,7 @@ from voicerag_cli.cli.console import err, out, print_json
 from voicerag_cli.cli.context import STATE
 
 if TYPE_CHECKING:
+    from voicerag_cli.config import Settings
     from voicerag_cli.index.base import StoreRoot
 
 
@@ -23,6 +24,12 @@ def index(
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Start over instead of updating incrementally.")] = False,
     chunk_words: Annotated[int | None, typer.Option(help="Words per chunk (index.chunk_words).")] = None,
     overlap_words: Annotated[int | None, typer.Option(help="Overlap between chunks (index.overlap_words).")] = None,
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang", help="Document language for the SONAR text encoder (sonar.lang): eng, cmn, ... or an NLLB code."
+        ),
+    ] = None,
     json_field: Annotated[
         str | None,
         typer.Option("--json-field", help="Text field of .json/.jsonl records (index.json_text_field)."),
@@ -45,6 +52,7 @@ def index(
     settings = STATE.settings(
         {
             "index.name": name,
+            "sonar.lang": lang,
             "index.chunk_words": chunk_words,
             "index.overlap_words": overlap_words,
             "index.json_text_field": json_field,
@@ -78,6 +86,7 @@ def index(
             embedder_factory=STATE.registry().text_embedder,
             rebuild=rebuild,
             progress=progress,  # type: ignore[arg-type]
+            extra=_manifest_extra(settings, root, rebuild),
         )
     seconds = time.perf_counter() - started
     manifest = report.manifest
@@ -108,6 +117,17 @@ def index(
     )
     for path in report.skipped_empty:
         err.print(f"[yellow]note:[/] no text found in {path}")
+
+
+def _manifest_extra(settings: Settings, root: StoreRoot, rebuild: bool) -> dict[str, Any] | None:
+    """SONAR indexes record their text languages (see models/sonar/selection.py)."""
+    if settings.models.text_embedder != "sonar":
+        return None
+    from voicerag_cli.models.sonar.selection import index_extra
+
+    name = settings.index.name
+    previous = None if rebuild or not root.exists(name) else root.manifest(name).extra
+    return index_extra(settings, previous)
 
 
 def _list(root: StoreRoot, as_json: bool) -> None:
