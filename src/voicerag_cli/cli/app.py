@@ -62,20 +62,63 @@ app.command("models")(models_cmd.models)
 app.add_typer(config_cmd.app, name="config")
 
 
+COMPLETE_VAR = "_VOICERAG_COMPLETE"
+COMPLETION_SHELLS = ("bash", "zsh", "fish")
+
+
+def _prepare_completion() -> None:
+    """Shell completion (the scripts in completions/ call back with _VOICERAG_COMPLETE set).
+
+    The app is built with add_completion=False (no --install-completion option), which leaves
+    Typer's completion classes unregistered; register them only when a shell asks. Typer spells
+    the instructions `complete_bash`/`source_bash`; click's `bash_complete`/`bash_source` are
+    accepted too.
+    """
+    instruction = os.environ.get(COMPLETE_VAR)
+    if not instruction:
+        return
+    first, _, second = instruction.partition("_")
+    if first in COMPLETION_SHELLS and second in {"source", "complete"}:
+        os.environ[COMPLETE_VAR] = f"{second}_{first}"
+    from typer.completion import completion_init
+
+    completion_init()
+
+
+def _usage_error_types() -> tuple[type[Exception], ...]:
+    """Click's usage errors: Typer >= 0.22 raises its vendored copy of click's exceptions
+    (subclasses of typer.TyperException), older Typer raises click's own."""
+    found: list[type[Exception]] = []
+    try:
+        import click
+
+        found.append(click.ClickException)
+    except ImportError:  # click is no dependency of the vendoring Typer
+        pass
+    vendored = getattr(typer, "TyperException", None)
+    if vendored is not None:
+        found.append(vendored)
+    return tuple(found)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: map every failure to a one-line message and an exit code."""
-    import click
-
     from voicerag_cli.errors import ExitCode, VoiceragError
 
+    _prepare_completion()
     try:
-        app(args=argv, prog_name="voicerag", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        # Without standalone mode, typer.Exit (and Ctrl-C, as Exit(130)) comes back as a return value.
+        code = app(args=argv, prog_name="voicerag", standalone_mode=False)
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except _usage_error_types() as exc:
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            sys.stderr.write(f"Error: {exc}\n")
+        sys.exit(getattr(exc, "exit_code", ExitCode.USAGE))
+    except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("voicerag: interrupted\n")
         sys.exit(ExitCode.INTERRUPTED)
     except VoiceragError as exc:
@@ -96,6 +139,10 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         error_line(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
         sys.exit(ExitCode.INTERNAL)
+    if isinstance(code, int) and not isinstance(code, bool) and code != ExitCode.OK:
+        if code == ExitCode.INTERRUPTED:
+            sys.stderr.write("voicerag: interrupted\n")
+        sys.exit(code)
 
 
 if __name__ == "__main__":
