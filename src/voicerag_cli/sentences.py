@@ -26,7 +26,9 @@ def split_sentences(text: str) -> list[Sentence]:
     sentences: list[Sentence] = []
     position = 0
     for match in _BOUNDARY.finditer(text):
-        _add(text, position, match.start(), sentences)
+        gap = match.group(0)
+        # Closing quotes/brackets after the full stop belong to the sentence, not to the gap.
+        _add(text, position, match.start() + len(gap) - len(gap.lstrip("\"')]")), sentences)
         position = match.end()
     _add(text, position, len(text), sentences)
     return sentences
