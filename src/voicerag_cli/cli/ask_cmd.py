@@ -41,7 +41,8 @@ def ask(
     store: Annotated[
         str | None,
         typer.Option(
-            "--store", help="Index store (index.store): hnswlib, milvus://host:port[/collection], milvus-lite:PATH.db."
+            "--store",
+            help="Index store (index.store): hnswlib, milvus://host:port\\[/collection], milvus-lite:PATH.db.",
         ),
     ] = None,
     out_dir: Annotated[
@@ -76,6 +77,8 @@ def ask(
     from voicerag_cli.pipeline.ask import AskPipeline
 
     # Read and check the input before loading any model: bad input fails fast and cheap.
+    if out_dir is not None:
+        _make_out_dir(out_dir)
     clip = None
     if audio is not None:
         from voicerag_cli.audio.io import read_audio
@@ -125,6 +128,13 @@ def _temp_dir() -> Path:
     import tempfile
 
     return Path(tempfile.mkdtemp(prefix="voicerag-"))
+
+
+def _make_out_dir(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot write to --out {out_dir}: {exc.strerror or exc}") from exc
 
 
 def _write_outputs(out_dir: Path, result: AskResult) -> None:

@@ -38,7 +38,7 @@ def index(
         str | None,
         typer.Option(
             "--store",
-            help="Where indexes live: hnswlib (default), milvus://host:port[/collection], milvus-lite:PATH.db.",
+            help="Where indexes live: hnswlib (default), milvus://host:port\\[/collection], milvus-lite:PATH.db.",
         ),
     ] = None,
     list_: Annotated[bool, typer.Option("--list", help="List indexes and exit.")] = False,
