@@ -1,0 +1,164 @@
+"""`voicerag ask` end to end on the demo index: WAV file, FLAC on stdin, typed text, --out,
+two rounds, and the `--json` schema (README, "JSON output")."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from voicerag_cli.errors import ExitCode
+from vrtest import DemoIndex, assert_error, run_cli, tree_hash
+
+TOP_KEYS = {
+    "schema_version",
+    "input",
+    "rag",
+    "index",
+    "audio_seconds",
+    "transcript",
+    "question",
+    "answer",
+    "citations",
+    "sources",
+    "rounds",
+    "first_round",
+    "timings_ms",
+    "models",
+    "answer_audio",
+}
+SOURCE_KEYS = {"rank", "score", "source", "start", "end", "chunk_id", "text"}
+BEE_QUESTION = "Who received a Nobel prize for decoding the honey bee dance?"
+
+
+def check_sources(sources: list[dict[str, Any]], demo: DemoIndex) -> None:
+    assert sources, "no sources"
+    assert [s["rank"] for s in sources] == list(range(1, len(sources) + 1))
+    for source in sources:
+        assert set(source) == SOURCE_KEYS
+        assert isinstance(source["score"], float) and -1.0 <= source["score"] <= 1.0
+        assert all(isinstance(source[key], int) for key in ("start", "end", "chunk_id"))
+        assert 0 <= source["start"] < source["end"]
+        path = Path(source["source"])
+        assert path.parent == demo.docs.resolve()
+        if path.suffix in {".md", ".txt"}:  # offsets point into the file's own text
+            assert path.read_text(encoding="utf-8")[source["start"] : source["end"]] == source["text"]
+    scores = [s["score"] for s in sources]
+    assert scores == sorted(scores, reverse=True)
+    assert len({s["chunk_id"] for s in sources}) == len(sources)
+
+
+def check_schema(payload: dict[str, Any], demo: DemoIndex, rag: str) -> None:
+    assert set(payload) == TOP_KEYS
+    assert payload["schema_version"] == 1
+    assert payload["rag"] == rag
+    assert payload["index"] == demo.name
+    assert isinstance(payload["answer"], str) and payload["answer"]
+    assert isinstance(payload["citations"], list)
+    assert all(isinstance(c, int) and 1 <= c <= len(payload["sources"]) for c in payload["citations"])
+    for cited in payload["citations"]:
+        assert f"[{cited}]" in payload["answer"]
+    check_sources(payload["sources"], demo)
+    assert isinstance(payload["timings_ms"], dict)
+    assert all(isinstance(v, float) and v >= 0 for v in payload["timings_ms"].values())
+    stages = {k: v for k, v in payload["timings_ms"].items() if k != "total"}
+    assert payload["timings_ms"]["total"] == pytest.approx(sum(stages.values()), abs=0.1 * len(stages))
+    assert isinstance(payload["models"], dict) and all(isinstance(v, str) for v in payload["models"].values())
+    if rag == "text":
+        assert payload["audio_seconds"] is None and payload["transcript"] is None
+        assert payload["input"] == "text"
+    else:
+        assert isinstance(payload["audio_seconds"], float) and payload["audio_seconds"] > 0
+        assert isinstance(payload["transcript"], str) and payload["transcript"]
+        assert payload["question"] == payload["transcript"]
+        assert {"read_audio", "asr", "embed_text", "search", "generate"} <= set(payload["timings_ms"])
+
+
+def test_ask_wav_json_and_out_dir(on_demo_index: DemoIndex, speech: Callable[..., Path], tmp_path: Path) -> None:
+    question = speech(BEE_QUESTION)
+    out = tmp_path / "answer"
+    before = tree_hash(on_demo_index.path)
+    result = run_cli("ask", question, "--rag", "asr", "--json", "--out", out)
+    assert result.code == 0, result
+    payload = result.json()
+    check_schema(payload, on_demo_index, "asr")
+    assert payload["input"] == str(question)
+    assert payload["audio_seconds"] == pytest.approx(sf.info(str(question)).duration, abs=0.01)
+    assert "nobel" in payload["transcript"].lower()
+    assert Path(payload["sources"][0]["source"]).name == "honeybees.md"
+    assert "Frisch" in payload["answer"]
+    assert payload["models"] == {
+        "text_embedder": "minilm",
+        "generator": "extractive",
+        "asr": "whisper-tiny-en",
+        "tts": "espeak",
+    }
+    assert payload["rounds"] == 1 and payload["first_round"] is None
+    assert "tts" in payload["timings_ms"]
+
+    # --out: answer.txt, answer.wav (valid, audible speech), result.json (= stdout)
+    assert payload["answer_audio"] == str(out / "answer.wav")
+    assert (out / "answer.txt").read_text(encoding="utf-8") == payload["answer"] + "\n"
+    assert json.loads((out / "result.json").read_text(encoding="utf-8")) == payload
+    info = sf.info(str(out / "answer.wav"))
+    assert info.format == "WAV" and info.channels == 1 and info.duration > 1.0
+    samples, _ = sf.read(str(out / "answer.wav"), dtype="float32")
+    assert float(np.max(np.abs(samples))) > 0.05
+    assert sorted(p.name for p in out.iterdir()) == ["answer.txt", "answer.wav", "result.json"]
+    assert tree_hash(on_demo_index.path) == before  # asking never writes to the index
+
+
+def test_ask_flac_on_stdin(on_demo_index: DemoIndex, speech: Callable[..., Path], tmp_path: Path) -> None:
+    samples, rate = sf.read(str(speech("What is the biggest planet in the solar system?")))
+    flac = tmp_path / "question.flac"
+    sf.write(str(flac), samples, rate, format="FLAC")
+    result = run_cli("ask", "-", "--json", stdin=flac.read_bytes())
+    assert result.code == 0, result
+    payload = result.json()
+    check_schema(payload, on_demo_index, "asr")
+    assert payload["input"] == "<stdin>"
+    assert "biggest planet" in payload["transcript"].lower()
+    assert Path(payload["sources"][0]["source"]).name == "solar_system.txt"
+    assert "Jupiter" in payload["answer"]
+    assert payload["answer_audio"] is None
+
+
+def test_ask_text_renders_panel_and_sources(on_demo_index: DemoIndex) -> None:
+    result = run_cli("ask", "--text", "When was the pneumatic tyre patented?", "-k", "3")
+    assert result.code == 0, result
+    assert "question: When was the pneumatic tyre patented?" in result.stdout
+    assert "Dunlop" in result.stdout and "1888" in result.stdout
+    assert "bicycles.md" in result.stdout
+    assert "search" in result.stderr and " ms" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_ask_text_two_rounds_json(on_demo_index: DemoIndex) -> None:
+    result = run_cli("ask", "--text", "Where does the Rhine rise?", "-k", "2", "--rounds", "2", "--json")
+    assert result.code == 0, result
+    payload = result.json()
+    check_schema(payload, on_demo_index, "text")
+    assert payload["question"] == "Where does the Rhine rise?"
+    assert payload["rounds"] == 2
+    first = payload["first_round"]
+    assert set(first) == {"answer", "sources"} and isinstance(first["answer"], str)
+    assert len(first["sources"]) == 2
+    check_sources(first["sources"], on_demo_index)
+    # the final context is round one's passages, then round two's new ones
+    assert 2 <= len(payload["sources"]) <= 4
+    assert [s["chunk_id"] for s in payload["sources"][:2]] == [s["chunk_id"] for s in first["sources"]]
+    assert {"search_round2", "generate_round2", "embed_round2"} <= set(payload["timings_ms"])
+    assert Path(payload["sources"][0]["source"]).name == "rhine.html"
+    assert "Alps" in payload["answer"]
+
+
+def test_e2e_without_speech_embedder(on_demo_index: DemoIndex, speech: Callable[..., Path]) -> None:
+    before = tree_hash(on_demo_index.path)
+    result = run_cli("ask", speech(BEE_QUESTION), "--rag", "e2e", "--json")
+    assert_error(result, ExitCode.MODEL, "--rag e2e", "speech embedder", "--rag asr")
+    assert tree_hash(on_demo_index.path) == before
