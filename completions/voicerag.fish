@@ -1,0 +1,1 @@
+complete --command voicerag --no-files --arguments "(env _VOICERAG_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) voicerag)" --condition "env _VOICERAG_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) voicerag"
