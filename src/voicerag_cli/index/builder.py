@@ -17,7 +17,7 @@ from voicerag_cli.index.store import Manifest
 
 if TYPE_CHECKING:
     from voicerag_cli.config import IndexConfig
-    from voicerag_cli.index.base import StoreRoot
+    from voicerag_cli.index.base import StoreRoot, StoreWriter
     from voicerag_cli.models.base import TextEmbedder
 
 # progress(stage, done, total): stage is "scan" or "embed"
@@ -105,15 +105,12 @@ def build_index(
             hnsw_ef_construction=config.hnsw_ef_construction,
             extra=dict(extra or {}),
         )
-        total_chunks = sum(len(chunks) for _, chunks in pending)
         with root.writer(manifest, rebuild=rebuild) as writer:
             for key in deleted:
                 writer.remove_file(key)
                 report.removed.append(key)
-            done = 0
-            report_progress("embed", 0, total_chunks)
             hashes = {f.key: f for f in to_embed}
-            for key, chunks in pending:
+            for key, _ in pending:
                 if key in known:
                     writer.remove_file(key)
                     report.updated.append(key)
@@ -121,15 +118,35 @@ def build_index(
                     report.added.append(key)
                 source = hashes[key]
                 writer.add_file(key, source.content_hash, source.size)
-                for start in range(0, len(chunks), config.batch_size):
-                    batch = chunks[start : start + config.batch_size]
-                    vectors = embedder.embed_texts([c.text for c in batch], batch_size=config.batch_size)
-                    writer.add_chunks(key, batch, np.asarray(vectors))
-                    done += len(batch)
-                    report_progress("embed", done, total_chunks)
-            report.chunks_embedded = done
+            report.chunks_embedded = _embed_and_add(writer, embedder, pending, config.batch_size, report_progress)
             report.manifest = writer.commit()
         return report
+
+
+def _embed_and_add(
+    writer: StoreWriter,
+    embedder: TextEmbedder,
+    pending: list[tuple[str, list[Chunk]]],
+    batch_size: int,
+    report_progress: ProgressFn,
+) -> int:
+    """Embed all pending chunks in full batches across file boundaries (small files would
+    otherwise make small, slow batches), adding each batch's chunks file by file, in order."""
+    flat = [(key, chunk) for key, chunks in pending for chunk in chunks]
+    report_progress("embed", 0, len(flat))
+    for start in range(0, len(flat), batch_size):
+        batch = flat[start : start + batch_size]
+        vectors = np.asarray(embedder.embed_texts([chunk.text for _, chunk in batch], batch_size=batch_size))
+        first = 0
+        while first < len(batch):
+            key = batch[first][0]
+            last = first
+            while last < len(batch) and batch[last][0] == key:
+                last += 1
+            writer.add_chunks(key, [chunk for _, chunk in batch[first:last]], vectors[first:last])
+            first = last
+        report_progress("embed", start + len(batch), len(flat))
+    return len(flat)
 
 
 def _was_deleted(path: Path, roots: list[Path]) -> bool:
