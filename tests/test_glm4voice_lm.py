@@ -125,26 +125,40 @@ def pattern(lm: InterleavedLM, tokens: TokenMap, prompt_ids: list[int], total: i
     return LogitsProcessorList([InterleavePattern(len(prompt_ids), text, audio, tokens.stop_ids[0], total)])
 
 
+def generate(
+    lm: InterleavedLM, tokens: TokenMap, prompt_ids: list[int], params: GenerationParams, total: int
+) -> list[int]:
+    ids: list[int] = []
+    lm.run(prompt_ids, tokens, params, ids.append, pattern(lm, tokens, prompt_ids, total))
+    return ids
+
+
 def test_lm_streams_an_interleaved_answer(lm: InterleavedLM, tokens: TokenMap) -> None:
     prompt_ids = encode_prompt(lm.tokenizer, tokens, build_prompt(PASSAGES, question_audio=[1, 2, 3]))
     params = GenerationParams(temperature=0.8, seed=7)
-    ids = list(lm.stream(prompt_ids, tokens, params, pattern(lm, tokens, prompt_ids, total=80)))
+    ids = generate(lm, tokens, prompt_ids, params, total=80)
     assert len(ids) == 81 and ids[-1] == tokens.stop_ids[0]  # stopped by <|user|>
     assert [tokens.is_audio(t) for t in ids[:39]] == [False] * 13 + [True] * 26
     parser = InterleaveParser(lm.tokenizer, tokens)
     blocks = [e for t in ids for e in parser.feed(t) if isinstance(e, AudioBlock)]
     assert [len(b.tokens) for b in blocks] == [25, 27] and blocks[-1].final  # 80 = 13 + 26 + 13 + 26 + 2
-    again = list(lm.stream(prompt_ids, tokens, params, pattern(lm, tokens, prompt_ids, total=80)))
-    assert again == ids  # a fixed seed reproduces the answer
+    assert generate(lm, tokens, prompt_ids, params, total=80) == ids  # a fixed seed reproduces the answer
 
 
-def test_lm_stops_when_the_consumer_stops(lm: InterleavedLM, tokens: TokenMap) -> None:
+def test_lm_stops_when_the_callback_raises(lm: InterleavedLM, tokens: TokenMap) -> None:
+    """Ctrl-C or a failing decoder inside the per-token callback ends generation at once."""
     prompt_ids = encode_prompt(lm.tokenizer, tokens, build_prompt(PASSAGES, question_text="Who?"))
     params = GenerationParams(temperature=0.0, max_new_tokens=500)
-    stream = lm.stream(prompt_ids, tokens, params, pattern(lm, tokens, prompt_ids, total=10_000))
-    first = [next(stream) for _ in range(5)]
-    stream.close()  # joins the generating thread: returns only because generation was cancelled
-    assert len(first) == 5
+    seen: list[int] = []
+
+    def on_token(token: int) -> None:
+        seen.append(token)
+        if len(seen) == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        lm.run(prompt_ids, tokens, params, on_token, pattern(lm, tokens, prompt_ids, total=10_000))
+    assert len(seen) == 5
 
 
 def test_remote_code_needs_opt_in_and_files_are_checked(lm_dir: Path, tmp_path: Path) -> None:

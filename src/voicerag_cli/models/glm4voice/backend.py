@@ -46,6 +46,7 @@ class StreamStats:
     """Latency of the last answer, measured from the start of `generate` (after retrieval)."""
 
     tokenize_ms: float = 0.0
+    first_token_ms: float | None = None  # the prompt's prefill ends here
     first_text_ms: float | None = None
     first_audio_ms: float | None = None
     total_ms: float = 0.0
@@ -120,11 +121,16 @@ class Glm4VoiceGenerator:
                 if self.listener is not None:
                     self.listener.on_audio(audio, self.decoder.sample_rate)
 
-        processors = None if self.logits_processors is None else self.logits_processors(len(prompt))
-        for token in self.lm.stream(prompt, self.tokens, self.params, processors):
+        def on_token(token: int) -> None:
             stats.generated_tokens += 1
+            if stats.generated_tokens == 1:
+                stats.first_token_ms = elapsed_ms()
             for event in parser.feed(token):
                 handle(event)
+
+        processors = None if self.logits_processors is None else self.logits_processors(len(prompt))
+        # Speech blocks are decoded inside the generation loop, as soon as they are complete.
+        self.lm.run(prompt, self.tokens, self.params, on_token, processors)
         if not parser.done:  # stopped by max_new_tokens rather than by the model
             for event in parser.finish():
                 handle(event)

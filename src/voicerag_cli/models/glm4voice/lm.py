@@ -1,11 +1,9 @@
-"""The GLM-4-Voice-9B language model from a local snapshot, generating in a background thread
-so that its tokens can be parsed, printed and spoken while it is still running."""
+"""The GLM-4-Voice-9B language model from a local snapshot, handing out each token as it is
+generated so that it can be parsed, printed and spoken while the model is still running."""
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,11 +48,11 @@ def check_snapshot(folder: Path, trust_remote_code: bool, config_key: str) -> No
         )
 
 
-class _TokenQueue:
-    """A transformers streamer: generate() puts new ids here, the consumer iterates them."""
+class _Callback:
+    """A transformers streamer that hands each new id to `on_token` inside the generation loop."""
 
-    def __init__(self) -> None:
-        self.items: queue.Queue[int | BaseException | None] = queue.Queue()
+    def __init__(self, on_token: Callable[[int], None]) -> None:
+        self.on_token = on_token
         self.prompt_seen = False
 
     def put(self, value: torch.Tensor) -> None:
@@ -62,10 +60,10 @@ class _TokenQueue:
             self.prompt_seen = True
             return
         for token in value.reshape(-1).tolist():
-            self.items.put(int(token))
+            self.on_token(int(token))
 
     def end(self) -> None:
-        self.items.put(None)
+        pass
 
 
 class InterleavedLM:
@@ -102,55 +100,32 @@ class InterleavedLM:
             raise ModelError(f"{WHAT}: cannot load {root}: {str(exc).splitlines()[0]}") from exc
         return cls(model.to(device), tokenizer, device)
 
-    def stream(
+    def run(
         self,
         prompt_ids: Sequence[int],
         tokens: TokenMap,
         params: GenerationParams,
+        on_token: Callable[[int], None],
         logits_processor: Any = None,
-    ) -> Iterator[int]:
-        """Generated ids, one at a time, as the model produces them; stops at `<|user|>` (or the
-        end-of-text tokens), after `max_new_tokens`, or when the consumer stops iterating.
+    ) -> None:
+        """Generate, calling `on_token` with each new id as soon as it exists; stops at `<|user|>`
+        (or the end-of-text tokens) or after `max_new_tokens`. `on_token` runs in this thread,
+        between two decoding steps: work it does (decoding speech) pauses the model instead of
+        competing with it for the interpreter, and an exception it raises ends generation.
         `logits_processor` (a transformers LogitsProcessorList) is for tests and benchmarks."""
-        from transformers import StoppingCriteria, StoppingCriteriaList
-
-        streamer = _TokenQueue()
         inputs = torch.tensor([list(prompt_ids)], device=self.device)
-        cancelled = threading.Event()
-
-        class _Cancelled(StoppingCriteria):
-            def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-                return torch.full((input_ids.shape[0],), cancelled.is_set(), device=input_ids.device)
-
-        def run() -> None:
-            try:
-                if params.seed is not None:
-                    torch.manual_seed(params.seed)
-                with torch.inference_mode():
-                    self.model.generate(
-                        input_ids=inputs,
-                        attention_mask=torch.ones_like(inputs),
-                        eos_token_id=list(tokens.stop_ids),
-                        pad_token_id=tokens.stop_ids[1],
-                        streamer=streamer,
-                        stopping_criteria=StoppingCriteriaList([_Cancelled()]),
-                        logits_processor=logits_processor,
-                        **params.kwargs(),
-                    )
-            except BaseException as exc:  # surfaced in the consumer's thread
-                streamer.items.put(exc)
-                return
-
-        worker = threading.Thread(target=run, name="glm4voice-generate", daemon=True)
-        worker.start()
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
         try:
-            while True:
-                item = streamer.items.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise BackendError(f"{WHAT}: generation failed: {item}") from item
-                yield item
-        finally:
-            cancelled.set()  # a consumer that stops early (an error, Ctrl-C) stops the model too
-            worker.join()
+            with torch.inference_mode():
+                self.model.generate(
+                    input_ids=inputs,
+                    attention_mask=torch.ones_like(inputs),
+                    eos_token_id=list(tokens.stop_ids),
+                    pad_token_id=tokens.stop_ids[1],
+                    streamer=_Callback(on_token),
+                    logits_processor=logits_processor,
+                    **params.kwargs(),
+                )
+        except (RuntimeError, ValueError) as exc:  # CUDA out of memory, bad generation settings
+            raise BackendError(f"{WHAT}: generation failed: {str(exc).splitlines()[0]}") from exc
