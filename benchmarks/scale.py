@@ -8,13 +8,15 @@ its own); results go to benchmarks/results/<part>.json and a summary is printed.
     python benchmarks/scale.py --parts query --sizes 10000,100000,1000000
 
 Query sizes not run this time are read from their stored result, when there is one, and
-marked "stored" in the summary. Run it with `nice -n 10` on a shared machine.
+marked "stored" in the summary; `device_query_*.json` were measured with query_latency.py
+`--threads 16` on a lent 16-core machine (the 1 M build takes hours on this shared 2-core one). Run it with `nice -n 10` on a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +33,29 @@ def run(script: str, out: Path, *args: str) -> dict[str, Any]:
     return json.loads(out.read_text(encoding="utf-8"))
 
 
+def startup(out: Path) -> dict[str, Any]:
+    """benchmarks/startup.py (its printed medians), plus which heavy modules `--help` imports."""
+    print("== startup.py -n 10", flush=True)
+    done = subprocess.run(
+        [sys.executable, str(HERE / "startup.py"), "-n", "10"], check=True, capture_output=True, text=True
+    )
+    print(done.stdout, end="")
+    medians = dict(re.findall(r"^(python -c pass|voicerag --help)\s+median\s+([0-9.]+) ms", done.stdout, re.M))
+    heavy = {"torch", "transformers", "sentence_transformers", "pymilvus", "milvus_lite", "hnswlib"}
+    trace = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "voicerag_cli", "--help"], check=True, capture_output=True, text=True
+    ).stderr
+    imported = sorted({line.rsplit("|", 1)[-1].strip() for line in trace.splitlines() if "|" in line} & heavy)
+    result = {
+        "python_bare_ms": float(medians["python -c pass"]),
+        "voicerag_help_ms": float(medians["voicerag --help"]),
+        "ratio": round(float(medians["voicerag --help"]) / float(medians["python -c pass"]), 2),
+        "heavy_modules_imported": imported,
+    }
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result
+
+
 def query_rows(sizes: list[int], ran: set[int]) -> list[str]:
     lines = [
         "| vectors | ef | p50 ms | p95 ms | recall@5 | index RSS MiB | disk MiB | build s (threads) | source |",
@@ -38,9 +63,9 @@ def query_rows(sizes: list[int], ran: set[int]) -> list[str]:
     ]
     for path in sorted(RESULTS.glob("*query_*.json"), key=lambda p: (json.loads(p.read_text())["size"], p.name)):
         r = json.loads(path.read_text(encoding="utf-8"))
-        where = "this run" if path.name == f"query_{r['size']}.json" and r["size"] in ran else f"stored: {path.name}"
-        if r["size"] not in sizes and path.name.startswith("query_"):
-            continue
+        machine = "16-core lent machine" if path.name.startswith("device_") else "2-core dev machine"
+        ran_now = path.name == f"query_{r['size']}.json" and r["size"] in ran
+        where = f"{machine}, {'this run' if ran_now else 'stored ' + path.name}"
         for row in r["by_ef"]:
             lines.append(
                 f"| {r['size']:,} (M={r['M']}) | {row['ef']} | {row['p50_ms']:.3f} | {row['p95_ms']:.3f} | "
@@ -80,10 +105,10 @@ def main() -> None:
         )
         summary.append(f"ask (warm median): {a['warm_median_ms']} ms; CLI wall per question {a['cli_ask_wall_s']} s")
     if "startup" in parts:
-        s = run("startup.py", RESULTS / "startup.json")
+        s = startup(RESULTS / "startup.json")
         summary.append(
-            f"startup: voicerag --help {s['voicerag_help_s']} s (bare python {s['python_bare_s']} s), "
-            f"heavy imports: {s['heavy_modules_imported'] or 'none'}"
+            f"startup: voicerag --help median {s['voicerag_help_ms']} ms (python -c pass {s['python_bare_ms']} ms, "
+            f"ratio {s['ratio']}); heavy modules imported by --help: {s['heavy_modules_imported'] or 'none'}"
         )
     print("\n".join(["", "== summary", *summary]))
 
