@@ -76,6 +76,12 @@ def espeak_weights(settings: Settings) -> WeightsInfo:
     return WeightsInfo(exe or "espeak-ng (not on PATH: apt-get install espeak-ng)", exe is not None)
 
 
+def distilled_head_weights(settings: Settings) -> WeightsInfo:
+    # The head ships inside this package; its path is computed without importing the backend.
+    path = Path(__file__).resolve().parent / "weights" / "whisper-tiny-distilled-minilm.safetensors"
+    return WeightsInfo(str(path), path.is_file(), path.stat().st_size if path.is_file() else None)
+
+
 def sonar_text_weights(settings: Settings) -> WeightsInfo:
     from voicerag_cli.models.sonar.selection import text_weights
 
@@ -130,6 +136,13 @@ BACKENDS: list[BackendSpec] = [
         "voicerag_cli.models.unavailable:create_speech_embedder",
         "no speech embedder yet: --rag e2e is unavailable",
         _none_weights,
+    ),
+    BackendSpec(
+        "speech_embedder",
+        "whisper-tiny-distilled",
+        "voicerag_cli.models.speech_encoder:create",
+        "frozen Whisper tiny.en encoder + head distilled onto all-MiniLM-L6-v2 (no transcription), bundled",
+        distilled_head_weights,
     ),
     BackendSpec(
         "speech_embedder",

@@ -1,0 +1,191 @@
+"""End-to-end speech retrieval (`--rag e2e`) vs transcription (`--rag asr`) vs the question text.
+
+RGB-en questions (all 100, never trained on) are spoken by espeak-ng voices held out from the
+speech embedder's training (voicerag_cli.training.voices.EVAL_VOICES). Passages are embedded with
+the text embedder into in-memory hnswlib indexes, two ways:
+  per-question: each question searches only its own candidates (positive + negative passages);
+  pooled:       every question searches all RGB-en passages together.
+Recall@k = a positive passage is among the top k. Query time is measured per question in the
+same process: e2e = speech embedding + search; asr = Whisper transcription + text embedding +
+search (the default `voicerag ask` stages). Medians and ratios against asr are printed.
+
+A second part speaks the training corpus's held-out sentences with held-out voices and reports
+how often a clip's vector finds its own sentence among all of them (R@1, R@5).
+
+    nice -n 10 python benchmarks/e2e_vs_asr.py --json-out /tmp/e2e_vs_asr.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RGB = ROOT.parent / "shared" / "data" / "rgb" / "en_fact.json"
+HOTPOT = ROOT.parent / "shared" / "data" / "hotpotqa" / "hotpot_dev_distractor_100.json"
+KS = (1, 5)
+
+
+def load_rgb(path: Path, limit: int) -> list[dict]:
+    items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return items[:limit] if limit else items
+
+
+def recall(ranked_positive: list[bool], k: int) -> float:
+    return float(any(ranked_positive[:k]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rgb", type=Path, default=RGB)
+    parser.add_argument("--hotpot", type=Path, default=HOTPOT)
+    parser.add_argument("--limit", type=int, default=0, help="first N RGB questions only")
+    parser.add_argument("--heldout-sentences", type=int, default=300, help="0 skips the held-out-sentence part")
+    parser.add_argument("--threads", type=int, default=2, help="torch and CTranslate2 threads for every model")
+    parser.add_argument("--json-out", type=Path)
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    from voicerag_cli.config import Settings
+    from voicerag_cli.index.memory import MemoryIndex
+    from voicerag_cli.models.speech_encoder import create as create_speech
+    from voicerag_cli.models.whisper_ct2 import FasterWhisperRecognizer
+    from voicerag_cli.models.whisper_frontend import bundled_whisper_dir
+    from voicerag_cli.registry import Registry
+    from voicerag_cli.training.render import speak
+    from voicerag_cli.training.voices import EVAL_RATES, EVAL_VOICES, Voice
+
+    settings = Settings()
+    registry = Registry(settings)
+    text = registry.text_embedder()
+    speech = create_speech(settings, registry)
+    speech.frontend.model = type(speech.frontend.model)(
+        str(bundled_whisper_dir()), device="cpu", compute_type="int8", intra_threads=args.threads
+    )  # same thread count as the ASR below, for a fair timing
+    whisper_dir = bundled_whisper_dir()
+    assert whisper_dir is not None
+    asr = FasterWhisperRecognizer(whisper_dir, "en", beam_size=settings.asr.beam_size, compute_type="int8")
+    asr.model = type(asr.model)(str(whisper_dir), device="cpu", compute_type="int8", cpu_threads=args.threads)
+
+    items = load_rgb(args.rgb, args.limit)
+    voices = [Voice(v, r, 50) for v in EVAL_VOICES for r in EVAL_RATES]
+    audio = [speak(item["query"], voices[i % len(voices)]) for i, item in enumerate(items)]
+
+    # Indexes: one per question, and one over every passage.
+    all_texts: list[str] = []
+    positive_of: dict[str, set[int]] = {}
+    for item in items:
+        for p in item["positive"] + item["negative"]:
+            if p not in positive_of:
+                positive_of[p] = set()
+                all_texts.append(p)
+    for qi, item in enumerate(items):
+        for p in item["positive"]:
+            positive_of[p].add(qi)
+    vectors = text.embed_texts(all_texts, batch_size=64)
+    row = {t: i for i, t in enumerate(all_texts)}
+    pooled = MemoryIndex("rgb-pooled", text.space)
+    pooled.add(all_texts, all_texts, vectors)
+    per_question = []
+    for item in items:
+        cands = list(dict.fromkeys(item["positive"] + item["negative"]))
+        index = MemoryIndex("rgb-question", text.space)
+        index.add(cands, cands, vectors[[row[c] for c in cands]])
+        per_question.append(index)
+
+    # Warm-up on one clip so that lazy initialisation stays out of the timings.
+    speech.embed_speech(audio[0], 16_000)
+    asr.transcribe(audio[0], 16_000)
+    text.embed_texts(["warm up"])
+    pooled.search(vectors[0], 5, 128)
+    for index in per_question:
+        index.search(vectors[0], 5, 128)
+
+    modes = ("e2e", "asr", "oracle")
+    hits = {(m, pool, k): [] for m in modes for pool in ("per_question", "pooled") for k in KS}
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    transcripts = []
+    for qi, item in enumerate(items):
+        for mode in modes:
+            started = time.perf_counter()
+            if mode == "e2e":
+                query = speech.embed_speech(audio[qi], 16_000)
+            elif mode == "asr":
+                transcript = asr.transcribe(audio[qi], 16_000).text
+                query = text.embed_texts([transcript])[0]
+            else:
+                query = text.embed_texts([item["query"]])[0]
+            ranked = per_question[qi].search(query, 5, 128)
+            times[mode].append(time.perf_counter() - started)
+            ranked_pooled = pooled.search(query, 5, 128)
+            for pool, result in (("per_question", ranked), ("pooled", ranked_pooled)):
+                flags = [qi in positive_of[p.text] for p in result]
+                for k in KS:
+                    hits[(mode, pool, k)].append(recall(flags, k))
+            if mode == "asr":
+                transcripts.append({"query": item["query"], "transcript": transcript})
+
+    report: dict = {"questions": len(items), "passages_pooled": len(all_texts), "threads": args.threads}
+    print(f"RGB-en: {len(items)} spoken questions (held-out voices), {len(all_texts)} passages pooled")
+    print(f"{'mode':8} {'per-q R@1':>9} {'per-q R@5':>9} {'pool R@1':>9} {'pool R@5':>9} {'median ms':>10}")
+    for mode in modes:
+        r = {f"{pool}_r{k}": float(np.mean(hits[(mode, pool, k)])) for pool in ("per_question", "pooled") for k in KS}
+        r["median_ms"] = 1000 * statistics.median(times[mode])
+        r["mean_ms"] = 1000 * statistics.mean(times[mode])
+        report[mode] = r
+        print(
+            f"{mode:8} {r['per_question_r1']:9.3f} {r['per_question_r5']:9.3f} "
+            f"{r['pooled_r1']:9.3f} {r['pooled_r5']:9.3f} {r['median_ms']:10.1f}"
+        )
+    speedup = report["asr"]["median_ms"] / report["e2e"]["median_ms"]
+    report["speedup_e2e_vs_asr"] = speedup
+    for pool in ("per_question", "pooled"):
+        gap = 100 * (report["asr"][f"{pool}_r5"] - report["e2e"][f"{pool}_r5"])
+        report[f"{pool}_r5_gap_points"] = gap
+        print(f"{pool}: e2e R@5 is {gap:+.1f} points below asr (target: <= 5)")
+    print(f"speed: e2e {speedup:.1f}x faster than asr (median per question; target: >= 5x)")
+
+    if args.heldout_sentences:
+        report["heldout_sentences"] = heldout_sentences(args, speech, text, voices)
+    report["transcripts"] = transcripts
+    if args.json_out:
+        args.json_out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    return 0
+
+
+def heldout_sentences(args: argparse.Namespace, speech, text, voices) -> dict:  # type: ignore[no-untyped-def]
+    """The corpus's held-out sentences, spoken by held-out voices, through the real backend."""
+    from voicerag_cli.training.corpus import build_corpus
+    from voicerag_cli.training.render import speak
+
+    sentences = [t.text for t in build_corpus(args.hotpot) if t.held_out][: args.heldout_sentences]
+    targets = text.embed_texts(sentences, batch_size=64)
+    vectors = np.stack(
+        [speech.embed_speech(speak(s, voices[i % len(voices)]), 16_000) for i, s in enumerate(sentences)]
+    )
+    sims = vectors @ targets.T
+    rank = (sims > np.diag(sims)[:, None]).sum(1)
+    result = {
+        "sentences": len(sentences),
+        "r1": float((rank < 1).mean()),
+        "r5": float((rank < 5).mean()),
+        "cos": float(np.diag(sims).mean()),
+    }
+    print(
+        f"held-out sentences x held-out voices: {len(sentences)} clips, own sentence R@1 {result['r1']:.3f}, "
+        f"R@5 {result['r5']:.3f}, mean cosine to its text vector {result['cos']:.3f}"
+    )
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

