@@ -402,3 +402,26 @@ def test_unreachable_server_is_a_one_line_backend_error(tmp_path: Path) -> None:
     root = open_store(parse_store(f"milvus://127.0.0.1:{_free_port()}"), tmp_path / "locks")
     with pytest.raises(BackendError, match="Milvus"):
         root.names()
+
+
+def test_a_milvus_lite_folder_in_use_by_another_process(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    path = tmp_path / "busy.db"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, pymilvus; pymilvus.MilvusClient(sys.argv[1]).list_collections(); print('up', flush=True); "
+            "sys.stdin.read()",
+            str(path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "up"
+        busy = cli("index", "--list", "--store", f"milvus-lite:{path}", env=cli_env)
+        assert busy.returncode == 7, busy.stderr
+        assert busy.stderr.count("\n") == 1 and "one process at a time" in busy.stderr, busy.stderr
+    finally:
+        holder.communicate("", timeout=60)

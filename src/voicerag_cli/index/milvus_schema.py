@@ -37,7 +37,9 @@ def import_pymilvus() -> Any:
         ) from exc
     # pymilvus logs every failed RPC with a traceback (we report them as one line), and
     # query_iterator warns when a server (milvus-lite) does not report an MVCC timestamp.
-    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+    # milvus-lite logs a traceback when its folder is locked by another process (reported below).
+    for name in ("pymilvus", "milvus_lite"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     return pymilvus
 
 
@@ -46,7 +48,8 @@ def connect(uri: str, token: str) -> Any:
     try:
         return pymilvus.MilvusClient(uri=uri, token=token, timeout=30)
     except Exception as exc:  # pymilvus raises MilvusException, grpc errors or plain ones
-        raise BackendError(f"cannot connect to Milvus at {uri}: {exc}") from exc
+        hint = "" if "://" in uri else " (a milvus-lite folder serves one process at a time: is another using it?)"
+        raise BackendError(f"cannot connect to Milvus at {uri}: {exc}{hint}") from exc
 
 
 def collection_base(name: str) -> str:
