@@ -72,6 +72,11 @@ def check_schema(payload: dict[str, Any], demo: DemoIndex, rag: str) -> None:
     if rag == "text":
         assert payload["audio_seconds"] is None and payload["transcript"] is None
         assert payload["input"] == "text"
+    elif rag == "e2e":  # no transcript anywhere: the audio itself is the query
+        assert isinstance(payload["audio_seconds"], float) and payload["audio_seconds"] > 0
+        assert payload["transcript"] is None and payload["question"] is None
+        assert {"read_audio", "embed_speech", "search", "generate"} <= set(payload["timings_ms"])
+        assert not {"asr", "embed_text"} & set(payload["timings_ms"])
     else:
         assert isinstance(payload["audio_seconds"], float) and payload["audio_seconds"] > 0
         assert isinstance(payload["transcript"], str) and payload["transcript"]
@@ -157,8 +162,25 @@ def test_ask_text_two_rounds_json(on_demo_index: DemoIndex) -> None:
     assert "Alps" in payload["answer"]
 
 
+def test_e2e_with_the_default_speech_embedder(on_demo_index: DemoIndex, speech: Callable[..., Path]) -> None:
+    # No transcription: the spoken question is embedded straight into the index's space.
+    result = run_cli("ask", speech(BEE_QUESTION), "--rag", "e2e", "--json")
+    assert result.code == 0, result
+    payload = result.json()
+    check_schema(payload, on_demo_index, "e2e")
+    assert payload["models"] == {
+        "text_embedder": "minilm",
+        "generator": "extractive",
+        "speech_embedder": "whisper-tiny-distilled",
+    }
+    assert Path(payload["sources"][0]["source"]).name == "honeybees.md"
+    assert "Frisch" in payload["answer"]
+
+
 def test_e2e_without_speech_embedder(on_demo_index: DemoIndex, speech: Callable[..., Path]) -> None:
     before = tree_hash(on_demo_index.path)
-    result = run_cli("ask", speech(BEE_QUESTION), "--rag", "e2e", "--json")
+    result = run_cli(
+        "ask", speech(BEE_QUESTION), "--rag", "e2e", "--json", env={"VOICERAG_MODELS__SPEECH_EMBEDDER": "none"}
+    )
     assert_error(result, ExitCode.MODEL, "--rag e2e", "speech embedder", "--rag asr")
     assert tree_hash(on_demo_index.path) == before

@@ -77,6 +77,38 @@ def test_file_env_and_flag_layers_through_the_cli(isolated_env: Isolated, tmp_pa
     assert explicit.json()["source"] == str(other)
 
 
+def test_profiles_builtin_user_env_and_flag(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "c.toml",
+        '[ask]\nk = 3\n[profiles.big.ask]\nk = 9\nrag = "e2e"\n[profiles.big.asr]\nbeam_size = 5\n',
+    )
+    plain = load_settings(config, environ={})
+    assert (plain.profile, plain.models.text_embedder, plain.ask.k) == ("default", "minilm", 3)
+
+    sonar = load_settings(config, environ={}, profile="sonar")  # built in
+    assert (sonar.models.text_embedder, sonar.models.speech_embedder) == ("sonar", "sonar")
+
+    big = load_settings(config, environ={"VOICERAG_PROFILE": "big"})  # from the file, chosen by env
+    assert (big.profile, big.ask.k, big.ask.rag, big.asr.beam_size) == ("big", 9, "e2e", 5)
+    # the profile sits above the file, below the environment and flags
+    layered = load_settings(config, environ={"VOICERAG_PROFILE": "big", "VOICERAG_ASK__K": "4"})
+    assert (layered.ask.k, layered.ask.rag) == (4, "e2e")
+    assert load_settings(config, environ={}, profile="big", overrides={"ask.rag": "asr"}).ask.rag == "asr"
+    # a --profile flag beats VOICERAG_PROFILE
+    assert load_settings(config, environ={"VOICERAG_PROFILE": "big"}, profile="sonar").profile == "sonar"
+
+
+def test_bad_profiles_are_config_errors(isolated_env: Isolated) -> None:
+    unknown = run_cli("models", "--profile", "nope")
+    assert_error(unknown, ExitCode.CONFIG, "unknown profile 'nope'", "sonar")
+    write_config(isolated_env.config_file, "[profiles.bad.ask]\nnot_a_key = 1\n")
+    assert_error(run_cli("--profile", "bad", "models"), ExitCode.CONFIG, "ask.not_a_key", "profile 'bad'")
+    shown = run_cli("config", "show", "--json", env={"VOICERAG_PROFILE": "sonar"})
+    assert shown.code == 0, shown
+    assert shown.json()["profile"] == "sonar"
+    assert shown.json()["settings"]["models"]["text_embedder"] == "sonar"
+
+
 def test_show_toml_round_trips(isolated_env: Isolated) -> None:
     result = run_cli("config", "show", env={"VOICERAG_TTS__RATE": "140"})
     assert result.code == 0, result

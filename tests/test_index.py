@@ -25,6 +25,22 @@ TOPICS = {
     "chess.txt": "Chess openings like the Sicilian Defence begin with the moves e4 and c5 for black.",
 }
 NEW_BREAD = "Bread dough made with baker's yeast needs about two hours to double in size at room temperature."
+INDEX_JSON_KEYS = {  # README: `index --json`
+    "index",
+    "path",
+    "added",
+    "updated",
+    "removed",
+    "unchanged",
+    "empty_files",
+    "chunks_embedded",
+    "files",
+    "chunks",
+    "space_id",
+    "dim",
+    "generation",
+    "seconds",
+}
 GLACIER = "Glaciers carve U-shaped valleys as they slowly grind rock beneath thousands of tonnes of ice."
 
 
@@ -73,6 +89,7 @@ def test_build_incremental_update_rebuild(isolated_env: Isolated, tmp_path: Path
     first = run_cli("index", docs, "--json")
     assert first.code == 0, first
     summary = first.json()
+    assert set(summary) == INDEX_JSON_KEYS
     assert (summary["added"], summary["updated"], summary["removed"], summary["unchanged"]) == (3, 0, 0, 0)
     assert (summary["files"], summary["chunks"], summary["generation"]) == (3, 3, 1)
     assert (summary["space_id"], summary["dim"]) == ("sentence-transformers/all-MiniLM-L6-v2", 384)
@@ -203,6 +220,7 @@ def test_list_and_drop(isolated_env: Isolated, tmp_path: Path, registry: Registr
     listed = run_cli("index", "--list", "--json")
     assert listed.code == 0, listed
     rows = listed.json()["indexes"]
+    assert all(set(row) == {"name", "files", "chunks", "space_id", "dim", "updated_at"} for row in rows)
     assert [(r["name"], r["files"], r["chunks"], r["dim"]) for r in rows] == [("alpha", 2, 2, 384), ("beta", 2, 2, 384)]
     table = run_cli("index", "--list")
     assert table.code == 0 and "alpha" in table.stdout and "beta" in table.stdout, table

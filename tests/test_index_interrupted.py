@@ -63,8 +63,16 @@ def live_files(index_dir: Path) -> dict[str, str]:
     return {path: digest for path, digest in tree_hash(index_dir).items() if not path.startswith(".staging-")}
 
 
+def _default_sigint() -> None:
+    # A suite started in the background (`pytest &` in a script) inherits SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt handler: give the child Ctrl-C's usual meaning.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_index(folder: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cli_command("index", folder), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        cli_command("index", folder), stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_default_sigint
+    )
 
 
 def wait_for_staging(proc: subprocess.Popen[bytes], index_dir: Path, timeout: float = 300) -> Path:

@@ -52,8 +52,7 @@ class Setup:
             "VOICERAG_DATA_DIR": str(self.root / data),
             "VOICERAG_CONFIG": str(self.root / "absent.toml"),
             "VOICERAG_CACHE_DIR": str(self.root / "cache"),
-            "VOICERAG_MODELS__TEXT_EMBEDDER": "sonar",
-            "VOICERAG_MODELS__SPEECH_EMBEDDER": "sonar",
+            "VOICERAG_PROFILE": "sonar",  # the built-in profile: SONAR text and speech encoders
             "VOICERAG_SONAR__ASSET_DIR": str(self.tiny.asset_dir),
         }
         values.update(extra)
@@ -117,7 +116,9 @@ def one_error_line(run: Run) -> str:
 
 
 def test_index_and_e2e_ask_through_the_cli(setup: Setup, cli: Callable[..., Run]) -> None:
-    indexed = subprocess_cli(["index", str(setup.docs), "--json"], setup.env())
+    # The commands: `voicerag index docs --profile sonar`, `ask q.wav --rag e2e --profile sonar`.
+    flag_only = setup.env(VOICERAG_PROFILE="")
+    indexed = subprocess_cli(["index", str(setup.docs), "--json", "--profile", "sonar"], flag_only)
     assert indexed.code == 0, indexed.stderr
     summary = indexed.json()
     assert (summary["space_id"], summary["dim"], summary["chunks"]) == ("sonar/text_sonar_basic_encoder", 32, 3)
@@ -126,7 +127,9 @@ def test_index_and_e2e_ask_through_the_cli(setup: Setup, cli: Callable[..., Run]
         "text_encoder": "text_sonar_basic_encoder",
     }
 
-    asked = subprocess_cli(["ask", str(setup.question), "--rag", "e2e", "--json", "-k", "3"], setup.env())
+    asked = subprocess_cli(
+        ["ask", str(setup.question), "--rag", "e2e", "--json", "-k", "3", "--profile", "sonar"], flag_only
+    )
     assert asked.code == 0, asked.stderr
     result = asked.json()
     assert result["rag"] == "e2e" and result["transcript"] is None

@@ -1,4 +1,7 @@
-"""Layered configuration: defaults < TOML file < VOICERAG_* environment < CLI flags.
+"""Layered configuration: defaults < TOML file < profile < VOICERAG_* environment < CLI flags.
+
+A profile (`--profile NAME` / `VOICERAG_PROFILE`) is a named set of keys: built in (`sonar`) or
+a `[profiles.NAME.<section>]` table in the TOML file.
 
 The schema is a set of dataclasses; every key a user can set is a field there, so unknown
 keys and wrongly typed values are reported with their full dotted name.
@@ -19,7 +22,13 @@ from voicerag_cli.errors import ConfigError
 ENV_PREFIX = "VOICERAG_"
 # Short aliases for the variables people set most; everything else is VOICERAG_<SECTION>__<KEY>.
 ENV_ALIASES = {"VOICERAG_DATA_DIR": ("paths", "data_dir"), "VOICERAG_CACHE_DIR": ("paths", "cache_dir")}
-ENV_RESERVED = {"VOICERAG_CONFIG", "VOICERAG_DEBUG"}
+ENV_RESERVED = {"VOICERAG_CONFIG", "VOICERAG_DEBUG", "VOICERAG_PROFILE"}
+# Built-in profiles; a TOML [profiles.NAME] table of the same name replaces one.
+BUILTIN_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "default": {},
+    # The reference system's retrieval: Meta SONAR text and speech encoders, one shared space.
+    "sonar": {"models": {"text_embedder": "sonar", "speech_embedder": "sonar"}},
+}
 
 
 @dataclass
@@ -31,7 +40,7 @@ class PathsConfig:
 @dataclass
 class ModelsConfig:
     text_embedder: str = "minilm"
-    speech_embedder: str = "none"
+    speech_embedder: str = "whisper-tiny-distilled"
     asr: str = "whisper-tiny-en"
     generator: str = "extractive"
     tts: str = "espeak"
@@ -157,13 +166,14 @@ class Settings:
     glm4voice: Glm4VoiceConfig = field(default_factory=Glm4VoiceConfig)
     tts: TtsConfig = field(default_factory=TtsConfig)
     source: str = "defaults"  # where the file layer came from, for `config show`
+    profile: str = "default"  # the profile layer applied
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {name: dataclasses.asdict(getattr(self, name)) for name in section_names()}
 
 
 def section_names() -> list[str]:
-    return [f.name for f in dataclasses.fields(Settings) if f.name != "source"]
+    return [f.name for f in dataclasses.fields(Settings) if f.name not in {"source", "profile"}]
 
 
 def _section_types(section: str) -> dict[str, Any]:
@@ -232,15 +242,23 @@ def load_settings(
     explicit_path: str | os.PathLike[str] | None = None,
     environ: dict[str, str] | None = None,
     overrides: dict[str, Any] | None = None,
+    profile: str | None = None,
 ) -> Settings:
-    """Build settings from every layer. `overrides` are CLI flags as {"section.key": value}."""
+    """Build settings from every layer. `overrides` are CLI flags as {"section.key": value};
+    `profile` is --profile (else VOICERAG_PROFILE, else none)."""
     settings = Settings()
+    env = os.environ if environ is None else environ
+    profiles: dict[str, Any] = dict(BUILTIN_PROFILES)
     path = config_path(explicit_path)
     if path.exists():
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        user_profiles = data.pop("profiles", {})
+        if not isinstance(user_profiles, dict) or not all(isinstance(v, dict) for v in user_profiles.values()):
+            raise ConfigError(f"config key 'profiles' (in {path}) must hold [profiles.NAME] tables")
+        profiles.update(user_profiles)
         for section, values in data.items():
             if not isinstance(values, dict):
                 raise ConfigError(f"config key '{section}' (in {path}) must be a [section] table")
@@ -250,7 +268,16 @@ def load_settings(
     elif explicit_path:
         raise ConfigError(f"config file not found: {path}")
 
-    env = os.environ if environ is None else environ
+    chosen = profile or env.get("VOICERAG_PROFILE") or "default"
+    if chosen not in profiles:
+        raise ConfigError(f"unknown profile {chosen!r}; known: {', '.join(sorted(profiles))}")
+    for section, values in profiles[chosen].items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"config key 'profiles.{chosen}.{section}' must be a [profiles.{chosen}.{section}] table")
+        for key, value in values.items():
+            _apply(settings, section, key, value, f"profile {chosen!r}", from_text=False)
+    settings.profile = chosen
+
     for name, value in sorted(env.items()):
         if not name.startswith(ENV_PREFIX) or name in ENV_RESERVED:
             continue

@@ -13,6 +13,7 @@ import typer
 from voicerag_cli import __version__
 from voicerag_cli.cli import ask_cmd, chat_cmd, config_cmd, eval_cmd, index_cmd, models_cmd
 from voicerag_cli.cli.context import STATE
+from voicerag_cli.cli.options import Profile
 
 app = typer.Typer(
     name="voicerag",
@@ -45,6 +46,7 @@ def _global_options(
         ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    profile: Profile = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
@@ -52,6 +54,7 @@ def _global_options(
     STATE.config_file = config
     STATE.data_dir = data_dir
     STATE.debug = debug or os.environ.get("VOICERAG_DEBUG", "") not in {"", "0"}
+    STATE.profile = profile
 
 
 app.command("index")(index_cmd.index)

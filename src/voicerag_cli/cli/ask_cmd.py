@@ -11,6 +11,7 @@ import typer
 
 from voicerag_cli.cli.console import err, out, print_json
 from voicerag_cli.cli.context import STATE
+from voicerag_cli.cli.options import Profile
 from voicerag_cli.errors import BackendError, InputError
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ def ask(
         str | None,
         typer.Option("--generator", "-g", help="Answer generator (models.generator): extractive, openai, glm4voice."),
     ] = None,
+    profile: Profile = None,
 ) -> None:
     """Answer a spoken question with passages from your documents (text, sources, timings; speech with --out/--play)."""
     if (audio is None) == (text is None):
@@ -71,7 +73,8 @@ def ask(
             "sonar.lang": lang,
             "index.store": store,
             "models.generator": generator,
-        }
+        },
+        profile=profile,
     )
 
     from voicerag_cli.pipeline.ask import AskPipeline

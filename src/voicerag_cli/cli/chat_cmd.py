@@ -10,6 +10,7 @@ import typer
 
 from voicerag_cli.cli.console import err, out, print_json
 from voicerag_cli.cli.context import STATE
+from voicerag_cli.cli.options import Profile
 from voicerag_cli.errors import InputError
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def chat(
     start_threshold: Annotated[float | None, typer.Option(help="VAD start threshold (chat.start_threshold).")] = None,
     end_threshold: Annotated[float | None, typer.Option(help="VAD end threshold (chat.end_threshold).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per turn.")] = False,
+    profile: Profile = None,
 ) -> None:
     """Talk with your documents: each utterance is answered aloud; speak during the answer to interrupt it."""
     from voicerag_cli.audio import stream
@@ -56,7 +58,8 @@ def chat(
             "chat.silence_ms": silence_ms,
             "chat.start_threshold": start_threshold,
             "chat.end_threshold": end_threshold,
-        }
+        },
+        profile=profile,
     )
     from voicerag_cli.pipeline.ask import AskPipeline
 

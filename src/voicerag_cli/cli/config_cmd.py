@@ -29,9 +29,9 @@ def show(
 
     settings = STATE.settings()
     if as_json:
-        print_json({"source": settings.source, "settings": settings.to_dict()})
+        print_json({"source": settings.source, "profile": settings.profile, "settings": settings.to_dict()})
         return
-    out.print(f"# effective settings; file layer: {settings.source}", markup=False)
+    out.print(f"# effective settings; file layer: {settings.source}; profile: {settings.profile}", markup=False)
     out.print(render_toml(settings), markup=False)
 
 

@@ -17,18 +17,19 @@ class AppState:
     config_file: Path | None = None
     data_dir: Path | None = None
     debug: bool = False
+    profile: str | None = None  # global --profile; a command's own --profile wins
     _settings: Settings | None = field(default=None, repr=False)
     _registry: Registry | None = field(default=None, repr=False)
 
-    def settings(self, overrides: dict[str, Any] | None = None) -> Settings:
-        """Load settings once per process; `overrides` are this command's flags."""
+    def settings(self, overrides: dict[str, Any] | None = None, profile: str | None = None) -> Settings:
+        """Load settings once per process; `overrides` and `profile` are this command's flags."""
         if self._settings is None:
             from voicerag_cli.config import load_settings
 
             layered = dict(overrides or {})
             if self.data_dir is not None:
                 layered["paths.data_dir"] = str(self.data_dir)
-            self._settings = load_settings(self.config_file, overrides=layered)
+            self._settings = load_settings(self.config_file, overrides=layered, profile=profile or self.profile)
             _name_from_store(self._settings, layered.get("index.name"))
         return self._settings
 

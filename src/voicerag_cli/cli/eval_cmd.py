@@ -10,6 +10,7 @@ import typer
 
 from voicerag_cli.cli.console import err, out, print_json
 from voicerag_cli.cli.context import STATE
+from voicerag_cli.cli.options import Profile
 from voicerag_cli.errors import InputError
 
 
@@ -37,11 +38,12 @@ def eval_command(
     rates: Annotated[str, typer.Option("--rates", help="TTS rates in words/minute.")] = "150,175",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Discard results already in --out.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout instead of the table.")] = False,
+    profile: Profile = None,
 ) -> None:
     """Evaluate retrieval, ASR and answers on spoken benchmark questions (resumable; table, JSON and plot)."""
     from voicerag_cli.eval.runner import CORPORA, MODES
 
-    settings = STATE.settings({"ask.k": k})
+    settings = STATE.settings({"ask.k": k}, profile=profile)
     mode_list = _csv(modes)
     unknown = [m for m in mode_list if m not in MODES]
     if unknown or not mode_list:

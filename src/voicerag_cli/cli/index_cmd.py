@@ -10,6 +10,7 @@ import typer
 
 from voicerag_cli.cli.console import err, out, print_json
 from voicerag_cli.cli.context import STATE
+from voicerag_cli.cli.options import Profile
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
@@ -44,6 +45,7 @@ def index(
     list_: Annotated[bool, typer.Option("--list", help="List indexes and exit.")] = False,
     drop: Annotated[str | None, typer.Option("--drop", help="Delete the named index and exit.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a summary.")] = False,
+    profile: Profile = None,
 ) -> None:
     """Index documents (txt, md, html, json/jsonl, pdf) into a named vector index.
 
@@ -57,7 +59,8 @@ def index(
             "index.overlap_words": overlap_words,
             "index.json_text_field": json_field,
             "index.store": store,
-        }
+        },
+        profile=profile,
     )
     root = STATE.index_root()
     if list_:

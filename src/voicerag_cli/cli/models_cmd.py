@@ -8,6 +8,7 @@ import typer
 
 from voicerag_cli.cli.console import out, print_json
 from voicerag_cli.cli.context import STATE
+from voicerag_cli.cli.options import Profile
 
 
 def _size(size: int | None) -> str:
@@ -25,12 +26,13 @@ def models(
         bool, typer.Option("--check", help="Load each configured backend and report load time or error.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    profile: Profile = None,
 ) -> None:
     """List model roles, the configured backend, weights location/presence/size, and load status."""
     from voicerag_cli.errors import VoiceragError
     from voicerag_cli.registry import ROLES, known_backends
 
-    settings = STATE.settings()
+    settings = STATE.settings(profile=profile)
     registry = STATE.registry()
     rows = []
     for role in ROLES:

@@ -142,6 +142,7 @@ def train(cache: Any, args: argparse.Namespace, log: Any = None) -> tuple[Any, d
     total = args.steps or per_epoch * args.epochs
     optim = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     warmup = max(1, int(0.05 * total))
+    cap = total
     plan = {"total": total}  # may shrink once the step time is known (--time-budget-min)
 
     def lr_factor(s: int) -> float:
@@ -175,12 +176,15 @@ def train(cache: Any, args: argparse.Namespace, log: Any = None) -> tuple[Any, d
                 "cos": info["cos"],
                 "s": round(time.perf_counter() - started),
             }
-            history.append(record)
-            if args.time_budget_min and step >= 20 and step % 10 == 0:
-                # On a shared CPU the step time changes as others load it: keep the schedule inside the budget.
-                per_step = (time.perf_counter() - started) / step
-                left = 60 * args.time_budget_min - (time.perf_counter() - started)
-                plan["total"] = max(step + 1, min(plan["total"], step + int(left / per_step)))
+            record_t = time.perf_counter() - started
+            history.append({**record, "t": record_t})
+            if args.time_budget_min and step >= 50 and step % 10 == 0:
+                # On a shared CPU the step time changes as others load it: re-fit the schedule to the time
+                # left at the pace of the last 50 steps (never past --epochs/--steps).
+                now = time.perf_counter() - started
+                per_step = (now - history[-50]["t"]) / 49
+                left = 60 * args.time_budget_min - now
+                plan["total"] = max(step + 1, min(cap, step + int(left / per_step)))
             if log and (step % args.log_every == 0 or step == plan["total"]):
                 print(json.dumps(record), file=log, flush=True)
             if log and args.eval_every and step % args.eval_every == 0:
