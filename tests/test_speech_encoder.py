@@ -69,10 +69,10 @@ def test_vector_is_unit_deterministic_and_rate_independent(
     assert float(embedder.embed_speech(resampled, 44_100) @ vector) > 0.97
 
 
-def test_spoken_sentence_is_closer_to_its_own_text(embedder: DistilledSpeechEmbedder) -> None:
-    """Out of the training domain the head is weak (README: own sentence top-1 among these 12 is
-    0.33-0.42), but what was said must still shape the vector: a head that ignored the audio
-    would put the own text above the others' mean for ~6 of 12 with a mean margin of ~0."""
+def test_everyday_questions_land_nearest_their_own_text(embedder: DistilledSpeechEmbedder) -> None:
+    """Twelve everyday questions outside HotpotQA, spoken by held-out voices (MODEL_CARD.md:
+    own text first among the 12 in 67-83 % over four voice assignments; this one measured 75 %).
+    A head that ignored the audio would rank it first ~1 in 12 times with a margin of ~0."""
     from voicerag_cli.models.sentence_embedder import create as create_text
 
     texts = create_text(Settings(), None).embed_texts(SENTENCES)
@@ -81,8 +81,9 @@ def test_spoken_sentence_is_closer_to_its_own_text(embedder: DistilledSpeechEmbe
     sims = spoken @ texts.T
     own = np.diag(sims)
     others = (sims.sum(1) - own) / (len(SENTENCES) - 1)
-    assert int((own > others).sum()) >= 8, np.round(sims, 3)  # measured 9-10
-    assert float((own - others).mean()) > 0.05, np.round(own - others, 3)  # measured 0.10-0.14
+    assert int((sims.argmax(1) == np.arange(len(SENTENCES))).sum()) >= 7, np.round(sims, 3)  # measured 9
+    assert int((own > others).sum()) >= 10, np.round(sims, 3)  # measured 11
+    assert float((own - others).mean()) > 0.1, np.round(own - others, 3)  # measured 0.17
 
 
 def test_rgb_questions_by_held_out_voices_find_their_evidence(embedder: DistilledSpeechEmbedder) -> None:

@@ -1,5 +1,6 @@
 """Training texts: HotpotQA questions and context sentences, templated questions on HotpotQA
-titles, and (optionally) phrases covering the text embedder's whole-word vocabulary.
+titles, and (optionally) phrases covering the text embedder's whole-word vocabulary and
+everyday English from WordNet (its usage examples and definitions: Debian `wordnet-base`).
 
 Nothing from RGB is read here: RGB-en is the held-out benchmark. Texts are split by a stable
 hash, so the same sentence is always on the same side: `HELD_OUT_PERCENT` of them are never
@@ -61,7 +62,7 @@ YEAR_TEMPLATES = (
 @dataclass(frozen=True)
 class Text:
     text: str
-    kind: str  # "question", "sentence", "template", "vocabulary"
+    kind: str  # "question", "sentence", "template", "vocabulary", "wordnet"
     held_out: bool
 
 
@@ -136,8 +137,42 @@ def vocabulary_phrases(vocab_file: Path, seed: int) -> list[str]:
     return phrases
 
 
+def wordnet_texts(folder: Path, limit: int, seed: int) -> list[str]:
+    """Everyday sentences: WordNet 3.0's usage examples ("the pilot reported two kills during the
+    mission") and definitions, from the `data.<pos>` files of a wordnet-base install. HotpotQA
+    is Wikipedia prose about people and places; these cover the common words it lacks."""
+    examples: list[str] = []
+    glosses: list[str] = []
+    for pos in ("noun", "verb", "adj", "adv"):
+        path = folder / f"data.{pos}"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: point --wordnet at WordNet's dict folder")
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("  ") or " | " not in line:  # the licence header
+                continue
+            for part in line.split(" | ", 1)[1].split(";"):
+                part = part.strip()
+                quoted = part.startswith('"') and part.endswith('"')
+                text = part.strip('"').strip()
+                words = text.split()
+                if not (MIN_WORDS <= len(words) <= MAX_WORDS) or not text.isascii() or "_" in text:
+                    continue
+                (examples if quoted else glosses).append(text[0].upper() + text[1:] + ("" if quoted else "."))
+    rng = random.Random(seed)
+    rng.shuffle(examples)
+    rng.shuffle(glosses)
+    # Mostly real usage (whole sentences), a third definitions (vocabulary in plain words).
+    texts = examples[: (2 * limit) // 3]
+    return texts + glosses[: limit - len(texts)]
+
+
 def build_corpus(
-    hotpot_path: Path | None, per_title: int = 4, seed: int = 0, vocab_file: Path | None = None
+    hotpot_path: Path | None,
+    per_title: int = 4,
+    seed: int = 0,
+    vocab_file: Path | None = None,
+    wordnet_dir: Path | None = None,
+    wordnet_limit: int = 20_000,
 ) -> list[Text]:
     pairs: list[tuple[str, str]] = []
     if hotpot_path is not None:
@@ -145,6 +180,8 @@ def build_corpus(
         pairs += [(t, "template") for t in templated_texts(titles, per_title, seed)]
     if vocab_file is not None:
         pairs += [(t, "vocabulary") for t in vocabulary_phrases(vocab_file, seed)]
+    if wordnet_dir is not None:
+        pairs += [(t, "wordnet") for t in wordnet_texts(wordnet_dir, wordnet_limit, seed)]
     seen: set[str] = set()
     corpus: list[Text] = []
     for text, kind in pairs:

