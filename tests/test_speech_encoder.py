@@ -166,12 +166,21 @@ def test_cpu_training_path_lowers_the_loss(tmp_path: Path) -> None:
     hotpot.write_text(json.dumps([{"question": "Where did jazz begin?", "context": paragraphs}]), encoding="utf-8")
     cache = tmp_path / "cache"
     assert prepare.main(["--out", str(cache), "--hotpot", str(hotpot), "--per-title", "2", "--shard-size", "16"]) == 0
-    args = train.parser().parse_args(
-        ["--cache", str(cache), "--steps", "30", "--batch-size", "8", "--lr", "3e-3", "--d", "64", "--ff", "128"]
-    )
-    _, summary = train.train(load_cache(cache), args)
+    assert len(load_cache(cache).feats) > 8
+    head, metrics = tmp_path / "head.safetensors", tmp_path / "metrics.json"
+    options = ["--steps", "30", "--batch-size", "8", "--lr", "3e-3", "--d", "64", "--ff", "128"]
+    assert train.main(["--cache", str(cache), *options, "--out", str(head), "--metrics-out", str(metrics)]) == 0
+    summary = json.loads(metrics.read_text(encoding="utf-8"))
     assert summary["steps"] == 30 and summary["train_clips"] > 8
     assert summary["last_loss"] < 0.8 * summary["first_loss"], summary
+    assert summary["data"]["corpus"].startswith("1 HotpotQA dev questions + 8 HotpotQA context sentences")
+    # the exported head is what the backend loads: its metadata and a unit vector out
+    from voicerag_cli.models.speech_head import NumpySpeechHead, read_head_file
+
+    exported = read_head_file(head)
+    assert exported.metadata["target_space_id"] == MINILM_SPACE_ID and exported.config["d"] == 64
+    vector = NumpySpeechHead(exported)(np.random.default_rng(0).standard_normal((40, 384)).astype(np.float32))
+    assert vector.shape == (384,) and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-4
 
 
 def test_ask_e2e_from_the_command_line(tmp_path: Path, held_out_voice: Voice) -> None:

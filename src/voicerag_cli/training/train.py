@@ -214,6 +214,23 @@ def train(cache: Any, args: argparse.Namespace, log: Any = None) -> tuple[Any, d
     return model, summary
 
 
+SOURCES = {
+    "question": "HotpotQA dev questions",
+    "sentence": "HotpotQA context sentences",
+    "template": "templated questions on HotpotQA titles",
+    "vocabulary": "phrases covering the text embedder's whole-word vocabulary",
+    "wordnet": "WordNet 3.0 usage examples and definitions",
+}
+
+
+def corpus_description(folder: Path) -> str:
+    """What a prepared cache's texts are, from its corpus.json: "5749 HotpotQA context sentences + ..."."""
+    from collections import Counter
+
+    kinds = Counter(t["kind"] for t in json.loads((folder / "corpus.json").read_text(encoding="utf-8"))["texts"])
+    return " + ".join(f"{n} {SOURCES.get(kind, kind)}" for kind, n in kinds.items())
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cache", type=Path, action="append", required=True, help="folder written by prepare (repeatable)")
@@ -254,8 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     model, summary = train(cache, args, log=sys.stderr)
     summary["data"] = {
         "caches": [str(c) for c in args.cache],
-        "corpus": "HotpotQA dev distractor (100 questions, context sentences) + templated questions on its titles"
-        + (" + phrases covering the text embedder's whole-word vocabulary" if len(args.cache) > 1 else ""),
+        "corpus": " + ".join(corpus_description(c) for c in args.cache),
         "held_out_sentences": "3% of texts by SHA-1 hash (voicerag_cli.training.corpus.is_held_out)",
         "held_out_accents": sorted(HELD_OUT_ACCENTS),
         "held_out_variants": sorted(HELD_OUT_VARIANTS),
