@@ -4,6 +4,7 @@ Whisper encoder, the shipped head, espeak-ng speech, and the CPU training path."
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -86,9 +87,11 @@ def test_everyday_questions_land_nearest_their_own_text(embedder: DistilledSpeec
     assert float((own - others).mean()) > 0.1, np.round(own - others, 3)  # measured 0.17
 
 
-def test_rgb_questions_by_held_out_voices_find_their_evidence(embedder: DistilledSpeechEmbedder) -> None:
-    """The benchmark's setting in small: RGB-en questions (never trained on), spoken by held-out
-    voices, each searching its own candidate passages (benchmarks/e2e_vs_asr.py: Hit@5 0.94 on 100)."""
+def test_rgb_questions_by_held_out_voices_beat_chance_on_a_pooled_index(embedder: DistilledSpeechEmbedder) -> None:
+    """RGB-en questions (never trained on), spoken by held-out voices, search all passages of the
+    first 20 questions together. Per-question candidate lists would prove nothing: with 3-4
+    positives among ~10, chance alone gives Hit@5 0.88. Here chance is about 0.09 (measured
+    e2e 11/20 = 0.55, the question's text 0.80; benchmarks/e2e_vs_asr.py has 100 questions)."""
     from voicerag_cli.index.memory import MemoryIndex
     from voicerag_cli.models.sentence_embedder import create as create_text
     from vrtest import SHARED
@@ -96,32 +99,22 @@ def test_rgb_questions_by_held_out_voices_find_their_evidence(embedder: Distille
     rgb = SHARED / "data" / "rgb" / "en_fact.json"
     if not rgb.exists():
         pytest.skip(f"RGB data not found at {rgb} (../shared beside the repo)")
-    items = [json.loads(line) for line in rgb.read_text(encoding="utf-8").splitlines()[:16]]
+    items = [json.loads(line) for line in rgb.read_text(encoding="utf-8").splitlines()[:20]]
+    passages = sorted({p for item in items for p in [*item["positive"], *item["negative"]]})
     text = create_text(Settings(), None)
+    index = MemoryIndex("rgb20", text.space)
+    index.add([str(i) for i in range(len(passages))], passages, text.embed_texts(passages))
     hits = 0
+    chance = 0.0
     for number, item in enumerate(items):
-        passages = [*item["positive"], *item["negative"]]
-        index = MemoryIndex(f"q{number}", text.space)
-        index.add([f"p{i}" for i in range(len(passages))], passages, text.embed_texts(passages))
         voice = Voice(EVAL_VOICES[number % len(EVAL_VOICES)], 160, 50)
-        found = index.search(embedder.embed_speech(speak(item["query"], voice), 16_000), 5, 64)
-        hits += any(int(p.source[1:]) < len(item["positive"]) for p in found)
-    assert hits / len(items) >= 0.75, f"Hit@5 {hits}/{len(items)}"
-
-
-def test_numpy_head_matches_the_torch_head() -> None:
-    import torch
-
-    from voicerag_cli.models.speech_head import NumpySpeechHead, read_head_file
-    from voicerag_cli.training.head import HeadConfig, SpeechHead
-
-    head = read_head_file(head_path())
-    model = SpeechHead(HeadConfig(**head.config)).eval()
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in head.tensors.items()})
-    states = np.random.default_rng().standard_normal((97, 384)).astype(np.float32)
-    with torch.no_grad():
-        expected = model(torch.from_numpy(states)[None], torch.ones(1, 97, dtype=torch.bool))[0].numpy()
-    np.testing.assert_allclose(NumpySpeechHead(head)(states), expected, atol=2e-5)
+        found = index.search(embedder.embed_speech(speak(item["query"], voice), 16_000), 5, 128)
+        positives = set(item["positive"])
+        hits += any(passages[int(p.source)] in positives for p in found)
+        chance += 1 - math.comb(len(passages) - len(positives), 5) / math.comb(len(passages), 5)
+    chance /= len(items)
+    assert chance < 0.15
+    assert hits / len(items) >= 0.35, f"Hit@5 {hits}/{len(items)}, chance {chance:.2f}"
 
 
 def _rewrite_metadata(tmp_path: Path, **changes: str) -> Path:

@@ -48,9 +48,12 @@ class StreamResampler:
         self._stream = None if rate == RATE else soxr.ResampleStream(rate, RATE, 1, dtype="float32")
 
     def __call__(self, block: np.ndarray, last: bool = False) -> np.ndarray:
-        # Guard against garbage from broken devices: NaN/inf and out-of-range samples.
+        # Guard against garbage from broken devices: NaN/inf (which would poison the filter state)
+        # before resampling, out-of-range samples after it too, since the filter overshoots a clipped input.
         block = np.clip(np.nan_to_num(block.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
-        return block if self._stream is None else self._stream.resample_chunk(block, last=last)
+        if self._stream is None:
+            return block
+        return np.clip(self._stream.resample_chunk(block, last=last), -1.0, 1.0)
 
 
 class FileSource:
