@@ -12,7 +12,8 @@ from rich.console import Console
 # Piped output has no terminal width to respect: do not squeeze tables into 80 columns.
 _PIPE_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
 out = Console(highlight=False, soft_wrap=False, width=_PIPE_WIDTH)
-err = Console(stderr=True, highlight=False)
+# Status lines name paths that scripts and people copy: never hard-wrap them at 80 columns.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(payload: Any) -> None:
