@@ -19,7 +19,6 @@ writing one index at the same time are not kept apart; a chunk's text is at most
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import re
@@ -34,7 +33,7 @@ from voicerag_cli.errors import BackendError, IndexError_, VoiceragError
 from voicerag_cli.index import milvus_schema as ms
 from voicerag_cli.index.chunking import Chunk
 from voicerag_cli.index.selection import StoreSpec
-from voicerag_cli.index.store import Manifest, ensure_same_space
+from voicerag_cli.index.store import Manifest, ensure_same_space, writer_lock
 from voicerag_cli.models.base import EmbeddingSpace, Passage
 from voicerag_cli.paths import validate_index_name
 
@@ -101,21 +100,11 @@ class MilvusRoot:
         with milvus_errors("publish"):
             self.client.upsert(ms.META, [row])
 
-    @contextlib.contextmanager
-    def lock(self, name: str) -> Iterator[None]:
+    def lock(self, name: str) -> contextlib.AbstractContextManager[None]:
         """This machine's writer lock for one index (Milvus itself has no lock to take)."""
         self.lock_dir.mkdir(parents=True, exist_ok=True)
         where = hashlib.sha1(self.describe().encode()).hexdigest()[:12]
-        lock_path = self.lock_dir / f".milvus-{where}-{validate_index_name(name)}.lock"
-        with lock_path.open("a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                raise IndexError_(f"index {name!r} is being written by another voicerag process") from exc
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return writer_lock(self.lock_dir / f".milvus-{where}-{validate_index_name(name)}.lock", name)
 
     def exists(self, name: str) -> bool:
         return self.row(name) is not None

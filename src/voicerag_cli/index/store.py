@@ -64,6 +64,20 @@ CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks(file_key);
 """
 
 
+@contextlib.contextmanager
+def writer_lock(lock_path: Path, name: str) -> Iterator[None]:
+    """Hold an exclusive flock on `lock_path` for index `name`; a second writer fails fast (every store uses it)."""
+    with lock_path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise IndexError_(f"index {name!r} is being written by another voicerag process") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @dataclass
 class Manifest:
     name: str
@@ -200,20 +214,10 @@ class IndexRoot:
             raise IndexError_(f"unknown index {name!r} (known: {known})")
         return Manifest.read(folder / MANIFEST)
 
-    @contextlib.contextmanager
-    def lock(self, name: str) -> Iterator[None]:
+    def lock(self, name: str) -> contextlib.AbstractContextManager[None]:
         """Exclusive writer lock; a second writer fails fast instead of waiting silently."""
         self.root.mkdir(parents=True, exist_ok=True)
-        lock_path = self.root / f".{validate_index_name(name)}.lock"
-        with lock_path.open("a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                raise IndexError_(f"index {name!r} is being written by another voicerag process") from exc
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return writer_lock(self.root / f".{validate_index_name(name)}.lock", name)
 
     def drop(self, name: str) -> None:
         with self.lock(name):
