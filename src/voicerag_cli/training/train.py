@@ -170,18 +170,12 @@ def train(cache: Any, args: argparse.Namespace, log: Any = None) -> tuple[Any, d
             optim.step()
             sched.step()
             step += 1
-            record = {
-                "step": step,
-                "loss": float(loss.detach()),
-                "cos": info["cos"],
-                "s": round(time.perf_counter() - started),
-            }
-            record_t = time.perf_counter() - started
-            history.append({**record, "t": record_t})
+            now = time.perf_counter() - started
+            record = {"step": step, "loss": float(loss.detach()), "cos": info["cos"], "s": round(now)}
+            history.append({**record, "t": now})
             if args.time_budget_min and step >= 50 and step % 10 == 0:
                 # On a shared CPU the step time changes as others load it: re-fit the schedule to the time
                 # left at the pace of the last 50 steps (never past --epochs/--steps).
-                now = time.perf_counter() - started
                 per_step = (now - history[-50]["t"]) / 49
                 left = 60 * args.time_budget_min - now
                 plan["total"] = max(step + 1, min(cap, step + int(left / per_step)))
