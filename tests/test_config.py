@@ -135,6 +135,8 @@ def test_show_toml_round_trips(isolated_env: Isolated) -> None:
         ("[index]\nextensions = [1, 2]\n", "'index.extensions'"),
         ("ask = 3\n", "'ask'"),
         ('[index]\nname = "../escape"\n', "'index.name'"),
+        ('[glm4voice]\nlm_runtime = "vllm"\n', "'glm4voice.lm_runtime'"),
+        ('[glm4voice]\ncompile = "yes"\n', "'glm4voice.compile'"),
     ],
 )
 def test_bad_config_file_names_the_key(isolated_env: Isolated, toml: str, named: str) -> None:

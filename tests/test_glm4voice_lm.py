@@ -170,7 +170,9 @@ def test_remote_code_needs_opt_in_and_files_are_checked(lm_dir: Path, tmp_path: 
     config["auto_map"] = {"AutoModelForCausalLM": "modeling_chatglm.ChatGLMForConditionalGeneration"}
     (remote / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelError, match="trust_remote_code' = true"):
-        InterleavedLM.load(remote, trust_remote_code=False, device="cpu")
+        InterleavedLM.load(remote, trust_remote_code=False, device="cpu", runtime="remote")
+    # The native runtime never runs the shipped model code, so it needs no opt-in.
+    assert InterleavedLM.load(remote, trust_remote_code=False, device="cpu").fast is not None
     with pytest.raises(ModelError, match="folder not found"):
         InterleavedLM.load(tmp_path / "nowhere", trust_remote_code=False, device="cpu")
     for missing in ("config.json", "tokenizer_config.json", "model.safetensors"):

@@ -135,8 +135,10 @@ class Glm4VoiceConfig:
     tokenizer_path: str = ""  # glm-4-voice-tokenizer folder
     lm_path: str = ""  # glm-4-voice-9b snapshot
     decoder_path: str = ""  # glm-4-voice-decoder folder
-    trust_remote_code: bool = False  # the 9B snapshot ships its own model code: run it only after opting in
+    trust_remote_code: bool = False  # run code shipped in the 9B snapshot (its tokenizer's; the model's if remote)
+    lm_runtime: str = "native"  # native: built-in GLM, static cache, CUDA graphs; remote: the snapshot's code
     device: str = "auto"  # auto: cuda when available, else cpu
+    compile: bool = True  # on CUDA: torch.compile the LM step and the first block's flow (slower load)
     temperature: float = 0.2
     top_p: float = 0.8
     max_new_tokens: int = 2000
@@ -350,6 +352,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError(
             "config keys 'glm4voice.*': need max_new_tokens > 0, first_block > 0, temperature >= 0, 0 < top_p <= 1"
         )
+    if voice.lm_runtime not in ("native", "remote"):
+        raise ConfigError(f"config key 'glm4voice.lm_runtime': must be native or remote, got {voice.lm_runtime!r}")
     from voicerag_cli.index.selection import parse_store
     from voicerag_cli.paths import validate_index_name
 

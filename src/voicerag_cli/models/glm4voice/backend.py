@@ -48,6 +48,7 @@ class StreamStats:
     tokenize_ms: float = 0.0
     first_token_ms: float | None = None  # the prompt's prefill ends here
     first_text_ms: float | None = None
+    first_block_ms: float | None = None  # the first speech block is complete; its decoding starts
     first_audio_ms: float | None = None
     total_ms: float = 0.0
     generated_tokens: int = 0
@@ -112,6 +113,8 @@ class Glm4VoiceGenerator:
                 if self.listener is not None:
                     self.listener.on_text(event.text)
                 return
+            if stats.first_block_ms is None:
+                stats.first_block_ms = elapsed_ms()
             audio = stream.push(event.tokens, final=event.final)
             if len(audio):
                 if stats.first_audio_ms is None:
@@ -168,10 +171,15 @@ def create(settings: Settings, registry: Any) -> Glm4VoiceGenerator:
         max_new_tokens=config.max_new_tokens,
         seed=None if config.seed < 0 else config.seed,
     )
+    compile = config.compile and device.startswith("cuda")
+    lm = InterleavedLM.load(
+        config.lm_path, config.trust_remote_code, device, runtime=config.lm_runtime, compile=compile
+    )
+    decoder = SpeechDecoder.load(config.decoder_path, device)
+    # Graphs, compiled kernels and caches are made at load time, so the first answer is as fast
+    # as the later ones.
+    lm.prepare(params)
+    decoder.prepare(config.first_block, compile)
     return Glm4VoiceGenerator(
-        SpeechTokenizer.load(config.tokenizer_path, device),
-        InterleavedLM.load(config.lm_path, config.trust_remote_code, device),
-        SpeechDecoder.load(config.decoder_path, device),
-        params,
-        config.first_block,
+        SpeechTokenizer.load(config.tokenizer_path, device), lm, decoder, params, config.first_block
     )

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from voicerag_cli.models.glm4voice.cuda_graph import GraphedCall
 from voicerag_cli.models.glm4voice.decoder_config import FlowConfig
 
 NOISE_SEED = 42
@@ -125,10 +126,18 @@ class BlockConformerEncoder(nn.Module):
             for _ in range(config.encoder_layers)
         )
         self.after_norm = nn.LayerNorm(config.encoder_size, eps=1e-5)
+        # Position tables by length, kept on the device: built on the CPU, each costs a copy and
+        # a synchronisation that every streamed block would otherwise repeat.
+        self._positions: dict[tuple[int, torch.device, torch.dtype], torch.Tensor] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.embed.out(x) * math.sqrt(self.config.encoder_size)
-        positions = relative_positions(x.shape[1], self.config.encoder_size, x.device, x.dtype)
+        key = (x.shape[1], x.device, x.dtype)
+        if key not in self._positions:
+            if len(self._positions) >= 64:  # answers vary in length: keep the table bounded
+                self._positions.clear()
+            self._positions[key] = relative_positions(x.shape[1], self.config.encoder_size, x.device, x.dtype)
+        positions = self._positions[key]
         allowed = block_causal(x.shape[1], self.config.encoder_block, x.device)
         for layer in self.encoders:
             x = layer(x, positions, allowed)
@@ -330,10 +339,40 @@ class ConditionalCFM(nn.Module):
         super().__init__()
         self.config = config
         self.estimator = Estimator(config)
+        self.graphs: dict[tuple[int, ...], GraphedCall] = {}  # by noise shape (CUDA only)
+
+    def capture(self, frames: int, speaker: torch.Tensor, compile: bool = False) -> None:
+        """Record the whole solve for `frames` mel frames as one CUDA graph: the shape of the
+        first streamed block, whose decoding the listener waits for. With `compile` the estimator
+        inside it is compiled for that shape first (fewer, fused kernels: each of the 10 steps
+        runs the whole U-Net twice over, and replay time is mostly per-kernel)."""
+        mel = torch.zeros(1, self.config.output_size, frames, device=speaker.device, dtype=speaker.dtype)
+        estimator = torch.compile(self.estimator, dynamic=False) if compile else self.estimator
+
+        def solve(noise: torch.Tensor, mu: torch.Tensor, speaker: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+            return self._solve(noise, mu, speaker, cond, estimator)
+
+        if compile:
+            solve(mel, mel, speaker, mel)  # compile on the default stream, outside the capture
+        self.graphs[tuple(mel.shape)] = GraphedCall(solve, mel, mel, speaker, mel)
 
     def solve(self, noise: torch.Tensor, mu: torch.Tensor, speaker: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        graphed = self.graphs.get(tuple(noise.shape))
+        if graphed is not None:
+            return graphed(noise, mu, speaker, cond)
+        return self._solve(noise, mu, speaker, cond)
+
+    def _solve(
+        self,
+        noise: torch.Tensor,
+        mu: torch.Tensor,
+        speaker: torch.Tensor,
+        cond: torch.Tensor,
+        estimator: nn.Module | None = None,
+    ) -> torch.Tensor:
         """Euler integration from noise (t=0) to mel (t=1) on the cosine grid; the conditional and
         unconditional (guidance) velocities are evaluated as one batch of two."""
+        estimator = self.estimator if estimator is None else estimator
         steps = self.config.timesteps
         grid = 1 - torch.cos(torch.linspace(0, 1, steps + 1, device=mu.device) * 0.5 * torch.pi)
         x = noise
@@ -343,7 +382,7 @@ class ConditionalCFM(nn.Module):
         conds = torch.cat([cond, torch.zeros_like(cond)])
         for step in range(steps):
             t, dt = grid[step], grid[step + 1] - grid[step]
-            both = self.estimator(torch.cat([x, x]), mus, t.expand(2), speakers, conds)
+            both = estimator(torch.cat([x, x]), mus, t.expand(2), speakers, conds)
             velocity = (1.0 + rate) * both[:1] - rate * both[1:]
             x = x + dt * velocity
         return x
@@ -371,16 +410,25 @@ class FlowDecoder(nn.Module):
         offset = (start // NOISE_PAGE) * NOISE_PAGE
         return pages[:, start - offset : end - offset].unsqueeze(0).to(device=device, dtype=dtype)
 
+    def speaker(self) -> torch.Tensor:
+        """GLM-4-Voice's speaker condition: the projection of a zero speaker vector."""
+        weight = self.input_embedding.weight
+        zero = torch.zeros(1, self.config.spk_embed_dim, device=weight.device, dtype=weight.dtype)
+        return self.spk_embed_affine_layer(zero)
+
+    @torch.inference_mode()
+    def capture_first_block(self, tokens: int, compile: bool = False) -> None:
+        """On CUDA, graph the solve for an answer's first `tokens` speech tokens (no prompt mel)."""
+        if self.input_embedding.weight.device.type == "cuda":
+            self.decoder.capture(self.config.frames(tokens), self.speaker(), compile)
+
     @torch.inference_mode()
     def inference(self, tokens: torch.Tensor, prompt_mel: torch.Tensor | None = None) -> torch.Tensor:
         """Mel [1, 80, frames] for `tokens` [1, n] (all tokens of the answer so far). With
         `prompt_mel` [1, 80, p] (the already decided mel of the first tokens) only the frames after
         it are returned, generated in its context: upstream's streaming scheme."""
         config = self.config
-        weight = self.input_embedding.weight
-        speaker = self.spk_embed_affine_layer(
-            torch.zeros(1, config.spk_embed_dim, device=weight.device, dtype=weight.dtype)
-        )
+        speaker = self.speaker()
         h = self.encoder_proj(self.encoder(self.input_embedding(tokens)))
         frames = config.frames(tokens.shape[1])
         mu = self.length_regulator(h, frames).transpose(1, 2)

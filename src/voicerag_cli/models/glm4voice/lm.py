@@ -1,5 +1,11 @@
 """The GLM-4-Voice-9B language model from a local snapshot, handing out each token as it is
-generated so that it can be parsed, printed and spoken while the model is still running."""
+generated so that it can be parsed, printed and spoken while the model is still running.
+
+Two runtimes (`glm4voice.lm_runtime`):
+- native (default): the weights in transformers' own GLM class (the published ChatGLM layout is
+  converted on load, `chatglm_weights.py`), decoded by `static_lm.py` with a static KV cache and,
+  on CUDA, a CUDA graph per token. The snapshot's model code is never run.
+- remote: the snapshot's own model code (opt-in) through transformers' `generate`."""
 
 from __future__ import annotations
 
@@ -11,10 +17,12 @@ from typing import Any
 import torch
 
 from voicerag_cli.errors import BackendError, ModelError
-from voicerag_cli.models.glm4voice.checkpoint import read_json, require_dir, require_file
+from voicerag_cli.models.glm4voice.checkpoint import read_json, require_dir
 from voicerag_cli.models.glm4voice.protocol import TokenMap
+from voicerag_cli.models.glm4voice.static_lm import SamplingParams, StaticGlmDecoder
 
 WHAT = "GLM-4-Voice LM"
+RUNTIMES = ("native", "remote")
 
 
 @dataclass(frozen=True)
@@ -35,17 +43,28 @@ class GenerationParams:
         }
 
 
-def check_snapshot(folder: Path, trust_remote_code: bool, config_key: str) -> None:
-    """The files a snapshot needs, and the remote-code opt-in, checked before anything loads."""
+def check_snapshot(folder: Path, trust_remote_code: bool, config_key: str, runtime: str = "native") -> dict[str, Any]:
+    """The files a snapshot needs, and the remote-code opt-in, checked before anything loads;
+    returns config.json. Native GLM and ChatGLM layouts need no model code; a tokenizer that ships
+    its own code (upstream's tiktoken one does) and the remote runtime need the opt-in."""
     config = read_json(folder, "config.json", WHAT)
-    require_file(folder, "tokenizer_config.json", WHAT)
+    tokenizer_config = read_json(folder, "tokenizer_config.json", WHAT)
     if not any(folder.glob("*.safetensors")):
         raise ModelError(f"{WHAT}: no *.safetensors weights in {folder} (pickled .bin weights are not loaded)")
-    if "auto_map" in config and not trust_remote_code:
+    native_model = runtime == "native" and config.get("model_type") in ("glm", "chatglm")
+    if runtime == "native" and not native_model:
         raise ModelError(
-            f"{WHAT}: {folder} ships its own model code (auto_map in config.json); review it, then set "
+            f"{WHAT}: {folder} holds model_type {config.get('model_type')!r}, which the native runtime does not "
+            'run (GLM or ChatGLM); set glm4voice.lm_runtime = "remote" to use the snapshot\'s own code'
+        )
+    shipped = [part for part, data in (("model", config), ("tokenizer", tokenizer_config)) if "auto_map" in data]
+    needs_code = [part for part in shipped if part == "tokenizer" or not native_model]
+    if needs_code and not trust_remote_code:
+        raise ModelError(
+            f"{WHAT}: {folder} ships its own {' and '.join(needs_code)} code (auto_map); review it, then set "
             f"config key '{config_key}' = true to run it"
         )
+    return config
 
 
 class _Callback:
@@ -67,10 +86,15 @@ class _Callback:
 
 
 class InterleavedLM:
-    def __init__(self, model: Any, tokenizer: Any, device: str) -> None:
+    def __init__(self, model: Any, tokenizer: Any, device: str, compile: bool = False) -> None:
+        from transformers import GlmForCausalLM
+
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.device = device
+        # Native GLM weights get the static-cache decoder; anything else goes through `generate`.
+        native = isinstance(model, GlmForCausalLM)
+        self.fast = StaticGlmDecoder(self.model, device, compile=compile) if native else None
 
     @classmethod
     def load(
@@ -80,25 +104,40 @@ class InterleavedLM:
         device: str,
         path_key: str = "glm4voice.lm_path",
         trust_key: str = "glm4voice.trust_remote_code",
+        runtime: str = "native",
+        compile: bool = False,
     ) -> InterleavedLM:
         from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
         from voicerag_cli.models._offline import prepare_hf_offline
+        from voicerag_cli.models.glm4voice.chatglm_weights import is_chatglm, load_chatglm
 
         root = require_dir(folder, WHAT, path_key)
-        check_snapshot(root, trust_remote_code, trust_key)
+        config = check_snapshot(root, trust_remote_code, trust_key, runtime)
         prepare_hf_offline()
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         options = {"trust_remote_code": trust_remote_code, "local_files_only": True}
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(root), **options)
-            try:
-                model = AutoModelForCausalLM.from_pretrained(str(root), dtype=dtype, use_safetensors=True, **options)
-            except ValueError:  # remote code registered only under AutoModel (as upstream loads it)
-                model = AutoModel.from_pretrained(str(root), dtype=dtype, use_safetensors=True, **options)
+            if runtime == "native" and is_chatglm(config):
+                model = load_chatglm(root, config, device, dtype)
+            elif runtime == "native":
+                model = AutoModelForCausalLM.from_pretrained(str(root), dtype=dtype, use_safetensors=True)
+            else:
+                try:
+                    model = AutoModelForCausalLM.from_pretrained(
+                        str(root), dtype=dtype, use_safetensors=True, **options
+                    )
+                except ValueError:  # remote code registered only under AutoModel (as upstream loads it)
+                    model = AutoModel.from_pretrained(str(root), dtype=dtype, use_safetensors=True, **options)
         except (OSError, ValueError, ImportError) as exc:
             raise ModelError(f"{WHAT}: cannot load {root}: {str(exc).splitlines()[0]}") from exc
-        return cls(model.to(device), tokenizer, device)
+        return cls(model.to(device), tokenizer, device, compile)
+
+    def prepare(self, params: GenerationParams, prompt_tokens: int = 2048) -> None:
+        """Take the cache and record the decoding graph now rather than in the first answer."""
+        if self.fast is not None:
+            self.fast.prepare(SamplingParams(params.temperature, params.top_p), prompt_tokens + params.max_new_tokens)
 
     def run(
         self,
@@ -113,10 +152,20 @@ class InterleavedLM:
         between two decoding steps: work it does (decoding speech) pauses the model instead of
         competing with it for the interpreter, and an exception it raises ends generation.
         `logits_processor` (a transformers LogitsProcessorList) is for tests and benchmarks."""
-        inputs = torch.tensor([list(prompt_ids)], device=self.device)
         if params.seed is not None:
             torch.manual_seed(params.seed)
         try:
+            if self.fast is not None:
+                self.fast.generate(
+                    prompt_ids,
+                    SamplingParams(params.temperature, params.top_p),
+                    params.max_new_tokens,
+                    tokens.stop_ids,
+                    on_token,
+                    logits_processor,
+                )
+                return
+            inputs = torch.tensor([list(prompt_ids)], device=self.device)
             with torch.inference_mode():
                 self.model.generate(
                     input_ids=inputs,

@@ -82,6 +82,11 @@ class SpeechDecoder:
         load_strict(hift, fold_weight_norm(read_state_dict(root, "hift")), f"{WHAT} HiFT")
         return cls(config, flow, hift, device)
 
+    def prepare(self, first_block: int, compile: bool = False) -> None:
+        """On CUDA, record the first block's flow solve as a graph (see `flow.py`), compiled first
+        with `compile`. (The vocoder is not graphed: its inverse STFT synchronises with the host.)"""
+        self.flow.capture_first_block(first_block, compile)
+
     @property
     def sample_rate(self) -> int:
         return self.config.hift.sample_rate

@@ -112,6 +112,66 @@ def write_interleaved_lm(folder: Path, audio_count: int, seed: int = 0, **sizes:
     return folder
 
 
+def write_chatglm_lm(folder: Path, audio_count: int, seed: int = 0, **sizes: int) -> tuple[Path, Any]:
+    """The snapshot of `write_interleaved_lm` re-saved in the published GLM-4-Voice-9B layout
+    (ChatGLM names, fused query/key/value, `model_type = "chatglm"`, upstream's code named in
+    auto_map but not shipped); returns the folder and the native model it was made from."""
+    from safetensors.torch import load_file
+    from transformers import GlmForCausalLM
+
+    write_interleaved_lm(folder, audio_count, seed, **sizes)
+    native = GlmForCausalLM.from_pretrained(str(folder)).eval()
+    config = native.config
+    state = load_file(str(folder / "model.safetensors"))
+    out = {
+        "transformer.embedding.word_embeddings.weight": state["model.embed_tokens.weight"],
+        "transformer.encoder.final_layernorm.weight": state["model.norm.weight"],
+        "transformer.output_layer.weight": state["lm_head.weight"],
+        "transformer.rotary_pos_emb.inv_freq": native.model.rotary_emb.inv_freq.clone(),
+    }
+    for i in range(config.num_hidden_layers):
+        src, dst = f"model.layers.{i}.", f"transformer.encoder.layers.{i}."
+        for kind in ("weight", "bias"):
+            parts = [state[f"{src}self_attn.{p}_proj.{kind}"] for p in "qkv"]
+            out[f"{dst}self_attention.query_key_value.{kind}"] = torch.cat(parts)
+        out[f"{dst}self_attention.dense.weight"] = state[f"{src}self_attn.o_proj.weight"]
+        out[f"{dst}mlp.dense_h_to_4h.weight"] = state[f"{src}mlp.gate_up_proj.weight"]
+        out[f"{dst}mlp.dense_4h_to_h.weight"] = state[f"{src}mlp.down_proj.weight"]
+        for norm in ("input_layernorm", "post_attention_layernorm"):
+            out[f"{dst}{norm}.weight"] = state[f"{src}{norm}.weight"]
+    (folder / "model.safetensors").unlink()
+    names = sorted(out)
+    half = len(names) // 2  # two shards, as a real multi-file snapshot
+    save_file({n: out[n].contiguous() for n in names[:half]}, str(folder / "model-00001-of-00002.safetensors"))
+    save_file({n: out[n].contiguous() for n in names[half:]}, str(folder / "model-00002-of-00002.safetensors"))
+    chatglm = {
+        "model_type": "chatglm",
+        "architectures": ["ChatGLMModel"],
+        "auto_map": {"AutoModelForCausalLM": "modeling_chatglm.ChatGLMForConditionalGeneration"},
+        "num_layers": config.num_hidden_layers,
+        "padded_vocab_size": config.vocab_size,
+        "hidden_size": config.hidden_size,
+        "ffn_hidden_size": config.intermediate_size,
+        "kv_channels": config.head_dim,
+        "num_attention_heads": config.num_attention_heads,
+        "multi_query_attention": True,
+        "multi_query_group_num": config.num_key_value_heads,
+        "seq_length": config.max_position_embeddings,
+        "layernorm_epsilon": config.rms_norm_eps,
+        "rope_ratio": config.rope_parameters["rope_theta"] / 10000.0,
+        "rmsnorm": True,
+        "original_rope": True,
+        "add_bias_linear": False,
+        "add_qkv_bias": True,
+        "apply_residual_connection_post_layernorm": False,
+        "post_layer_norm": True,
+        "eos_token_id": config.eos_token_id,
+        "pad_token_id": config.pad_token_id,
+    }
+    (folder / "config.json").write_text(json.dumps(chatglm, indent=2), encoding="utf-8")
+    return folder, native
+
+
 class InterleavePattern:
     """A logits processor that makes a random-weight LM emit GLM-4-Voice's answer shape: runs of
     `text` text tokens and `audio` speech tokens, then `<|user|>` after `total` tokens. It lets
