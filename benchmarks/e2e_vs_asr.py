@@ -11,7 +11,9 @@ same process: e2e = speech embedding + search; asr = Whisper transcription + tex
 search (the default `voicerag ask` stages). Medians and ratios against asr are printed.
 
 A second part speaks the training corpus's held-out sentences with held-out voices and reports
-how often a clip's vector finds its own sentence among all of them (R@1, R@5).
+how often a clip's query finds its own sentence among all of them (R@1, R@5), for e2e (the
+speech vector) and asr (the transcript's text vector), with the median WER of the transcripts.
+`--head FILE` measures another trained head (same front-end) instead of the shipped one.
 
     nice -n 10 python benchmarks/e2e_vs_asr.py --json-out /tmp/e2e_vs_asr.json
 """
@@ -50,6 +52,7 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=0, help="first N RGB questions only")
     parser.add_argument("--heldout-sentences", type=int, default=300, help="0 skips the held-out-sentence part")
     parser.add_argument("--threads", type=int, default=2, help="torch and CTranslate2 threads for every model")
+    parser.add_argument("--head", type=Path, help="a head file to measure instead of the shipped one")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
 
@@ -70,6 +73,10 @@ def main() -> int:
     registry = Registry(settings)
     text = registry.text_embedder()
     speech = create_speech(settings, registry)
+    if args.head:
+        from voicerag_cli.models.speech_encoder import DistilledSpeechEmbedder
+
+        speech = DistilledSpeechEmbedder(speech.frontend, args.head, speech.space)
     speech.frontend.model = type(speech.frontend.model)(
         str(bundled_whisper_dir()), device="cpu", compute_type="int8", intra_threads=args.threads
     )  # same thread count as the ASR below, for a fair timing
@@ -179,35 +186,53 @@ def main() -> int:
         )
     print(f"speed: e2e {speedup:.1f}x faster than asr (median per question; target: >= 5x)")
 
+    report["head"] = str(args.head) if args.head else "shipped"
     if args.heldout_sentences:
-        report["heldout_sentences"] = heldout_sentences(args, speech, text, voices)
+        report["heldout_sentences"] = heldout_sentences(args, speech, asr, text, voices)
     report["transcripts"] = transcripts
     if args.json_out:
         args.json_out.write_text(json.dumps(report, indent=1), encoding="utf-8")
     return 0
 
 
-def heldout_sentences(args: argparse.Namespace, speech, text, voices) -> dict:  # type: ignore[no-untyped-def]
-    """The corpus's held-out sentences, spoken by held-out voices, through the real backend."""
+def heldout_sentences(args: argparse.Namespace, speech, asr, text, voices) -> dict:  # type: ignore[no-untyped-def]
+    """The corpus's held-out sentences, spoken by held-out voices, through the real backends:
+    each clip's e2e vector and its transcript's text vector rank all the sentences' text vectors."""
+    import jiwer
+
     from voicerag_cli.training.corpus import build_corpus
     from voicerag_cli.training.render import speak
 
     sentences = [t.text for t in build_corpus(args.hotpot) if t.held_out][: args.heldout_sentences]
     targets = text.embed_texts(sentences, batch_size=64)
-    vectors = np.stack(
-        [speech.embed_speech(speak(s, voices[i % len(voices)]), 16_000) for i, s in enumerate(sentences)]
-    )
-    sims = vectors @ targets.T
-    rank = (sims > np.diag(sims)[:, None]).sum(1)
-    result = {
-        "sentences": len(sentences),
-        "r1": float((rank < 1).mean()),
-        "r5": float((rank < 5).mean()),
-        "cos": float(np.diag(sims).mean()),
+    clips = [speak(s, voices[i % len(voices)]) for i, s in enumerate(sentences)]
+    transcripts = [asr.transcribe(clip, 16_000).text for clip in clips]
+    queries = {
+        "e2e": np.stack([speech.embed_speech(clip, 16_000) for clip in clips]),
+        "asr": text.embed_texts(transcripts, batch_size=64),
     }
+    result: dict = {"sentences": len(sentences)}
+    for mode, vectors in queries.items():
+        sims = vectors @ targets.T
+        rank = (sims > np.diag(sims)[:, None]).sum(1)
+        result[mode] = {
+            "r1": float((rank < 1).mean()),
+            "r5": float((rank < 5).mean()),
+            "cos": float(np.diag(sims).mean()),
+        }
+        print(
+            f"held-out sentences x held-out voices, {mode}: {len(sentences)} clips, own sentence R@1 "
+            f"{result[mode]['r1']:.3f}, R@5 {result[mode]['r5']:.3f}, mean cosine {result[mode]['cos']:.3f}"
+        )
+    normalize = jiwer.Compose(
+        [jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()]
+    )
+    errors = [jiwer.wer(normalize(s), normalize(t) or "-") for s, t in zip(sentences, transcripts, strict=True)]
+    result["asr_median_wer"] = float(statistics.median(errors))
+    result["r5_gap_points"] = 100 * (result["asr"]["r5"] - result["e2e"]["r5"])
     print(
-        f"held-out sentences x held-out voices: {len(sentences)} clips, own sentence R@1 {result['r1']:.3f}, "
-        f"R@5 {result['r5']:.3f}, mean cosine to its text vector {result['cos']:.3f}"
+        f"held-out sentences: e2e R@5 is {result['r5_gap_points']:+.1f} points below asr (target: <= 5); "
+        f"transcripts' median WER {result['asr_median_wer']:.2f}"
     )
     return result
 

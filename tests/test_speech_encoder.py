@@ -174,6 +174,15 @@ def test_cpu_training_path_lowers_the_loss(tmp_path: Path) -> None:
     assert exported.metadata["target_space_id"] == MINILM_SPACE_ID and exported.config["d"] == 64
     vector = NumpySpeechHead(exported)(np.random.default_rng(0).standard_normal((40, 384)).astype(np.float32))
     assert vector.shape == (384,) and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-4
+    # With the auxiliary wordpiece CTC loss: it is trained on, logged, and left out of the export.
+    ctc = ["--ctc-weight", "0.3", "--ctc-vocab", "32", "--metrics-out", str(metrics), "--out", str(head)]
+    assert train.main(["--cache", str(cache), *options, "--layers", "2", *ctc]) == 0
+    summary = json.loads(metrics.read_text(encoding="utf-8"))
+    assert summary["ctc_weight"] == 0.3 and summary["ctc_vocab"] == 32
+    assert summary["last_loss"] < 0.8 * summary["first_loss"], summary
+    exported = read_head_file(head)
+    assert not any(name.startswith("ctc.") for name in exported.tensors) and exported.config["layers"] == 2
+    assert NumpySpeechHead(exported)(np.ones((40, 384), dtype=np.float32)).shape == (384,)
 
 
 def test_ask_e2e_from_the_command_line(tmp_path: Path, held_out_voice: Voice) -> None:

@@ -73,3 +73,18 @@ def test_split_long_cuts_at_clause_boundaries() -> None:
     pieces = split_long(sentence)
     assert all(len(p.split()) <= 24 for p in pieces)
     assert " ".join(pieces).replace(",", "") == sentence.replace(",", "")
+
+
+def test_wordpiece_targets_are_the_text_embedders_spoken_pieces() -> None:
+    from voicerag_cli.training.wordpieces import BLANK, OTHER, wordpiece_targets
+
+    texts = ["Who won the 2022 Nobel Prize?", "The prize went to Annie Ernaux.", "Who won?"]
+    targets, vocabulary = wordpiece_targets(texts, train_text_ids=[0, 1], size=4)
+    # counted over the training texts only; "?" and "." are not spoken, so not targets
+    assert vocabulary[:2] == ["the", "prize"] and len(vocabulary) == 4
+    assert "?" not in vocabulary and "." not in vocabulary
+    first = targets[0].tolist()
+    assert len(first) == 7  # who won the 202 ##2 nobel prize: MiniLM's own wordpieces
+    assert first[2] == vocabulary.index("the") + OTHER + 1 and first[-1] == vocabulary.index("prize") + OTHER + 1
+    assert all(c > BLANK for t in targets for c in t.tolist())
+    assert OTHER in first  # pieces outside the 4 most frequent share one class

@@ -17,7 +17,9 @@ def export_head(
     from safetensors.torch import save_file
 
     # float16 halves the file; the numpy head upcasts to float32 on load.
-    tensors = {name: t.detach().to("cpu").half().contiguous() for name, t in model.state_dict().items()}
+    # The CTC layer only served training: inference pools the frames and never transcribes.
+    state = {name: t for name, t in model.state_dict().items() if not name.startswith("ctc.")}
+    tensors = {name: t.detach().to("cpu").half().contiguous() for name, t in state.items()}
     metadata = {
         "format": HEAD_FORMAT,
         "target_space_id": space_id,

@@ -79,9 +79,12 @@ class Block(nn.Module):
 
 
 class SpeechHead(nn.Module):
-    def __init__(self, cfg: HeadConfig) -> None:
+    def __init__(self, cfg: HeadConfig, ctc_classes: int = 0) -> None:
+        """`ctc_classes` > 0 adds a training-only linear layer from each final frame to CTC
+        classes (see training/wordpieces.py); it is not exported."""
         super().__init__()
         self.cfg = cfg
+        self.ctc = nn.Linear(cfg.d, ctc_classes) if ctc_classes else None
         self.in_norm = nn.LayerNorm(cfg.in_dim)
         self.proj = nn.Linear(cfg.in_dim, cfg.d)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
@@ -93,6 +96,12 @@ class SpeechHead(nn.Module):
         """x [B, T, in_dim] float, mask [B, T] bool (True = real frame) -> [B, out_dim] unit vectors.
 
         `pooled=True`: x was already averaged in time with `pool_states` (training does it once)."""
+        return self.forward_frames(x, mask, pooled)[0]
+
+    def forward_frames(
+        self, x: torch.Tensor, mask: torch.Tensor, pooled: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`forward`, and the final frames [B, T', d] it pooled (for the CTC loss)."""
         if not pooled:
             x, mask = time_pool(x, mask, self.cfg.pool)
         x = self.proj(self.in_norm(x))
@@ -106,4 +115,4 @@ class SpeechHead(nn.Module):
             pooled = torch.cat([(scores.softmax(1) * x).sum(1), mean], dim=-1)
         else:
             pooled = mean
-        return F.normalize(self.out(pooled), dim=-1)
+        return F.normalize(self.out(pooled), dim=-1), x

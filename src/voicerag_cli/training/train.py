@@ -67,6 +67,18 @@ def distill_loss(student: Any, teacher: Any, text_ids: Any, tau: float, nce_weig
     return loss, {"cos": float(cos.detach().mean())}
 
 
+def wordpiece_ctc_loss(model: Any, states: Any, frames: Any, targets: list[np.ndarray]) -> Any:
+    """CTC of the head's final frames against each clip's wordpieces (training/wordpieces.py);
+    clips too short for their targets contribute nothing (zero_infinity)."""
+    import torch
+    import torch.nn.functional as F
+
+    log_probs = model.ctc(states).log_softmax(-1).transpose(0, 1)  # [T, B, classes]
+    lengths = torch.tensor([len(t) for t in targets])
+    flat = torch.from_numpy(np.concatenate(targets).astype(np.int64))
+    return F.ctc_loss(log_probs, flat, frames, lengths, blank=0, reduction="mean", zero_infinity=True)
+
+
 def embed_clips(
     model: Any, feats: list[np.ndarray], idx: np.ndarray, batch_size: int = 64, pooled: bool = True
 ) -> np.ndarray:
@@ -131,12 +143,17 @@ def train(cache: Any, args: argparse.Namespace, log: Any = None) -> tuple[Any, d
         attention_pooling=not args.no_attention_pooling,
         dropout=args.dropout,
     )
-    model = SpeechHead(cfg)
-    # Pool once here instead of in every step: the head then sees 50/pool frames per second.
-    feats = [pool_states(f, cfg.pool).astype(np.float16) for f in cache.feats]
     train_idx = cache.indices("train")
     if args.max_train_clips:
         train_idx = train_idx[: args.max_train_clips]
+    ctc_targets: list[np.ndarray] = []
+    if args.ctc_weight > 0:
+        from voicerag_cli.training.wordpieces import wordpiece_targets
+
+        ctc_targets, _ = wordpiece_targets(cache.texts, cache.text_ids[train_idx].tolist(), args.ctc_vocab)
+    model = SpeechHead(cfg, ctc_classes=args.ctc_vocab + 2 if ctc_targets else 0)
+    # Pool once here instead of in every step: the head then sees 50/pool frames per second.
+    feats = [pool_states(f, cfg.pool).astype(np.float16) for f in cache.feats]
     lengths = np.array([f.shape[0] for f in feats])
     per_epoch = math.ceil(len(train_idx) / args.batch_size)
     total = args.steps or per_epoch * args.epochs
@@ -159,11 +176,17 @@ def train(cache: Any, args: argparse.Namespace, log: Any = None) -> tuple[Any, d
             model.train()
             x, mask = collate(feats, idx)
             ids = torch.from_numpy(cache.text_ids[idx].astype(np.int64))
+            frames = mask.sum(1)
             if args.frame_drop > 0:  # hide random frames: a cheap feature-level augmentation
                 keep = torch.rand(mask.shape) >= args.frame_drop
                 keep[:, 0] = True
                 mask = mask & keep
-            loss, info = distill_loss(model(x, mask, pooled=True), teacher[ids], ids, args.tau, args.nce_weight)
+            vectors, states = model.forward_frames(x, mask, pooled=True)
+            loss, info = distill_loss(vectors, teacher[ids], ids, args.tau, args.nce_weight)
+            if ctc_targets:
+                ctc = wordpiece_ctc_loss(model, states, frames, [ctc_targets[i] for i in ids.tolist()])
+                loss = loss + args.ctc_weight * ctc
+                info["ctc"] = float(ctc.detach())
             optim.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -171,7 +194,7 @@ def train(cache: Any, args: argparse.Namespace, log: Any = None) -> tuple[Any, d
             sched.step()
             step += 1
             now = time.perf_counter() - started
-            record = {"step": step, "loss": float(loss.detach()), "cos": info["cos"], "s": round(now)}
+            record = {"step": step, "loss": float(loss.detach()), **info, "s": round(now)}
             history.append({**record, "t": now})
             if args.time_budget_min and step >= 50 and step % 10 == 0:
                 # On a shared CPU the step time changes as others load it: re-fit the schedule to the time
@@ -197,6 +220,8 @@ def train(cache: Any, args: argparse.Namespace, log: Any = None) -> tuple[Any, d
         "tau": args.tau,
         "nce_weight": args.nce_weight,
         "frame_drop": args.frame_drop,
+        "ctc_weight": args.ctc_weight,
+        "ctc_vocab": args.ctc_vocab if ctc_targets else 0,
         "config": cfg.to_dict(),
         "seed": args.seed,
         "train_seconds": round(time.perf_counter() - started, 1),
@@ -246,6 +271,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--no-attention-pooling", action="store_true")
     p.add_argument("--frame-drop", type=float, default=0.1, help="share of frames masked in each training step")
+    p.add_argument("--ctc-weight", type=float, default=0.0, help="weight of the auxiliary wordpiece CTC loss")
+    p.add_argument("--ctc-vocab", type=int, default=2048, help="most frequent wordpieces kept as CTC classes")
     p.add_argument("--max-train-clips", type=int, default=0)
     p.add_argument("--max-shards", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
