@@ -72,7 +72,7 @@ def test_vector_is_unit_deterministic_and_rate_independent(
 
 def test_everyday_questions_land_nearest_their_own_text(embedder: DistilledSpeechEmbedder) -> None:
     """Twelve everyday questions outside HotpotQA, spoken by held-out voices (MODEL_CARD.md:
-    own text first among the 12 in 67-83 % over four voice assignments; this one measured 75 %).
+    own text first among the 12 in 58-83 % over four voice assignments; this one measured 75 %).
     A head that ignored the audio would rank it first ~1 in 12 times with a margin of ~0."""
     from voicerag_cli.models.sentence_embedder import create as create_text
 
@@ -83,8 +83,8 @@ def test_everyday_questions_land_nearest_their_own_text(embedder: DistilledSpeec
     own = np.diag(sims)
     others = (sims.sum(1) - own) / (len(SENTENCES) - 1)
     assert int((sims.argmax(1) == np.arange(len(SENTENCES))).sum()) >= 7, np.round(sims, 3)  # measured 9
-    assert int((own > others).sum()) >= 10, np.round(sims, 3)  # measured 11
-    assert float((own - others).mean()) > 0.1, np.round(own - others, 3)  # measured 0.17
+    assert int((own > others).sum()) >= 10, np.round(sims, 3)  # measured 12
+    assert float((own - others).mean()) > 0.1, np.round(own - others, 3)  # measured 0.24
 
 
 def test_rgb_questions_by_held_out_voices_beat_chance_on_a_pooled_index(embedder: DistilledSpeechEmbedder) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -45,17 +44,6 @@ def time_pool(x: torch.Tensor, mask: torch.Tensor, factor: int) -> tuple[torch.T
     sums = x.view(b, -1, factor, c).sum(2)
     counts = m.view(b, -1, factor).sum(2)
     return sums / counts.clamp(min=1.0)[..., None], counts > 0
-
-
-def pool_states(states: np.ndarray, factor: int) -> np.ndarray:
-    """`time_pool` for one unpadded clip in numpy: the training cache is pooled once, up front."""
-    if factor == 1:
-        return states
-    t, c = states.shape
-    pad = (-t) % factor
-    sums = np.pad(states.astype(np.float32), ((0, pad), (0, 0))).reshape(-1, factor, c).sum(1)
-    counts = np.minimum(factor, t - np.arange(0, t, factor))[:, None]
-    return sums / counts
 
 
 class Block(nn.Module):
@@ -95,7 +83,8 @@ class SpeechHead(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor, pooled: bool = False) -> torch.Tensor:
         """x [B, T, in_dim] float, mask [B, T] bool (True = real frame) -> [B, out_dim] unit vectors.
 
-        `pooled=True`: x was already averaged in time with `pool_states` (training does it once)."""
+        `pooled=True`: x was already averaged in time with models.speech_head.pool_states (training
+        does it once)."""
         return self.forward_frames(x, mask, pooled)[0]
 
     def forward_frames(

@@ -129,7 +129,8 @@ def train(cache: Any, args: argparse.Namespace, log: Any = None) -> tuple[Any, d
     """Train a head on the cache's "train" clips; returns the model and a summary."""
     import torch
 
-    from voicerag_cli.training.head import HeadConfig, SpeechHead, pool_states
+    from voicerag_cli.models.speech_head import pool_states
+    from voicerag_cli.training.head import HeadConfig, SpeechHead
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
