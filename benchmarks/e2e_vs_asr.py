@@ -198,8 +198,7 @@ def main() -> int:
 def heldout_sentences(args: argparse.Namespace, speech, asr, text, voices) -> dict:  # type: ignore[no-untyped-def]
     """The corpus's held-out sentences, spoken by held-out voices, through the real backends:
     each clip's e2e vector and its transcript's text vector rank all the sentences' text vectors."""
-    import jiwer
-
+    from voicerag_cli.eval.metrics import transcript_error
     from voicerag_cli.training.corpus import build_corpus
     from voicerag_cli.training.render import speak
 
@@ -224,10 +223,7 @@ def heldout_sentences(args: argparse.Namespace, speech, asr, text, voices) -> di
             f"held-out sentences x held-out voices, {mode}: {len(sentences)} clips, own sentence R@1 "
             f"{result[mode]['r1']:.3f}, R@5 {result[mode]['r5']:.3f}, mean cosine {result[mode]['cos']:.3f}"
         )
-    normalize = jiwer.Compose(
-        [jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()]
-    )
-    errors = [jiwer.wer(normalize(s), normalize(t) or "-") for s, t in zip(sentences, transcripts, strict=True)]
+    errors = [transcript_error(t, s)["wer"] for s, t in zip(sentences, transcripts, strict=True)]
     result["asr_median_wer"] = float(statistics.median(errors))
     result["r5_gap_points"] = 100 * (result["asr"]["r5"] - result["e2e"]["r5"])
     print(

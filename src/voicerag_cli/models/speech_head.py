@@ -53,11 +53,12 @@ def pool_states(states: np.ndarray, factor: int) -> np.ndarray:
     """Average every `factor` frames of one unpadded clip [T, C] (the last group may be shorter),
     in float32: the head's arithmetic stays float32 only if every operand is (an integer count or a
     numpy float64 scalar would promote the rest of the head to float64, about 3x slower)."""
+    states = np.asarray(states, dtype=np.float32)
     if factor == 1:
-        return np.asarray(states, dtype=np.float32)
+        return states
     t, c = states.shape
     pad = (-t) % factor
-    sums = np.pad(np.asarray(states, dtype=np.float32), ((0, pad), (0, 0))).reshape(-1, factor, c).sum(1)
+    sums = np.pad(states, ((0, pad), (0, 0))).reshape(-1, factor, c).sum(1)
     counts = np.minimum(factor, t - np.arange(0, t, factor)).astype(np.float32)[:, None]
     return sums / counts
 
@@ -107,8 +108,7 @@ class NumpySpeechHead:
         return x + self._linear(_gelu_tanh(self._linear(self._norm(x, f"{p}.ln2"), f"{p}.ff1")), f"{p}.ff2")
 
     def __call__(self, states: np.ndarray) -> np.ndarray:
-        x = np.asarray(states, dtype=np.float32)
-        x = pool_states(x, self.pool)
+        x = pool_states(states, self.pool)
         x = self._linear(self._norm(x, "in_norm"), "proj")
         for i in range(self.layers):
             x = self._block(x, i)
