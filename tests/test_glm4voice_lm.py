@@ -75,8 +75,24 @@ def test_token_map_finds_offset_and_rejects_mismatched_vocabularies(lm: Interlea
     assert tokens.audio_offset == lm.tokenizer.convert_tokens_to_ids("<|audio_0|>")
     assert tokens.audio_offset + AUDIO == len(lm.tokenizer)  # speech tokens close the vocabulary, as upstream
     assert lm.tokenizer.convert_tokens_to_ids("<|user|>") in tokens.stop_ids
-    with pytest.raises(ModelError, match="audio_64"):
-        TokenMap.from_tokenizer(lm.tokenizer, AUDIO + 1)
+    assert tokens.audio_count == AUDIO  # read from the tokenizer
+    # An LM with fewer speech tokens than the codebook is accepted (the released 9B has 16383 for
+    # 16384 codes); one with more than the decoder can embed is refused.
+    assert TokenMap.from_tokenizer(lm.tokenizer, AUDIO + 1).audio_count == AUDIO
+    with pytest.raises(ModelError, match=f"{AUDIO} speech tokens .* more than the {AUDIO - 1} codes"):
+        TokenMap.from_tokenizer(lm.tokenizer, AUDIO - 1)
+
+
+def test_speech_token_count_is_read_from_the_tokenizer(tmp_path: Path) -> None:
+    """A tokenizer with one speech token fewer than the codebook (the released 9B's 16383 for
+    16384): the count is what the tokenizer holds, `<|audio_{n-1}|>` is speech, nothing past it."""
+    from voicerag_cli.models.glm4voice.synthetic import write_tokenizer
+
+    tokenizer = write_tokenizer(tmp_path / "short", AUDIO - 1)
+    tokens = TokenMap.from_tokenizer(tokenizer, AUDIO)
+    assert tokens.audio_count == AUDIO - 1
+    last = tokenizer.convert_tokens_to_ids(f"<|audio_{AUDIO - 2}|>")
+    assert tokens.is_audio(last) and not tokens.is_audio(last + 1)
 
 
 def interleaved(lm: InterleavedLM, tokens: TokenMap, text: str, runs: int) -> tuple[list[int], list[int]]:

@@ -77,7 +77,7 @@ class Glm4VoiceGenerator:
         self.decoder = decoder
         self.params = params
         self.blocks = block_schedule(first_block)
-        self.tokens = TokenMap.from_tokenizer(lm.tokenizer, tokenizer.encoder.config.quantize_vocab_size)
+        self.tokens = TokenMap.from_tokenizer(lm.tokenizer, decoder.config.flow.vocab_size)
         self.listener: AnswerListener | None = None
         # Tests and benchmarks only: prompt length -> a transformers LogitsProcessorList.
         self.logits_processors = logits_processors

@@ -81,7 +81,13 @@ class TokenMap:
     stop_ids: tuple[int, ...]
 
     @classmethod
-    def from_tokenizer(cls, tokenizer: Any, audio_count: int) -> TokenMap:
+    def from_tokenizer(cls, tokenizer: Any, codebook_size: int | None = None) -> TokenMap:
+        """Find the special tokens; the number of speech tokens is read from the tokenizer (the
+        contiguous run `<|audio_0|>`, `<|audio_1|>`... ), not assumed: the released 9B's
+        tokenizer is reported to hold 16383 of them for the speech tokenizer's 16384 codes.
+        `codebook_size` (the speech decoder's vocabulary) bounds it: a larger LM vocabulary
+        could emit ids the decoder has no embedding for."""
+
         def token_id(token: str) -> int:
             found = tokenizer.convert_tokens_to_ids(token)
             if not isinstance(found, int) or found == tokenizer.unk_token_id or found < 0:
@@ -91,17 +97,26 @@ class TokenMap:
         for token in SPECIAL_TOKENS:
             token_id(token)
         offset = token_id("<|audio_0|>")
-        last = token_id(f"<|audio_{audio_count - 1}|>")
-        if last != offset + audio_count - 1:
+        count = audio_token_count(tokenizer, offset)
+        if codebook_size is not None and count > codebook_size:
             raise ModelError(
-                f"GLM-4-Voice LM: speech tokens <|audio_0|>..<|audio_{audio_count - 1}|> are not contiguous "
-                "(the LM and the speech tokenizer do not belong together)"
+                f"GLM-4-Voice LM: its tokenizer has {count} speech tokens (<|audio_0|>..<|audio_{count - 1}|>), "
+                f"more than the {codebook_size} codes of the speech tokenizer/decoder (they do not belong together)"
             )
         stops = (token_id(USER), token_id(END_OF_TEXT), token_id(OBSERVATION))
-        return cls(tuple(token_id(t) for t in PREFIX_TOKENS), offset, audio_count, stops)
+        return cls(tuple(token_id(t) for t in PREFIX_TOKENS), offset, count, stops)
 
     def is_audio(self, token: int) -> bool:
         return self.audio_offset <= token < self.audio_offset + self.audio_count
+
+
+def audio_token_count(tokenizer: Any, offset: int) -> int:
+    """How many `<|audio_N|>` tokens follow `<|audio_0|>` (at `offset`) contiguously."""
+    vocab = tokenizer.get_vocab()
+    count = 0
+    while vocab.get(f"<|audio_{count}|>") == offset + count:
+        count += 1
+    return count
 
 
 def encode_prompt(tokenizer: Any, tokens: TokenMap, prompt: str) -> list[int]:
