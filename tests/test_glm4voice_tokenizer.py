@@ -141,5 +141,5 @@ def test_checkpoint_without_an_encoder_is_a_clean_error(tokenizer_dir: Path, tmp
     folder = tmp_path / "noencoder"
     _copy_side_files(tokenizer_dir, folder)
     save_file({"decoder.weight": torch.zeros(2)}, str(folder / "model.safetensors"))
-    with pytest.raises(ModelError, match="no encoder conv1.weight"):
+    with pytest.raises(ModelError, match=r"no encoder conv1\.weight"):
         SpeechTokenizer.load(folder)
