@@ -136,3 +136,35 @@ def test_strict_loading_and_missing_files(decoder_dir: Path, tmp_path: Path) -> 
     torch.save({"model": torch.nn.Linear(2, 2)}, pickled / "hift.pt")  # a pickled module, not tensors
     with pytest.raises(ModelError, match="hift"):
         SpeechDecoder.load(pickled)
+
+
+def test_a_pickle_holding_more_than_tensors_needs_the_explicit_opt_in(decoder_dir: Path, tmp_path: Path) -> None:
+    """A flow.pt that also pickles a training-args object (as training scripts often save): refused
+    by default with a message naming the opt-in, never silently unpickled; loaded with it, to the
+    same weights as the plain file."""
+    import argparse
+
+    folder = tmp_path / "extra"
+    folder.mkdir()
+    for name in ("config.yaml", "hift.pt"):
+        (folder / name).write_bytes((decoder_dir / name).read_bytes())
+    flow = torch.load(decoder_dir / "flow.pt", weights_only=True)
+    torch.save({**flow, "args": argparse.Namespace(lr=1e-4)}, folder / "flow.pt")
+    with pytest.raises(ModelError, match=r"holds more than tensors.*glm4voice\.allow_pickle' = true"):
+        SpeechDecoder.load(folder)
+    # with the opt-in the file is unpickled, and still must be names -> tensors only
+    with pytest.raises(ModelError, match="not a plain state dict of tensors"):
+        SpeechDecoder.load(folder, allow_pickle=True)
+    torch.save(_TensorDict(flow), folder / "flow.pt")
+    with pytest.raises(ModelError, match="allow_pickle"):
+        SpeechDecoder.load(folder)
+    loaded = SpeechDecoder.load(folder, allow_pickle=True)
+    plain = SpeechDecoder.load(decoder_dir)
+    for (name, mine), (_, theirs) in zip(
+        loaded.flow.state_dict().items(), plain.flow.state_dict().items(), strict=True
+    ):
+        assert torch.equal(mine, theirs), name
+
+
+class _TensorDict(dict):
+    """A dict subclass: weights_only refuses to build it, a full unpickle does."""

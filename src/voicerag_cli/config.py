@@ -136,6 +136,7 @@ class Glm4VoiceConfig:
     lm_path: str = ""  # glm-4-voice-9b snapshot
     decoder_path: str = ""  # glm-4-voice-decoder folder
     trust_remote_code: bool = False  # run code shipped in the 9B snapshot (its tokenizer's; the model's if remote)
+    allow_pickle: bool = False  # fully unpickle a flow.pt/hift.pt that holds more than tensors (can run code)
     lm_runtime: str = "native"  # native: built-in GLM, static cache, CUDA graphs; remote: the snapshot's code
     device: str = "auto"  # auto: cuda when available, else cpu
     compile: bool = True  # on CUDA: torch.compile the LM step and the first block's flow (slower load)

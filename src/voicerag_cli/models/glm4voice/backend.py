@@ -175,7 +175,7 @@ def create(settings: Settings, registry: Any) -> Glm4VoiceGenerator:
     lm = InterleavedLM.load(
         config.lm_path, config.trust_remote_code, device, runtime=config.lm_runtime, compile=compile
     )
-    decoder = SpeechDecoder.load(config.decoder_path, device)
+    decoder = SpeechDecoder.load(config.decoder_path, device, allow_pickle=config.allow_pickle)
     # Graphs, compiled kernels and caches are made at load time, so the first answer is as fast
     # as the later ones.
     lm.prepare(params)
