@@ -142,6 +142,7 @@ class Glm4VoiceConfig:
     compile: bool = True  # on CUDA: torch.compile the LM step and the first block's flow (slower load)
     temperature: float = 0.2
     top_p: float = 0.8
+    top_k: int = -1  # -1: as the 9B snapshot's generation_config.json (upstream's generate); 0: off
     max_new_tokens: int = 2000
     seed: int = -1  # >= 0: reproducible sampling
     first_block: int = 10  # speech tokens decoded before the first audio (later blocks grow to 200)
@@ -352,6 +353,10 @@ def validate(settings: Settings) -> None:
     if voice.max_new_tokens <= 0 or voice.first_block <= 0 or voice.temperature < 0 or not 0 < voice.top_p <= 1:
         raise ConfigError(
             "config keys 'glm4voice.*': need max_new_tokens > 0, first_block > 0, temperature >= 0, 0 < top_p <= 1"
+        )
+    if voice.top_k < -1:
+        raise ConfigError(
+            f"config key 'glm4voice.top_k': must be -1 (from the snapshot), 0 (off) or positive, got {voice.top_k}"
         )
     if voice.lm_runtime not in ("native", "remote"):
         raise ConfigError(f"config key 'glm4voice.lm_runtime': must be native or remote, got {voice.lm_runtime!r}")

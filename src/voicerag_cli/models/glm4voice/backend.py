@@ -17,7 +17,7 @@ import numpy as np
 
 from voicerag_cli.errors import InputError
 from voicerag_cli.models.base import Answer, AnswerListener, Passage, Query, SpokenAudio
-from voicerag_cli.models.glm4voice.lm import GenerationParams, InterleavedLM
+from voicerag_cli.models.glm4voice.lm import GenerationParams, InterleavedLM, resolve_sampling
 from voicerag_cli.models.glm4voice.protocol import (
     BLOCK_SIZES,
     AudioBlock,
@@ -178,6 +178,7 @@ def create(settings: Settings, registry: Any) -> Glm4VoiceGenerator:
     decoder = SpeechDecoder.load(config.decoder_path, device, allow_pickle=config.allow_pickle)
     # Graphs, compiled kernels and caches are made at load time, so the first answer is as fast
     # as the later ones.
+    params = resolve_sampling(params, config.top_k, lm.snapshot_top_k)
     lm.prepare(params)
     decoder.prepare(config.first_block, compile)
     return Glm4VoiceGenerator(
