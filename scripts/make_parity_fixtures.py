@@ -303,6 +303,15 @@ def prompt_statements(web_demo: Path) -> tuple[dict[str, str], list[ast.stmt], s
     return prompts, statements, "\n".join(ast.get_source_segment(source, s) or "" for s in statements)
 
 
+def stream_blocks(web_demo: Path) -> list[int]:
+    """web_demo.py's streaming block sizes (the `block_size_list` literal of `inference_fn`)."""
+    tree = ast.parse(web_demo.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "block_size_list":
+            return ast.literal_eval(node.value)
+    raise SystemExit("web_demo.py has no block_size_list")
+
+
 def official_prompt(statements: list[ast.stmt], **names: str) -> str:
     module = ast.Module(body=statements, type_ignores=[])
     scope = dict(names)
@@ -345,6 +354,7 @@ def prompts(out: Path, glm4voice: Path) -> dict[str, Any]:
         "second_turn": second,
         "text_question": "Who introduced the safety bicycle?",
         "text_turn": text_prompt,
+        "stream_blocks": stream_blocks(glm4voice / "web_demo.py"),
     }
 
 

@@ -168,3 +168,27 @@ def test_a_pickle_holding_more_than_tensors_needs_the_explicit_opt_in(decoder_di
 
 class _TensorDict(dict):
     """A dict subclass: weights_only refuses to build it, a full unpickle does."""
+
+
+def test_fast_and_official_block_schedules_against_whole_utterance_decoding(decoder: SpeechDecoder) -> None:
+    """Streaming a 160-token answer with the default schedule (10, 25, 50, ...) and upstream's
+    (25, 50, ...): both give the whole answer's length; the first audio comes after 10 rather
+    than 25 tokens; and the fast one is no further from whole-utterance decoding than upstream's
+    schedule (relative mel and waveform error within 25 % of it)."""
+    from voicerag_cli.models.glm4voice.backend import block_schedule
+
+    tokens = [int(t) for t in np.random.default_rng(5).integers(0, 64, 160)]
+    whole_mel, whole = decoder.decode_mel(tokens), decoder.decode(tokens)
+    errors = {}
+    for first in (10, 25):
+        schedule, stream, chunks, start = block_schedule(first), decoder.stream(), [], 0
+        while start < len(tokens):
+            size = schedule[min(len(chunks), len(schedule) - 1)]
+            chunks.append(stream.push(tokens[start : start + size], final=start + size >= len(tokens)))
+            start += size
+        audio = np.concatenate(chunks)
+        assert len(audio) == len(whole) and len(chunks[0]) > 0
+        assert stream.mel is not None
+        mel_error = float((stream.mel - whole_mel).norm() / whole_mel.norm())
+        errors[first] = (mel_error, float(np.linalg.norm(audio - whole) / np.linalg.norm(whole)))
+    assert errors[10][0] < 1.25 * errors[25][0] and errors[10][1] < 1.25 * errors[25][1], errors

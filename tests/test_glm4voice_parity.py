@@ -120,3 +120,32 @@ def test_hift_source_equals_the_officials_given_its_random_draws(
     expected = torch.from_numpy(cases["source_out"])
     assert source.shape == expected.shape and state.sample == expected.shape[-1]
     assert (source.double() - expected.double()).abs().max() < 1e-4
+
+
+def test_prompt_framing_equals_the_official_demo_byte_for_byte(reference: dict[str, Any]) -> None:
+    """The reference layout with the bare question as the user turn reproduces web_demo.py's
+    prompts exactly (its statements were executed by the fixture script): the speech and text
+    system prompts (the speech one ends in a space), and a second turn that keeps the first turn's
+    input and whole completion, speech tokens included, with the system turn only once."""
+    from voicerag_cli.models.glm4voice.protocol import Turn, build_prompt, user_input
+
+    official = reference["prompt"]
+    audio = official["question_audio"]
+    first = build_prompt([], question_audio=audio, template="{question}{context}")
+    assert first == official["first_turn"]
+    earlier = Turn(user_input([], audio, None, "reference", "{question}{context}"), official["completion"])
+    second = build_prompt([], question_audio=audio, template="{question}{context}", turns=[earlier])
+    assert second == official["second_turn"]
+    assert second.count("<|system|>") == 1 and official["completion"] in second
+    text = build_prompt([], question_text=official["text_question"], template="{question}{context}")
+    assert text == official["text_turn"]
+
+
+def test_first_block_25_is_the_official_streaming_schedule(reference: dict[str, Any]) -> None:
+    """web_demo.py decodes blocks of 25, 50, 100, 150, 200 speech tokens; `glm4voice.first_block
+    = 25` gives exactly that schedule (the default 10 only adds a smaller first block)."""
+    from voicerag_cli.models.glm4voice.backend import block_schedule
+
+    official = tuple(reference["prompt"]["stream_blocks"])
+    assert block_schedule(25) == official
+    assert block_schedule(10) == (10, *official)

@@ -146,6 +146,8 @@ class Glm4VoiceConfig:
     max_new_tokens: int = 2000
     seed: int = -1  # >= 0: reproducible sampling
     first_block: int = 10  # speech tokens decoded before the first audio (later blocks grow to 200)
+    prompt_layout: str = "reference"  # reference: upstream's system prompt, passages in the user turn; grounded
+    user_template: str = ""  # reference layout's user turn with {context} and {question}; empty: built in
 
 
 @dataclass
@@ -358,6 +360,12 @@ def validate(settings: Settings) -> None:
         raise ConfigError(
             f"config key 'glm4voice.top_k': must be -1 (from the snapshot), 0 (off) or positive, got {voice.top_k}"
         )
+    if voice.prompt_layout not in ("reference", "grounded"):
+        raise ConfigError(
+            f"config key 'glm4voice.prompt_layout': must be reference or grounded, got {voice.prompt_layout!r}"
+        )
+    if voice.user_template and not all(f in voice.user_template for f in ("{context}", "{question}")):
+        raise ConfigError("config key 'glm4voice.user_template': must contain {context} and {question}")
     if voice.lm_runtime not in ("native", "remote"):
         raise ConfigError(f"config key 'glm4voice.lm_runtime': must be native or remote, got {voice.lm_runtime!r}")
     from voicerag_cli.index.selection import parse_store
