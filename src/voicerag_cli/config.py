@@ -111,6 +111,7 @@ class SonarConfig:
     text_encoder: str = "text_sonar_basic_encoder"  # card name; also names the embedding space
     speech_encoder: str = ""  # card name; empty: sonar_speech_encoder_<lang>
     download: bool = False  # fetch files that cards name by URL into <cache dir>/sonar on first use
+    metric: str = "cosine"  # cosine: normalized vectors; l2: raw vectors, Euclidean (the reference system's)
 
 
 @dataclass
@@ -356,6 +357,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError(
             "config keys 'glm4voice.*': need max_new_tokens > 0, first_block > 0, temperature >= 0, 0 < top_p <= 1"
         )
+    if settings.sonar.metric not in ("cosine", "l2"):
+        raise ConfigError(f"config key 'sonar.metric': must be cosine or l2, got {settings.sonar.metric!r}")
     if voice.top_k < -1:
         raise ConfigError(
             f"config key 'glm4voice.top_k': must be -1 (from the snapshot), 0 (off) or positive, got {voice.top_k}"
