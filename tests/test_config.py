@@ -137,6 +137,9 @@ def test_show_toml_round_trips(isolated_env: Isolated) -> None:
         ('[index]\nname = "../escape"\n', "'index.name'"),
         ('[glm4voice]\nlm_runtime = "vllm"\n', "'glm4voice.lm_runtime'"),
         ('[glm4voice]\ncompile = "yes"\n', "'glm4voice.compile'"),
+        ('[glm4voice]\nprompt_layout = "mine"\n', "'glm4voice.prompt_layout'"),
+        ('[glm4voice]\nuser_template = "{question} only"\n', "'glm4voice.user_template'"),
+        ("[glm4voice]\ntop_k = -2\n", "'glm4voice.top_k'"),
     ],
 )
 def test_bad_config_file_names_the_key(isolated_env: Isolated, toml: str, named: str) -> None:

@@ -23,7 +23,7 @@ from voicerag_cli.config import Settings
 from voicerag_cli.errors import ModelError
 from voicerag_cli.index.builder import build_index
 from voicerag_cli.index.store import IndexRoot
-from voicerag_cli.models.base import Query, StreamingGenerator
+from voicerag_cli.models.base import Passage, Query, StreamingGenerator
 from voicerag_cli.models.glm4voice.backend import Glm4VoiceGenerator, create
 from voicerag_cli.models.glm4voice.protocol import BEGIN_AUDIO
 from voicerag_cli.models.glm4voice.speech_tokenizer import SpeechTokenizerConfig
@@ -185,6 +185,30 @@ def test_text_question_and_text_only_answer(pipeline: AskPipeline) -> None:
     shape_answers(generator, total=12)  # stops before any speech token
     result = pipeline.ask_text("Which river flows through Basel?")
     assert result.answer.speech is None and result.answer.text  # the pipeline's TTS will speak it
+
+
+def test_follow_up_keeps_the_earlier_exchange_whole_with_its_speech_tokens(pipeline: AskPipeline) -> None:
+    """Reference layout (default): a follow-up's prompt holds the first turn's user input
+    (passages and question) and the model's whole completion, speech tokens included, as
+    upstream's demo keeps them; a history the generator did not produce comes in as text."""
+    generator = pipeline.registry.generator()
+    assert generator.layout == "reference"
+    shape_answers(generator, total=45)  # 13 text, 26 speech, 6 text
+    passages = [Passage(chunk_id=0, source="bicycles.md", text="Karl Drais built the running machine.", score=1.0)]
+    first = generator.generate(Query(text="Who built the first running machine?"), passages)
+    kept_input, kept = generator.transcript[-1][1].user_input, generator.transcript[-1][1].completion
+    assert "Karl Drais" in kept_input and "Who built the first running machine?" in kept_input
+    assert kept.count("<|audio_") == 26 and "<|user|>" not in kept
+    follow_up = Query(text="When?", history=[("Who built the first running machine?", first.text)])
+    ids = generator.prompt_ids(follow_up, passages)
+    prompt = generator.lm.tokenizer.decode(ids[2:])
+    assert prompt.count("<|system|>") == 1
+    assert f"{kept_input}<|assistant|>streaming_transcription\n{kept.strip()}<|user|>\n" in prompt
+    assert prompt.count("<|begin_of_audio|>") == 0 and prompt.count("<|audio_") == 26
+    stranger = Query(text="When?", history=[("Something else?", "An answer from elsewhere.")])
+    as_text = generator.lm.tokenizer.decode(generator.prompt_ids(stranger, passages)[2:])
+    assert "<|user|>\nSomething else?<|assistant|>streaming_transcription\nAn answer from elsewhere.<|user|>" in as_text
+    assert "<|audio_" not in as_text
 
 
 def test_missing_folders_are_one_line_model_errors(folders: dict[str, Path], tmp_path: Path) -> None:

@@ -136,3 +136,59 @@ def test_strict_loading_and_missing_files(decoder_dir: Path, tmp_path: Path) -> 
     torch.save({"model": torch.nn.Linear(2, 2)}, pickled / "hift.pt")  # a pickled module, not tensors
     with pytest.raises(ModelError, match="hift"):
         SpeechDecoder.load(pickled)
+
+
+def test_a_pickle_holding_more_than_tensors_needs_the_explicit_opt_in(decoder_dir: Path, tmp_path: Path) -> None:
+    """A flow.pt that also pickles a training-args object (as training scripts often save): refused
+    by default with a message naming the opt-in, never silently unpickled; loaded with it, to the
+    same weights as the plain file."""
+    import argparse
+
+    folder = tmp_path / "extra"
+    folder.mkdir()
+    for name in ("config.yaml", "hift.pt"):
+        (folder / name).write_bytes((decoder_dir / name).read_bytes())
+    flow = torch.load(decoder_dir / "flow.pt", weights_only=True)
+    torch.save({**flow, "args": argparse.Namespace(lr=1e-4)}, folder / "flow.pt")
+    with pytest.raises(ModelError, match=r"holds more than tensors.*glm4voice\.allow_pickle' = true"):
+        SpeechDecoder.load(folder)
+    # with the opt-in the file is unpickled, and still must be names -> tensors only
+    with pytest.raises(ModelError, match="not a plain state dict of tensors"):
+        SpeechDecoder.load(folder, allow_pickle=True)
+    torch.save(_TensorDict(flow), folder / "flow.pt")
+    with pytest.raises(ModelError, match="allow_pickle"):
+        SpeechDecoder.load(folder)
+    loaded = SpeechDecoder.load(folder, allow_pickle=True)
+    plain = SpeechDecoder.load(decoder_dir)
+    for (name, mine), (_, theirs) in zip(
+        loaded.flow.state_dict().items(), plain.flow.state_dict().items(), strict=True
+    ):
+        assert torch.equal(mine, theirs), name
+
+
+class _TensorDict(dict):
+    """A dict subclass: weights_only refuses to build it, a full unpickle does."""
+
+
+def test_fast_and_official_block_schedules_against_whole_utterance_decoding(decoder: SpeechDecoder) -> None:
+    """Streaming a 160-token answer with the default schedule (10, 25, 50, ...) and upstream's
+    (25, 50, ...): both give the whole answer's length; the first audio comes after 10 rather
+    than 25 tokens; and the fast one is no further from whole-utterance decoding than upstream's
+    schedule (relative mel and waveform error within 25 % of it)."""
+    from voicerag_cli.models.glm4voice.backend import block_schedule
+
+    tokens = [int(t) for t in np.random.default_rng(5).integers(0, 64, 160)]
+    whole_mel, whole = decoder.decode_mel(tokens), decoder.decode(tokens)
+    errors = {}
+    for first in (10, 25):
+        schedule, stream, chunks, start = block_schedule(first), decoder.stream(), [], 0
+        while start < len(tokens):
+            size = schedule[min(len(chunks), len(schedule) - 1)]
+            chunks.append(stream.push(tokens[start : start + size], final=start + size >= len(tokens)))
+            start += size
+        audio = np.concatenate(chunks)
+        assert len(audio) == len(whole) and len(chunks[0]) > 0
+        assert stream.mel is not None
+        mel_error = float((stream.mel - whole_mel).norm() / whole_mel.norm())
+        errors[first] = (mel_error, float(np.linalg.norm(audio - whole) / np.linalg.norm(whole)))
+    assert errors[10][0] < 1.25 * errors[25][0] and errors[10][1] < 1.25 * errors[25][1], errors

@@ -45,7 +45,7 @@ def tokens(lm: InterleavedLM) -> TokenMap:
 
 
 def test_prompt_layout_with_spoken_question(lm: InterleavedLM, tokens: TokenMap) -> None:
-    prompt = build_prompt(PASSAGES, question_audio=[3, 0, 63], history=[("", "It was 1885 [1].")])
+    prompt = build_prompt(PASSAGES, question_audio=[3, 0, 63], history=[("", "It was 1885 [1].")], layout="grounded")
     system, rest = prompt.split("<|user|>\n", 1)
     assert system.startswith("<|system|>\nUser will provide you with a speech instruction.")
     assert "[1] (bikes.md)\nThe safety bicycle" in system and "[2] (mars.md)\nOlympus Mons" in system
@@ -64,7 +64,7 @@ def test_prompt_layout_with_spoken_question(lm: InterleavedLM, tokens: TokenMap)
 
 
 def test_text_question_uses_the_text_instruction() -> None:
-    prompt = build_prompt(PASSAGES, question_text="When was the safety bicycle introduced?")
+    prompt = build_prompt(PASSAGES, question_text="When was the safety bicycle introduced?", layout="grounded")
     assert prompt.startswith("<|system|>\nUser will provide you with a text instruction.")
     assert prompt.endswith("<|user|>\nWhen was the safety bicycle introduced?<|assistant|>streaming_transcription\n")
     with pytest.raises(ValueError):
@@ -75,8 +75,24 @@ def test_token_map_finds_offset_and_rejects_mismatched_vocabularies(lm: Interlea
     assert tokens.audio_offset == lm.tokenizer.convert_tokens_to_ids("<|audio_0|>")
     assert tokens.audio_offset + AUDIO == len(lm.tokenizer)  # speech tokens close the vocabulary, as upstream
     assert lm.tokenizer.convert_tokens_to_ids("<|user|>") in tokens.stop_ids
-    with pytest.raises(ModelError, match="audio_64"):
-        TokenMap.from_tokenizer(lm.tokenizer, AUDIO + 1)
+    assert tokens.audio_count == AUDIO  # read from the tokenizer
+    # An LM with fewer speech tokens than the codebook is accepted (the released 9B has 16383 for
+    # 16384 codes); one with more than the decoder can embed is refused.
+    assert TokenMap.from_tokenizer(lm.tokenizer, AUDIO + 1).audio_count == AUDIO
+    with pytest.raises(ModelError, match=f"{AUDIO} speech tokens .* more than the {AUDIO - 1} codes"):
+        TokenMap.from_tokenizer(lm.tokenizer, AUDIO - 1)
+
+
+def test_speech_token_count_is_read_from_the_tokenizer(tmp_path: Path) -> None:
+    """A tokenizer with one speech token fewer than the codebook (the released 9B's 16383 for
+    16384): the count is what the tokenizer holds, `<|audio_{n-1}|>` is speech, nothing past it."""
+    from voicerag_cli.models.glm4voice.synthetic import write_tokenizer
+
+    tokenizer = write_tokenizer(tmp_path / "short", AUDIO - 1)
+    tokens = TokenMap.from_tokenizer(tokenizer, AUDIO)
+    assert tokens.audio_count == AUDIO - 1
+    last = tokenizer.convert_tokens_to_ids(f"<|audio_{AUDIO - 2}|>")
+    assert tokens.is_audio(last) and not tokens.is_audio(last + 1)
 
 
 def interleaved(lm: InterleavedLM, tokens: TokenMap, text: str, runs: int) -> tuple[list[int], list[int]]:
@@ -180,3 +196,26 @@ def test_remote_code_needs_opt_in_and_files_are_checked(lm_dir: Path, tmp_path: 
         with pytest.raises(ModelError, match=r"missing|no \*\.safetensors"):
             InterleavedLM.load(remote, trust_remote_code=True, device="cpu")
         (remote / missing).write_bytes((lm_dir / missing).read_bytes())
+
+
+def test_reference_layout_keeps_the_official_system_prompt_and_puts_passages_in_the_user_turn() -> None:
+    from voicerag_cli.models.glm4voice.protocol import SPEECH_SYSTEM, USER_TEMPLATE, Turn, check_template
+
+    prompt = build_prompt(PASSAGES, question_audio=[3, 0, 63])
+    system, user = prompt.split("<|user|>\n", 1)
+    assert system == f"<|system|>\n{SPEECH_SYSTEM}"  # nothing added to the trained system prompt
+    assert "[1] (bikes.md)\nThe safety bicycle" in user and "[2] (mars.md)\nOlympus Mons" in user
+    assert "<|begin_of_audio|><|audio_3|><|audio_0|><|audio_63|><|end_of_audio|>" in user
+    assert user.endswith("<|assistant|>streaming_transcription\n")
+    custom = build_prompt(PASSAGES, question_text="Who?", template="Q={question} C={context}")
+    assert "<|user|>\nQ=Who? C=[1] (bikes.md)" in custom
+    # earlier turns: whole when given, else as text
+    kept = build_prompt(PASSAGES, question_text="And?", turns=[Turn("Who?", "Starley.<|audio_1|>")])
+    assert "<|user|>\nWho?<|assistant|>streaming_transcription\nStarley.<|audio_1|><|user|>\n" in kept
+    as_text = build_prompt(PASSAGES, question_text="And?", history=[("Who?", "Starley.")])
+    assert "<|user|>\nWho?<|assistant|>streaming_transcription\nStarley.<|user|>\n" in as_text
+    check_template(USER_TEMPLATE)
+    with pytest.raises(ValueError, match="context"):
+        check_template("{question} only")
+    with pytest.raises(ValueError, match="layout"):
+        build_prompt(PASSAGES, question_text="Who?", layout="other")

@@ -13,9 +13,9 @@ import torch
 from transformers import GlmForCausalLM
 
 from voicerag_cli.errors import ModelError
-from voicerag_cli.models.glm4voice.lm import GenerationParams, InterleavedLM
+from voicerag_cli.models.glm4voice.lm import GenerationParams, InterleavedLM, resolve_sampling
 from voicerag_cli.models.glm4voice.protocol import TokenMap
-from voicerag_cli.models.glm4voice.static_lm import SamplingParams, StaticGlmDecoder, sample
+from voicerag_cli.models.glm4voice.static_lm import SamplingParams, StaticGlmDecoder, filtered, sample
 from voicerag_cli.models.glm4voice.synthetic import write_chatglm_lm, write_interleaved_lm
 
 AUDIO = 64
@@ -102,6 +102,69 @@ def test_sampler_follows_temperature_and_nucleus() -> None:
     kept = {int(sample(logits, SamplingParams(1.0, 0.8))) for _ in range(2_000)}
     assert kept == {0, 1}
     assert int(sample(logits, SamplingParams(0.0, 0.8))) == 0
+
+
+@pytest.mark.parametrize(
+    ("temperature", "top_k", "top_p"), [(0.2, 50, 0.8), (0.7, 3, 1.0), (1.0, 0, 0.5), (1.3, 10, 0.9), (0.5, 1, 0.8)]
+)
+def test_sampling_distribution_equals_transformers_generate_warpers(
+    temperature: float, top_k: int, top_p: float
+) -> None:
+    """The distribution `sample` draws from is the one transformers' `generate` samples from
+    (upstream's path: temperature, top-k, top-p warpers in that order, then softmax)."""
+    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    logits = torch.randn(1, 300, generator=torch.Generator().manual_seed(top_k)) * 3
+    warpers = LogitsProcessorList([TemperatureLogitsWarper(temperature)])
+    if top_k:
+        warpers.append(TopKLogitsWarper(top_k))
+    warpers.append(TopPLogitsWarper(top_p))
+    reference = warpers(torch.zeros(1, 1, dtype=torch.long), logits.clone()).softmax(-1)[0]
+    probs, order = filtered(logits, SamplingParams(temperature, top_p, top_k))
+    mine = torch.zeros(300).scatter(0, order[0], probs[0])
+    mine = mine / mine.sum()
+    assert torch.equal(mine > 0, reference > 0)  # the same tokens kept
+    assert torch.allclose(mine, reference, atol=1e-6)
+    if top_k:
+        assert int((mine > 0).sum()) <= top_k
+    if top_k == 1:  # top-1 sampling is greedy
+        assert {int(sample(logits, SamplingParams(temperature, top_p, 1))) for _ in range(50)} == {int(logits.argmax())}
+
+
+def test_top_k_follows_the_snapshots_generation_config(native_dir: Path, tmp_path: Path) -> None:
+    """`glm4voice.top_k = -1` (default) takes top_k from generation_config.json as upstream's
+    `generate` does (transformers' 50 when the file names none); no file: no top-k; 0 or n > 0
+    override it."""
+    base = GenerationParams(temperature=0.2, top_p=0.8)
+    folder = tmp_path / "snapshot"
+    folder.mkdir()
+    for item in native_dir.iterdir():
+        if item.name != "generation_config.json":
+            (folder / item.name).write_bytes(item.read_bytes())
+    lm = InterleavedLM.load(folder, trust_remote_code=False, device="cpu")
+    assert lm.snapshot_top_k is None
+    assert resolve_sampling(base, -1, lm.snapshot_top_k).top_k == 0
+    # transformers' save_pretrained wrote a generation_config.json without top_k: its default applies
+    assert InterleavedLM.load(native_dir, trust_remote_code=False, device="cpu").snapshot_top_k == 50
+    for data, top_k in (({"do_sample": True, "top_k": 7}, 7), ({"do_sample": True}, 50), ({"top_k": None}, 0)):
+        (folder / "generation_config.json").write_text(json.dumps(data))
+        snapshot = InterleavedLM.load(folder, trust_remote_code=False, device="cpu").snapshot_top_k
+        assert resolve_sampling(base, -1, snapshot).top_k == top_k, data
+        assert resolve_sampling(base, 0, snapshot).top_k == 0
+        assert resolve_sampling(base, 5, snapshot).sampling == SamplingParams(0.2, 0.8, 5)
+    (folder / "generation_config.json").write_text(json.dumps({"do_sample": True, "top_k": "many"}))
+    with pytest.raises(ModelError, match="top_k"):
+        InterleavedLM.load(folder, trust_remote_code=False, device="cpu")
+    # An answer sampled at top_k 1 is the greedy answer, whatever the temperature.
+    tokens = TokenMap.from_tokenizer(lm.tokenizer, AUDIO)
+    prompt = lm.tokenizer.encode("[gMASK]<sop><|user|>\nWho introduced the safety bicycle?<|assistant|>")
+    greedy: list[int] = []
+    lm.run(prompt, tokens, GenerationParams(temperature=0.0, max_new_tokens=12), greedy.append)
+    top1: list[int] = []
+    lm.run(
+        prompt, tokens, GenerationParams(temperature=1.5, top_p=1.0, top_k=1, max_new_tokens=12, seed=3), top1.append
+    )
+    assert top1 == greedy
 
 
 def test_published_chatglm_layout_loads_natively_without_its_code(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from safetensors.torch import load_file, save_file
 
 from voicerag_cli.errors import ModelError
@@ -112,3 +113,33 @@ def test_missing_files_are_clean_errors(tokenizer_dir: Path, tmp_path: Path) -> 
                 (partial / name).write_bytes((tokenizer_dir / name).read_bytes())
         with pytest.raises(ModelError, match=r"missing|no model"):
             SpeechTokenizer.load(partial)
+
+
+def _copy_side_files(source: Path, target: Path) -> None:
+    target.mkdir()
+    for extra in ("config.json", "preprocessor_config.json"):
+        (target / extra).write_bytes((source / extra).read_bytes())
+
+
+@pytest.mark.parametrize("prefix", ["", "encoder."])
+def test_bare_and_model_prefixed_encoder_layouts_give_the_same_tokens(
+    tokenizer: SpeechTokenizer, tokenizer_dir: Path, tmp_path: Path, prefix: str
+) -> None:
+    """A `WhisperVQEncoder.save_pretrained` folder (bare keys, what the upstream demo's
+    `WhisperVQEncoder.from_pretrained` reads) and a `WhisperVQModel` one (`encoder.`) load as the
+    full model's `model.encoder.` layout does, and tokenize identically."""
+    state = load_file(str(tokenizer_dir / "model.safetensors"))
+    renamed = {prefix + k.removeprefix("model.encoder."): v for k, v in state.items() if k.startswith("model.encoder.")}
+    folder = tmp_path / f"layout{prefix or '_bare'}"
+    _copy_side_files(tokenizer_dir, folder)
+    save_file(renamed, str(folder / "model.safetensors"))
+    audio = (0.1 * np.random.default_rng(3).standard_normal(2 * 16_000)).astype(np.float32)
+    assert SpeechTokenizer.load(folder).tokenize(audio, 16_000) == tokenizer.tokenize(audio, 16_000)
+
+
+def test_checkpoint_without_an_encoder_is_a_clean_error(tokenizer_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "noencoder"
+    _copy_side_files(tokenizer_dir, folder)
+    save_file({"decoder.weight": torch.zeros(2)}, str(folder / "model.safetensors"))
+    with pytest.raises(ModelError, match=r"no encoder conv1\.weight"):
+        SpeechTokenizer.load(folder)

@@ -267,3 +267,56 @@ def test_speech_embeddings_shapes_determinism_and_resampling(
         embedder.embed_speech(samples[:300], rate)
     with pytest.raises(ConfigError, match=r"no SONAR speech encoder for language 'xx'.*cmn, .*eng"):
         create_speech_embedder(settings_for(tiny.asset_dir, tmp_path, lang="xx"), None)
+
+
+def test_reference_l2_metric_keeps_raw_vectors_and_searches_by_euclidean_distance(
+    text_embedder: Any, tiny: TinyAssets, tmp_path: Path
+) -> None:
+    """`sonar.metric = "l2"`: raw SONAR vectors (the normalized ones times their norms), a space
+    of their own, an hnswlib index built with the L2 metric whose ranking is the brute-force
+    Euclidean one; an index built under one metric refuses queries embedded under the other."""
+    from voicerag_cli.index.memory import MemoryIndex
+    from voicerag_cli.index.store import IndexError_, metric_of
+
+    settings = settings_for(tiny.asset_dir, tmp_path)
+    settings.sonar.metric = "l2"
+    raw_embedder = create_text_embedder(settings, None)
+    assert raw_embedder.space.space_id == "sonar/text_sonar_basic_encoder+l2" != text_embedder.space.space_id
+    assert metric_of(raw_embedder.space.space_id) == "l2" and metric_of(text_embedder.space.space_id) == "cosine"
+    raw, unit = raw_embedder.embed_texts(SENTENCES), text_embedder.embed_texts(SENTENCES)
+    norms = np.linalg.norm(raw, axis=1)
+    assert np.ptp(norms) > 1e-3  # not normalized: norms differ between sentences
+    np.testing.assert_allclose(raw / norms[:, None], unit, atol=1e-5)
+
+    index = MemoryIndex("l2", raw_embedder.space)
+    index.add([f"s{i}" for i in range(len(SENTENCES))], list(SENTENCES), raw)
+    query = raw_embedder.embed_texts([SENTENCES[2]])[0] * 0.7  # a shorter vector, same direction
+    hits = index.search(query, k=len(SENTENCES), ef=64)
+    distances = ((raw - query) ** 2).sum(axis=1)
+    assert [p.chunk_id for p in hits] == np.argsort(distances).tolist()
+    np.testing.assert_allclose([p.score for p in hits], -np.sort(distances), rtol=1e-4, atol=1e-5)
+    with pytest.raises(IndexError_, match=r"\+l2"):
+        index.check_space(text_embedder.space, "text embedder")
+
+
+def test_l2_index_on_disk_keeps_its_metric(tiny: TinyAssets, tmp_path: Path) -> None:
+    """build_index under sonar.metric = l2: the manifest records l2, the reopened hnswlib index
+    searches by Euclidean distance (scores = minus squared distances, nearest first)."""
+    from voicerag_cli.index.builder import build_index
+    from voicerag_cli.index.store import IndexRoot
+
+    settings = settings_for(tiny.asset_dir, tmp_path)
+    settings.sonar.metric = "l2"
+    embedder = create_text_embedder(settings, None)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i, sentence in enumerate(SENTENCES[:4]):
+        (docs / f"d{i}.txt").write_text(sentence, encoding="utf-8")
+    root = IndexRoot(tmp_path / "indexes")
+    build_index(root, "raw", [docs], settings.index, lambda: embedder)
+    reader = root.open("raw")
+    assert reader.manifest.metric == "l2" and reader.space == embedder.space
+    query = embedder.embed_texts([SENTENCES[1]])[0]
+    hits = reader.search(query, k=4, ef=64)
+    assert hits[0].text.strip() == SENTENCES[1].strip() and abs(hits[0].score) < 1e-4
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True) and hits[-1].score < 0

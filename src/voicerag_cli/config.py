@@ -111,6 +111,7 @@ class SonarConfig:
     text_encoder: str = "text_sonar_basic_encoder"  # card name; also names the embedding space
     speech_encoder: str = ""  # card name; empty: sonar_speech_encoder_<lang>
     download: bool = False  # fetch files that cards name by URL into <cache dir>/sonar on first use
+    metric: str = "cosine"  # cosine: normalized vectors; l2: raw vectors, Euclidean (the reference system's)
 
 
 @dataclass
@@ -136,14 +137,18 @@ class Glm4VoiceConfig:
     lm_path: str = ""  # glm-4-voice-9b snapshot
     decoder_path: str = ""  # glm-4-voice-decoder folder
     trust_remote_code: bool = False  # run code shipped in the 9B snapshot (its tokenizer's; the model's if remote)
+    allow_pickle: bool = False  # fully unpickle a flow.pt/hift.pt that holds more than tensors (can run code)
     lm_runtime: str = "native"  # native: built-in GLM, static cache, CUDA graphs; remote: the snapshot's code
     device: str = "auto"  # auto: cuda when available, else cpu
     compile: bool = True  # on CUDA: torch.compile the LM step and the first block's flow (slower load)
     temperature: float = 0.2
     top_p: float = 0.8
+    top_k: int = -1  # -1: as the 9B snapshot's generation_config.json (upstream's generate); 0: off
     max_new_tokens: int = 2000
     seed: int = -1  # >= 0: reproducible sampling
     first_block: int = 10  # speech tokens decoded before the first audio (later blocks grow to 200)
+    prompt_layout: str = "reference"  # reference: upstream's system prompt, passages in the user turn; grounded
+    user_template: str = ""  # reference layout's user turn with {context} and {question}; empty: built in
 
 
 @dataclass
@@ -352,6 +357,18 @@ def validate(settings: Settings) -> None:
         raise ConfigError(
             "config keys 'glm4voice.*': need max_new_tokens > 0, first_block > 0, temperature >= 0, 0 < top_p <= 1"
         )
+    if settings.sonar.metric not in ("cosine", "l2"):
+        raise ConfigError(f"config key 'sonar.metric': must be cosine or l2, got {settings.sonar.metric!r}")
+    if voice.top_k < -1:
+        raise ConfigError(
+            f"config key 'glm4voice.top_k': must be -1 (from the snapshot), 0 (off) or positive, got {voice.top_k}"
+        )
+    if voice.prompt_layout not in ("reference", "grounded"):
+        raise ConfigError(
+            f"config key 'glm4voice.prompt_layout': must be reference or grounded, got {voice.prompt_layout!r}"
+        )
+    if voice.user_template and not all(f in voice.user_template for f in ("{context}", "{question}")):
+        raise ConfigError("config key 'glm4voice.user_template': must contain {context} and {question}")
     if voice.lm_runtime not in ("native", "remote"):
         raise ConfigError(f"config key 'glm4voice.lm_runtime': must be native or remote, got {voice.lm_runtime!r}")
     from voicerag_cli.index.selection import parse_store

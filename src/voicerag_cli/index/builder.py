@@ -13,7 +13,7 @@ import numpy as np
 from voicerag_cli.errors import IndexError_, InputError
 from voicerag_cli.index.chunking import Chunk, chunk_text
 from voicerag_cli.index.documents import find_files, hash_file, read_documents
-from voicerag_cli.index.store import Manifest
+from voicerag_cli.index.store import Manifest, metric_of
 
 if TYPE_CHECKING:
     from voicerag_cli.config import IndexConfig
@@ -103,6 +103,7 @@ def build_index(
             overlap_words=config.overlap_words,
             hnsw_m=config.hnsw_m,
             hnsw_ef_construction=config.hnsw_ef_construction,
+            metric=metric_of(embedder.space.space_id),
             extra=dict(extra or {}),
         )
         with root.writer(manifest, rebuild=rebuild) as writer:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from voicerag_cli.errors import IndexError_
-from voicerag_cli.index.store import ensure_same_space, knn, new_hnsw
+from voicerag_cli.index.store import ensure_same_space, knn, metric_of, new_hnsw
 from voicerag_cli.models.base import EmbeddingSpace, Passage
 
 
@@ -36,7 +36,8 @@ class MemoryIndex:
         if not self._texts:
             raise IndexError_(f"index {self.name!r} is empty")
         if self._hnsw is None:
-            self._hnsw = new_hnsw(self.space.dim, len(self._texts), self._m, self._ef_construction)
+            metric = metric_of(self.space.space_id)
+            self._hnsw = new_hnsw(self.space.dim, len(self._texts), self._m, self._ef_construction, metric)
             self._hnsw.add_items(np.concatenate(self._vectors), np.arange(len(self._texts)), num_threads=1)  # type: ignore[attr-defined]
         labels, scores = knn(self._hnsw, vector, min(k, len(self._texts)), ef)
         return [

@@ -143,6 +143,11 @@ class MilvusRoot:
         return MilvusReader(self.client, manifest, row["chunks"], row["files"])
 
     def writer(self, manifest: Manifest, rebuild: bool) -> MilvusWriter:
+        if manifest.metric != "cosine":
+            raise IndexError_(
+                f"the Milvus store indexes by cosine only; index {manifest.name!r} uses {manifest.metric} "
+                "(sonar.metric): use the built-in store or sonar.metric = cosine"
+            )
         return MilvusWriter(self, manifest, rebuild=rebuild)
 
 

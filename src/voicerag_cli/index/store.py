@@ -144,10 +144,20 @@ def _write_atomic(path: Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
-def new_hnsw(dim: int, capacity: int, m: int, ef_construction: int) -> Any:
+# A space whose vectors are compared by (squared) Euclidean distance rather than cosine: SONAR's
+# raw, unnormalized vectors under `sonar.metric = "l2"` (the reference system's metric).
+L2_SPACE_SUFFIX = "+l2"
+METRICS = ("cosine", "l2")
+
+
+def metric_of(space_id: str) -> str:
+    return "l2" if space_id.endswith(L2_SPACE_SUFFIX) else "cosine"
+
+
+def new_hnsw(dim: int, capacity: int, m: int, ef_construction: int, metric: str = "cosine") -> Any:
     import hnswlib
 
-    index = hnswlib.Index(space="cosine", dim=dim)
+    index = hnswlib.Index(space=metric, dim=dim)
     index.init_index(max_elements=capacity, ef_construction=ef_construction, M=m, random_seed=100)
     return index
 
@@ -162,9 +172,12 @@ def ensure_same_space(index_name: str, index_space: EmbeddingSpace, space: Embed
 
 
 def knn(index: Any, vector: np.ndarray, k: int, ef: int) -> tuple[list[int], list[float]]:
-    """Top-k labels and cosine similarities from an hnswlib index holding at least k live items."""
+    """Top-k labels and scores (higher is nearer) from an hnswlib index holding at least k live
+    items: cosine similarity, or minus the squared L2 distance for an "l2" index."""
     index.set_ef(max(ef, k))
     labels, distances = index.knn_query(vector.reshape(1, -1).astype(np.float32), k=k)
+    if index.space == "l2":
+        return labels[0].tolist(), (-distances[0]).tolist()
     return labels[0].tolist(), (1.0 - distances[0]).tolist()
 
 
@@ -244,7 +257,7 @@ class IndexReader:
         self.folder = folder
         self.manifest = Manifest.read(folder / MANIFEST)
         self.db = sqlite3.connect(f"file:{folder / CHUNKS_DB}?mode=ro", uri=True, check_same_thread=False)
-        self.hnsw = hnswlib.Index(space="cosine", dim=self.manifest.dim)
+        self.hnsw = hnswlib.Index(space=self.manifest.metric, dim=self.manifest.dim)
         if self.manifest.chunks:
             self.hnsw.load_index(str(folder / VECTORS), max_elements=0)
         self.name = self.manifest.name
@@ -311,15 +324,19 @@ class IndexWriter:
             self._copy_db(previous / CHUNKS_DB)
             import hnswlib
 
-            self.hnsw = hnswlib.Index(space="cosine", dim=manifest.dim)
+            self.hnsw = hnswlib.Index(space=manifest.metric, dim=manifest.dim)
             if old.capacity:
                 self.hnsw.load_index(str(previous / VECTORS), max_elements=old.capacity)
             else:
-                self.hnsw = new_hnsw(manifest.dim, MIN_CAPACITY, manifest.hnsw_m, manifest.hnsw_ef_construction)
+                self.hnsw = new_hnsw(
+                    manifest.dim, MIN_CAPACITY, manifest.hnsw_m, manifest.hnsw_ef_construction, manifest.metric
+                )
                 manifest.capacity = MIN_CAPACITY
         else:
             manifest.capacity = MIN_CAPACITY
-            self.hnsw = new_hnsw(manifest.dim, manifest.capacity, manifest.hnsw_m, manifest.hnsw_ef_construction)
+            self.hnsw = new_hnsw(
+                manifest.dim, manifest.capacity, manifest.hnsw_m, manifest.hnsw_ef_construction, manifest.metric
+            )
             self.changed = True  # a new or rebuilt index is always published
         self.manifest = manifest
         self.db = sqlite3.connect(self.staging / CHUNKS_DB)

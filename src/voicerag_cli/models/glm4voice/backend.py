@@ -17,15 +17,18 @@ import numpy as np
 
 from voicerag_cli.errors import InputError
 from voicerag_cli.models.base import Answer, AnswerListener, Passage, Query, SpokenAudio
-from voicerag_cli.models.glm4voice.lm import GenerationParams, InterleavedLM
+from voicerag_cli.models.glm4voice.lm import GenerationParams, InterleavedLM, resolve_sampling
 from voicerag_cli.models.glm4voice.protocol import (
     BLOCK_SIZES,
+    USER_TEMPLATE,
     AudioBlock,
     InterleaveParser,
     TextDelta,
     TokenMap,
+    Turn,
     build_prompt,
     encode_prompt,
+    user_input,
 )
 from voicerag_cli.models.glm4voice.speech_decoder import SpeechDecoder
 from voicerag_cli.models.glm4voice.speech_tokenizer import SpeechTokenizer
@@ -71,26 +74,46 @@ class Glm4VoiceGenerator:
         params: GenerationParams,
         first_block: int = 10,
         logits_processors: Callable[[int], Any] | None = None,
+        layout: str = "reference",
+        template: str = USER_TEMPLATE,
     ) -> None:
         self.tokenizer = tokenizer
         self.lm = lm
         self.decoder = decoder
         self.params = params
         self.blocks = block_schedule(first_block)
-        self.tokens = TokenMap.from_tokenizer(lm.tokenizer, tokenizer.encoder.config.quantize_vocab_size)
+        self.tokens = TokenMap.from_tokenizer(lm.tokenizer, decoder.config.flow.vocab_size)
         self.listener: AnswerListener | None = None
         # Tests and benchmarks only: prompt length -> a transformers LogitsProcessorList.
         self.logits_processors = logits_processors
         self.stats = StreamStats()
+        self.layout, self.template = layout, template
+        # Earlier exchanges kept whole (reference layout), with the answer text they ended in, so
+        # that a query's (question, answer) history can be matched to them.
+        self.transcript: list[tuple[str, Turn]] = []
+        self._current_input = ""
+
+    def _turns(self, history: list[tuple[str, str]]) -> list[Turn]:
+        """The kept exchanges behind `history` when they are this generator's last ones (the
+        conversation continues), else none (the prompt then carries the history as text)."""
+        if self.layout != "reference" or not history or len(history) > len(self.transcript):
+            return []
+        kept = self.transcript[-len(history) :]
+        if [answer for answer, _ in kept] != [answer for _, answer in history]:
+            return []
+        return [turn for _, turn in kept]
 
     def prompt_ids(self, query: Query, passages: list[Passage]) -> list[int]:
         if query.audio is not None and len(query.audio):
-            speech = self.tokenizer.tokenize(query.audio, query.audio_rate)
-            prompt = build_prompt(passages, question_audio=speech, history=query.history)
+            speech, text = self.tokenizer.tokenize(query.audio, query.audio_rate), None
         elif query.text:
-            prompt = build_prompt(passages, question_text=query.text, history=query.history)
+            speech, text = None, query.text
         else:
             raise InputError("the glm4voice generator needs the question as audio or text")
+        self._current_input = user_input(passages, speech, text, self.layout, self.template)
+        prompt = build_prompt(
+            passages, speech, text, query.history, self.layout, self.template, self._turns(query.history)
+        )
         return encode_prompt(self.lm.tokenizer, self.tokens, prompt)
 
     def generate(self, query: Query, passages: list[Passage]) -> Answer:
@@ -124,7 +147,11 @@ class Glm4VoiceGenerator:
                 if self.listener is not None:
                     self.listener.on_audio(audio, self.decoder.sample_rate)
 
+        completion: list[int] = []
+
         def on_token(token: int) -> None:
+            if not parser.done and token not in self.tokens.stop_ids:
+                completion.append(token)
             stats.generated_tokens += 1
             if stats.generated_tokens == 1:
                 stats.first_token_ms = elapsed_ms()
@@ -138,8 +165,12 @@ class Glm4VoiceGenerator:
             for event in parser.finish():
                 handle(event)
         stats.speech_tokens = len(parser.audio_ids)
-        stats.total_ms = elapsed_ms()
         text = parser.text
+        # As upstream's demo keeps an exchange: every generated id before `<|user|>`, decoded with
+        # the speech tokens in it.
+        decoded = self.lm.tokenizer.decode(completion, spaces_between_special_tokens=False)
+        self.transcript = [*self.transcript[-31:], (text, Turn(self._current_input, decoded))]
+        stats.total_ms = elapsed_ms()
         cited = sorted({int(n) for n in _CITATION.findall(text) if 1 <= int(n) <= len(passages)})
         if not chunks:  # the model answered in text only: the pipeline's TTS speaks it
             return Answer(text, cited)
@@ -175,11 +206,18 @@ def create(settings: Settings, registry: Any) -> Glm4VoiceGenerator:
     lm = InterleavedLM.load(
         config.lm_path, config.trust_remote_code, device, runtime=config.lm_runtime, compile=compile
     )
-    decoder = SpeechDecoder.load(config.decoder_path, device)
+    decoder = SpeechDecoder.load(config.decoder_path, device, allow_pickle=config.allow_pickle)
     # Graphs, compiled kernels and caches are made at load time, so the first answer is as fast
     # as the later ones.
+    params = resolve_sampling(params, config.top_k, lm.snapshot_top_k)
     lm.prepare(params)
     decoder.prepare(config.first_block, compile)
     return Glm4VoiceGenerator(
-        SpeechTokenizer.load(config.tokenizer_path, device), lm, decoder, params, config.first_block
+        SpeechTokenizer.load(config.tokenizer_path, device),
+        lm,
+        decoder,
+        params,
+        config.first_block,
+        layout=config.prompt_layout,
+        template=config.user_template or USER_TEMPLATE,
     )

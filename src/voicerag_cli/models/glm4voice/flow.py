@@ -423,10 +423,13 @@ class FlowDecoder(nn.Module):
             self.decoder.capture(self.config.frames(tokens), self.speaker(), compile)
 
     @torch.inference_mode()
-    def inference(self, tokens: torch.Tensor, prompt_mel: torch.Tensor | None = None) -> torch.Tensor:
+    def inference(
+        self, tokens: torch.Tensor, prompt_mel: torch.Tensor | None = None, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Mel [1, 80, frames] for `tokens` [1, n] (all tokens of the answer so far). With
         `prompt_mel` [1, 80, p] (the already decided mel of the first tokens) only the frames after
-        it are returned, generated in its context: upstream's streaming scheme."""
+        it are returned, generated in its context: upstream's streaming scheme. `noise` [1, 80,
+        frames] replaces the fixed initial noise (tests: parity with upstream given its draw)."""
         config = self.config
         speaker = self.speaker()
         h = self.encoder_proj(self.encoder(self.input_embedding(tokens)))
@@ -437,5 +440,6 @@ class FlowDecoder(nn.Module):
         if prompt:
             assert prompt_mel is not None
             cond[:, :, :prompt] = prompt_mel
-        mel = self.decoder.solve(self.noise(0, frames, mu.device, mu.dtype), mu, speaker, cond)
+        start = self.noise(0, frames, mu.device, mu.dtype) if noise is None else noise.to(mu.device, mu.dtype)
+        mel = self.decoder.solve(start, mu, speaker, cond)
         return mel[:, :, prompt:]

@@ -142,20 +142,26 @@ class HiFTGenerator(nn.Module):
         pages = torch.cat(self._noise[first : (end - 1) // NOISE_PAGE + 1], dim=1)
         return pages[:, start - first * NOISE_PAGE : end - first * NOISE_PAGE]
 
-    def source(self, f0: torch.Tensor, state: SourceState) -> tuple[torch.Tensor, SourceState]:
+    def source(
+        self, f0: torch.Tensor, state: SourceState, noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, SourceState]:
         """Harmonic-plus-noise excitation [1, 1, samples] for per-frame F0 [frames], continuing
-        from `state`; returns the state after it."""
+        from `state`; returns the state after it. As upstream's SineGen, a sample's phase includes
+        its own step (inclusive cumulative sum); `noise` [harmonics + 1, samples] replaces the
+        fixed noise (tests: parity with upstream given its random draws)."""
         config = self.config
         if f0.numel() == 0:
             return torch.zeros(1, 1, 0, device=self.m_source.l_linear.weight.device), state
         per_sample = f0.double().repeat_interleave(config.samples_per_frame).cpu()
         harmonics = torch.arange(1, config.nb_harmonics + 2, dtype=torch.float64)[:, None]
         steps = per_sample[None, :] * harmonics / config.sample_rate  # cycles per sample
-        phase = (state.phase[:, None] + torch.cumsum(steps, dim=1) - steps) % 1.0
-        end_phase = (phase[:, -1] + steps[:, -1]) % 1.0 if steps.shape[1] else state.phase
+        phase = (state.phase[:, None] + torch.cumsum(steps, dim=1)) % 1.0
+        end_phase = phase[:, -1] if steps.shape[1] else state.phase
         voiced = (per_sample > config.nsf_voiced_threshold).double()[None, :]
         amplitude = voiced * config.nsf_sigma + (1 - voiced) * config.nsf_alpha / 3
-        noise = self._noise_at(state.sample, state.sample + per_sample.shape[0]).double()
+        if noise is None:
+            noise = self._noise_at(state.sample, state.sample + per_sample.shape[0])
+        noise = noise.double().cpu()
         waves = config.nsf_alpha * torch.sin(2 * math.pi * phase) * voiced + amplitude * noise
         weight = self.m_source.l_linear.weight
         merged = torch.tanh(self.m_source.l_linear(waves.T.to(device=weight.device, dtype=weight.dtype)))

@@ -31,6 +31,11 @@ class GenerationParams:
     top_p: float = 0.8
     max_new_tokens: int = 2000
     seed: int | None = None  # fixes sampling, for reproducible answers
+    top_k: int = 0  # 0: none
+
+    @property
+    def sampling(self) -> SamplingParams:
+        return SamplingParams(self.temperature, self.top_p, self.top_k)
 
     def kwargs(self) -> dict[str, Any]:
         if self.temperature <= 0:
@@ -39,8 +44,39 @@ class GenerationParams:
             "do_sample": True,
             "temperature": self.temperature,
             "top_p": self.top_p,
+            "top_k": self.top_k,  # explicit (0: none): generate would otherwise apply its default 50
             "max_new_tokens": self.max_new_tokens,
         }
+
+
+# transformers' GenerationConfig default, which upstream's `generate` call applies when the
+# snapshot's generation_config.json names no top_k.
+TRANSFORMERS_TOP_K = 50
+
+
+def snapshot_top_k(folder: Path) -> int | None:
+    """The top_k upstream's `model.generate(temperature=..., top_p=...)` samples with: the
+    snapshot's generation_config.json's, or transformers' default 50 where the file names none.
+    None without the file. (Its `do_sample` is not followed: `temperature` decides sampling.)"""
+    path = folder / "generation_config.json"
+    if not path.is_file():
+        return None
+    top_k = read_json(folder, "generation_config.json", WHAT).get("top_k", TRANSFORMERS_TOP_K)
+    if top_k is None:
+        return 0
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0:
+        raise ModelError(f"{WHAT}: {path} has top_k {top_k!r}, expected a non-negative integer")
+    return top_k
+
+
+def resolve_sampling(params: GenerationParams, top_k: int, snapshot_top_k: int | None) -> GenerationParams:
+    """The config's `top_k`: -1 follows the snapshot (`snapshot_top_k`; no generation_config.json:
+    no top-k), 0 turns top-k off, n > 0 keeps the n most likely tokens."""
+    from dataclasses import replace
+
+    if top_k >= 0:
+        return replace(params, top_k=top_k)
+    return replace(params, top_k=snapshot_top_k or 0)
 
 
 def check_snapshot(folder: Path, trust_remote_code: bool, config_key: str, runtime: str = "native") -> dict[str, Any]:
@@ -95,6 +131,7 @@ class InterleavedLM:
         # Native GLM weights get the static-cache decoder; anything else goes through `generate`.
         native = isinstance(model, GlmForCausalLM)
         self.fast = StaticGlmDecoder(self.model, device, compile=compile) if native else None
+        self.snapshot_top_k: int | None = None  # from generation_config.json, see `load`
 
     @classmethod
     def load(
@@ -132,12 +169,14 @@ class InterleavedLM:
                     model = AutoModel.from_pretrained(str(root), dtype=dtype, use_safetensors=True, **options)
         except (OSError, ValueError, ImportError) as exc:
             raise ModelError(f"{WHAT}: cannot load {root}: {str(exc).splitlines()[0]}") from exc
-        return cls(model.to(device), tokenizer, device, compile)
+        lm = cls(model.to(device), tokenizer, device, compile)
+        lm.snapshot_top_k = snapshot_top_k(root)
+        return lm
 
     def prepare(self, params: GenerationParams, prompt_tokens: int = 2048) -> None:
         """Take the cache and record the decoding graph now rather than in the first answer."""
         if self.fast is not None:
-            self.fast.prepare(SamplingParams(params.temperature, params.top_p), prompt_tokens + params.max_new_tokens)
+            self.fast.prepare(params.sampling, prompt_tokens + params.max_new_tokens)
 
     def run(
         self,
@@ -158,7 +197,7 @@ class InterleavedLM:
             if self.fast is not None:
                 self.fast.generate(
                     prompt_ids,
-                    SamplingParams(params.temperature, params.top_p),
+                    params.sampling,
                     params.max_new_tokens,
                     tokens.stop_ids,
                     on_token,

@@ -31,23 +31,41 @@ from voicerag_cli.models.glm4voice.hift import HiFTGenerator, SourceState, fold_
 F0_CONTEXT = 8  # frames of left context for the F0 predictor (five kernel-3 convolutions need 5)
 
 
-def read_state_dict(folder: Path, stem: str) -> dict[str, torch.Tensor]:
+PICKLE_KEY = "glm4voice.allow_pickle"
+
+
+def _tensors_only(state: object, path: Path) -> dict[str, torch.Tensor]:
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(f"{WHAT}: {path} is not a plain state dict of tensors")
+    return state
+
+
+def read_state_dict(folder: Path, stem: str, allow_pickle: bool = False) -> dict[str, torch.Tensor]:
     """`stem.safetensors` if present, else upstream's `stem.pt` read with `weights_only=True`
-    (tensors only: a pickle that would run code or build objects is refused)."""
+    (tensors and plain containers only). A file holding more (objects a full unpickle would
+    build, which can run code) is refused with a message naming the opt-in; with `allow_pickle`
+    it is unpickled fully, and still only a mapping of names to tensors is accepted."""
     safetensors_path, pickle_path = folder / f"{stem}.safetensors", folder / f"{stem}.pt"
     try:
         if safetensors_path.is_file():
             from safetensors.torch import load_file
 
             return load_file(str(safetensors_path), device="cpu")
-        if pickle_path.is_file():
-            state = torch.load(str(pickle_path), map_location="cpu", weights_only=True)
-            if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-                raise ModelError(f"{WHAT}: {pickle_path} is not a plain state dict of tensors")
-            return state
-    except (OSError, RuntimeError, pickle.UnpicklingError) as exc:  # weights_only refusals, corrupt files
+        if not pickle_path.is_file():
+            raise ModelError(f"{WHAT}: missing {stem}.pt (or {stem}.safetensors) in {folder}")
+        try:
+            return _tensors_only(torch.load(str(pickle_path), map_location="cpu", weights_only=True), pickle_path)
+        except pickle.UnpicklingError as exc:  # what weights_only raises for anything beyond tensors
+            if not allow_pickle:
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise ModelError(
+                    f"{WHAT}: {pickle_path} holds more than tensors, so it was not unpickled ({reason}); "
+                    f"convert it to {stem}.safetensors, or if you trust the file set config key "
+                    f"'{PICKLE_KEY}' = true (a full unpickle can run code)"
+                ) from exc
+        return _tensors_only(torch.load(str(pickle_path), map_location="cpu", weights_only=False), pickle_path)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, AttributeError, ImportError) as exc:
         raise ModelError(f"{WHAT}: cannot read {stem} weights in {folder}: {str(exc).splitlines()[0]}") from exc
-    raise ModelError(f"{WHAT}: missing {stem}.pt (or {stem}.safetensors) in {folder}")
 
 
 class SpeechDecoder:
@@ -71,15 +89,21 @@ class SpeechDecoder:
         self.hold_frames = hold_frames
 
     @classmethod
-    def load(cls, folder: str | Path, device: str = "cpu", config_key: str = "glm4voice.decoder_path") -> SpeechDecoder:
+    def load(
+        cls,
+        folder: str | Path,
+        device: str = "cpu",
+        config_key: str = "glm4voice.decoder_path",
+        allow_pickle: bool = False,
+    ) -> SpeechDecoder:
         root = require_dir(folder, WHAT, config_key)
         config_path = root / "config.yaml"
         if not config_path.is_file():
             raise ModelError(f"{WHAT}: missing config.yaml in {root}")
         config = read_decoder_config(config_path)
         flow, hift = FlowDecoder(config.flow), HiFTGenerator(config.hift)
-        load_strict(flow, read_state_dict(root, "flow"), f"{WHAT} flow")
-        load_strict(hift, fold_weight_norm(read_state_dict(root, "hift")), f"{WHAT} HiFT")
+        load_strict(flow, read_state_dict(root, "flow", allow_pickle), f"{WHAT} flow")
+        load_strict(hift, fold_weight_norm(read_state_dict(root, "hift", allow_pickle)), f"{WHAT} HiFT")
         return cls(config, flow, hift, device)
 
     def prepare(self, first_block: int, compile: bool = False) -> None:

@@ -4,8 +4,11 @@ bottleneck that turns 16 kHz speech into 12.5 discrete tokens per second.
 Re-implemented from the published architecture (THUDM/GLM-4-Voice `speech_tokenizer/`) so that the
 public `glm-4-voice-tokenizer` safetensors load strictly under their own parameter names:
 `conv1`, `conv2` (causal, left-padded), `embed_positions`, `layers.N.{self_attn.{q,k,v,out}_proj,
-self_attn_layer_norm, fc1, fc2, final_layer_norm}`, `codebook`, `embed_positions2`, all stored under
-the prefix `model.encoder.`. Only the layers up to the quantizer run: token ids come out there.
+self_attn_layer_norm, fc1, fc2, final_layer_norm}`, `codebook`, `embed_positions2`. Both layouts
+that circulate load: the full `WhisperVQForConditionalGeneration` (keys under `model.encoder.`, as
+the public `glm-4-voice-tokenizer` and upstream's `load_quantize_encoder`) and a bare
+`WhisperVQEncoder` save (unprefixed keys, what the demo's `WhisperVQEncoder.from_pretrained` reads).
+Only the layers up to the quantizer run: token ids come out there.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ WHAT = "GLM-4-Voice speech tokenizer"
 SAMPLE_RATE = 16_000
 SEGMENT_SECONDS = 30  # Whisper's window: longer audio is tokenized in 30 s pieces, as upstream does
 CHECKPOINT_PREFIX = "model.encoder."
+# Key prefixes of the layouts that circulate, most specific first: the whole seq2seq model, its
+# `model` (WhisperVQModel) part, and a bare encoder.
+CHECKPOINT_PREFIXES = (CHECKPOINT_PREFIX, "encoder.", "")
 
 
 @dataclass(frozen=True)
@@ -182,12 +188,25 @@ class WhisperVQEncoder(nn.Module):
         return distances.argmin(dim=1).reshape(x.shape[:2])
 
 
-def checkpoint_name(name: str, config: SpeechTokenizerConfig) -> str | None:
+def checkpoint_prefix(names: set[str]) -> str:
+    """The layout of a checkpoint, told by where its first convolution sits."""
+    for prefix in CHECKPOINT_PREFIXES:
+        if f"{prefix}conv1.weight" in names:
+            return prefix
+    raise ModelError(
+        f"{WHAT}: the checkpoint has no encoder conv1.weight (under model.encoder., encoder. or unprefixed): "
+        "not a GLM-4-Voice speech tokenizer"
+    )
+
+
+def checkpoint_name(name: str, config: SpeechTokenizerConfig, prefix: str = CHECKPOINT_PREFIX) -> str | None:
     """Map a checkpoint key to the encoder's; None for weights the tokenizer never runs: the
     Whisper decoder and output projection, the final layer norm, and layers after the quantizer."""
-    if not name.startswith(CHECKPOINT_PREFIX):
+    if not name.startswith(prefix):
         return None
-    local = name[len(CHECKPOINT_PREFIX) :]
+    local = name[len(prefix) :]
+    if not prefix and local.split(".", 1)[0] in ("model", "encoder", "decoder", "proj_out"):
+        return None  # a bare encoder has none of these; skip rather than misread them
     if local.startswith("layer_norm."):
         return None
     if local.startswith("layers.") and int(local.split(".")[1]) >= config.quantize_position:
@@ -213,7 +232,14 @@ class SpeechTokenizer:
         config = SpeechTokenizerConfig.from_dict(read_json(root, "config.json", WHAT))
         extractor = load_feature_extractor(root, config.num_mel_bins, WHAT)
         encoder = WhisperVQEncoder(config)
-        load_strict(encoder, read_safetensors(root, WHAT, lambda name: checkpoint_name(name, config)), WHAT)
+        tensors = read_safetensors(root, WHAT)
+        prefix = checkpoint_prefix(set(tensors))
+        state = {}
+        for name, tensor in tensors.items():
+            local = checkpoint_name(name, config, prefix)
+            if local is not None:
+                state[local] = tensor
+        load_strict(encoder, state, WHAT)
         return cls(encoder, extractor, device)
 
     @property

@@ -35,19 +35,29 @@ CAPACITY_STEP = 1024  # the cache grows in whole steps, so a new graph is rarely
 class SamplingParams:
     temperature: float
     top_p: float
+    top_k: int = 0  # 0: no top-k cut
 
 
-def sample(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
-    """One token id [1] from logits [1, V]: greedy at temperature 0, else nucleus sampling.
-    Sampling uses the exponential race (argmax p/E with E ~ Exp(1) picks i with probability p_i),
-    which needs no host round trip and so can live inside a CUDA graph."""
-    logits = logits.float()
-    if params.temperature <= 0:
-        return logits.argmax(dim=-1)
-    ordered, order = (logits / params.temperature).sort(dim=-1, descending=True)
+def filtered(logits: torch.Tensor, params: SamplingParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sampling distribution over the tokens in descending order of logit: probabilities
+    [1, V] (zero outside the kept set) and the token order [1, V]. Same steps and order as
+    transformers' `generate` warpers: temperature, then top-k, then top-p on what is left."""
+    ordered, order = (logits.float() / params.temperature).sort(dim=-1, descending=True)
+    if 0 < params.top_k < ordered.shape[-1]:
+        ordered[..., params.top_k :] = float("-inf")
     probs = ordered.softmax(dim=-1)
     before = probs.cumsum(dim=-1) - probs  # mass of the more likely tokens
     probs = probs.masked_fill(before > params.top_p, 0.0)  # the smallest set reaching top_p stays
+    return probs, order
+
+
+def sample(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+    """One token id [1] from logits [1, V]: greedy at temperature 0, else sampled from `filtered`.
+    Sampling uses the exponential race (argmax p/E with E ~ Exp(1) picks i with probability p_i),
+    which needs no host round trip and so can live inside a CUDA graph."""
+    if params.temperature <= 0:
+        return logits.float().argmax(dim=-1)
+    probs, order = filtered(logits, params)
     race = probs / torch.empty_like(probs).exponential_()
     return order.gather(-1, race.argmax(dim=-1, keepdim=True)).squeeze(-1)
 

@@ -96,7 +96,7 @@ def write_interleaved_lm(folder: Path, audio_count: int, seed: int = 0, **sizes:
     from voicerag_cli.models.glm4voice.protocol import TokenMap
 
     tokenizer = write_tokenizer(folder, audio_count)
-    tokens = TokenMap.from_tokenizer(tokenizer, audio_count)
+    tokens = TokenMap.from_tokenizer(tokenizer)
     shape = {
         "hidden_size": 32,
         "intermediate_size": 64,

@@ -1,7 +1,10 @@
 """The `sonar` text and speech embedder backends: cards -> files -> strict load -> embeddings.
 
-Both return L2-normalized float32 vectors (SONAR's own outputs are not normalized; the index
-compares by cosine, which normalization does not change) in the space named by `space_id`.
+Both return float32 vectors in the space named by `space_id`. By default (`sonar.metric =
+"cosine"`) they are L2-normalized and searched by cosine: SONAR's vectors vary in norm with
+sentence length and language, and cosine compares directions only, as the rest of voicerag's
+spaces do. `sonar.metric = "l2"` keeps SONAR's raw vectors and searches by Euclidean distance,
+the reference RAG system's metric.
 """
 
 from __future__ import annotations
@@ -33,7 +36,11 @@ if TYPE_CHECKING:
     from voicerag_cli.config import Settings
 
 
-def _normalized(vectors: torch.Tensor) -> np.ndarray:
+def _output(vectors: torch.Tensor, space: EmbeddingSpace) -> np.ndarray:
+    from voicerag_cli.index.store import metric_of
+
+    if metric_of(space.space_id) == "l2":
+        return vectors.float().numpy().astype(np.float32)
     return torch.nn.functional.normalize(vectors.float(), dim=-1).numpy().astype(np.float32)
 
 
@@ -77,7 +84,7 @@ class SonarTextEmbedder:
                 for row, i in enumerate(chunk):
                     tokens[row, : len(encoded[i])] = torch.tensor(encoded[i])
                 out[chunk] = self.model(tokens, lengths)
-        return _normalized(out)
+        return _output(out, self.space)
 
 
 class SonarSpeechEmbedder:
@@ -114,7 +121,7 @@ class SonarSpeechEmbedder:
         features = torch.from_numpy(self.features(audio, sample_rate))[None]
         with torch.inference_mode():
             vector = self.model(features, torch.tensor([features.size(1)]))
-        return _normalized(vector)[0]
+        return _output(vector, self.space)[0]
 
 
 def create_text_embedder(settings: Settings, registry: Any) -> SonarTextEmbedder:
