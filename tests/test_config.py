@@ -160,9 +160,21 @@ def test_bad_environment_names_the_key(variable: str, value: str, named: str) ->
     assert_error(run_cli("config", "show", env={variable: value}), ExitCode.CONFIG, named)
 
 
-def test_bad_flag_value_names_the_key(isolated_env: Isolated) -> None:
+def test_bad_flag_value_is_a_usage_error_naming_the_flag(isolated_env: Isolated) -> None:
     # index --list loads settings with this command's flags; nothing is indexed
-    assert_error(run_cli("index", "--list", "--chunk-words", "0"), ExitCode.CONFIG, "'index.chunk_words'")
+    for args, flag in (
+        (["index", "--list", "--chunk-words", "0"], "'--chunk-words'"),
+        (["ask", "--text", "hi", "--rag", "e3e"], "'--rag'"),
+        (["ask", "--text", "hi", "-k", "0"], "'-k'"),
+        (["ask", "--text", "hi", "--rounds", "3"], "'--rounds'"),
+        (["ask", "--text", "hi", "--index", "docs\n"], "'--name / --index'"),
+    ):
+        result = run_cli(*args)
+        assert result.code == ExitCode.USAGE, result
+        assert f"Invalid value for {flag}" in result.stderr and "Traceback" not in result.stderr, result
+        assert result.stdout == ""
+    # the same value from the environment is a configuration error naming the key
+    assert_error(run_cli("ask", "--text", "hi", env={"VOICERAG_ASK__K": "0"}), ExitCode.CONFIG, "'ask.k'")
     assert not isolated_env.data_dir.exists()
     with pytest.raises(ConfigError, match=r"'ask\.k'"):
         load_settings(None, environ={}, overrides={"ask.k": "five"})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 from dataclasses import dataclass, field
@@ -66,6 +67,24 @@ class IndexConfig:
             ".pdf",
         ]
     )
+    # fnmatch patterns for names (or, with a '/', paths below a folder indexed) never indexed:
+    # dependency lists, build output and theme folders, lock files
+    exclude: list[str] = field(
+        default_factory=lambda: [
+            "requirements*.txt",
+            "*.lock",
+            "package-lock.json",
+            "build",
+            "_build",
+            "dist",
+            "site-packages",
+            "node_modules",
+            "_static",
+            "_templates",
+            "_themes",
+        ]
+    )
+    follow_symlinks: bool = False  # index symlinks that lead outside the folders given
     hnsw_m: int = 16
     hnsw_ef_construction: int = 200
     hnsw_ef_search: int = 128
@@ -172,6 +191,30 @@ class Settings:
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {name: dataclasses.asdict(getattr(self, name)) for name in section_names()}
+
+
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:)(?P<secret>[^@\s]*)(?=@)")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+REDACTED = "***"
+
+
+def redact_url(text: str) -> str:
+    """`scheme://user:password@host` with the password replaced (store URLs, base URLs)."""
+    return _URL_PASSWORD.sub(lambda m: m.group("head") + REDACTED, text)
+
+
+def redacted(settings: Settings) -> dict[str, dict[str, Any]]:
+    """`to_dict()` fit to print: no password from a URL, no API key pasted where the name of
+    its environment variable belongs."""
+    data = settings.to_dict()
+    for values in data.values():
+        for key, value in values.items():
+            if isinstance(value, str):
+                values[key] = redact_url(value)
+    env_name = data["openai"]["api_key_env"]
+    if env_name and not _ENV_NAME.match(env_name):
+        data["openai"]["api_key_env"] = REDACTED
+    return data
 
 
 def section_names() -> list[str]:
@@ -330,6 +373,27 @@ def validate(settings: Settings) -> None:
     for dotted, value in positive.items():
         if value <= 0:
             raise ConfigError(f"config key '{dotted}': must be positive, got {value}")
+    # Upper bounds: values past these are typos that would exhaust memory or overflow a C int.
+    bounded = {
+        "ask.k": (settings.ask.k, 1000),
+        "index.chunk_words": (settings.index.chunk_words, 100_000),
+        "index.batch_size": (settings.index.batch_size, 65_536),
+        "index.hnsw_m": (settings.index.hnsw_m, 1024),
+        "index.hnsw_ef_construction": (settings.index.hnsw_ef_construction, 1_000_000),
+        "index.hnsw_ef_search": (settings.index.hnsw_ef_search, 1_000_000),
+        "generator.max_sentences": (settings.generator.max_sentences, 1000),
+        "openai.max_tokens": (settings.openai.max_tokens, 10_000_000),
+    }
+    for dotted, (value, most) in bounded.items():
+        if value > most:
+            raise ConfigError(f"config key '{dotted}': at most {most:,}, got {value:,}")
+    openai = settings.openai
+    if not 0 < openai.timeout_s <= 86_400:
+        raise ConfigError(f"config key 'openai.timeout_s': must be > 0 and <= 86400 seconds, got {openai.timeout_s}")
+    if not 0 <= openai.temperature <= 2:
+        raise ConfigError(f"config key 'openai.temperature': must be in 0..2, got {openai.temperature}")
+    if openai.max_tokens <= 0:
+        raise ConfigError(f"config key 'openai.max_tokens': must be positive, got {openai.max_tokens}")
     if not 0 <= settings.index.overlap_words < settings.index.chunk_words:
         raise ConfigError(
             f"config key 'index.overlap_words': must be >= 0 and < index.chunk_words, got {settings.index.overlap_words}"
@@ -361,7 +425,7 @@ def validate(settings: Settings) -> None:
     parse_store(settings.index.store)
 
 
-def render_toml(settings: Settings) -> str:
+def render_toml(settings: Settings, redact: bool = False) -> str:
     import tomli_w
 
-    return tomli_w.dumps(settings.to_dict())
+    return tomli_w.dumps(redacted(settings) if redact else settings.to_dict())

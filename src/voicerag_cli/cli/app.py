@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.main
 
 from voicerag_cli import __version__
 from voicerag_cli.cli import ask_cmd, chat_cmd, config_cmd, eval_cmd, index_cmd, models_cmd
@@ -104,6 +105,19 @@ def _usage_error_types() -> tuple[type[Exception], ...]:
     return tuple(found)
 
 
+def _command() -> typer.main.TyperCommand | typer.main.TyperGroup:
+    """The click command tree, with flags' help shown without a `<bool>` type: a flag takes no value."""
+    command = typer.main.get_command(app)
+    stack = [command]
+    while stack:
+        current = stack.pop()
+        for param in current.params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        stack.extend(getattr(current, "commands", {}).values())
+    return command
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: map every failure to a one-line message and an exit code."""
     from voicerag_cli.errors import ExitCode, VoiceragError
@@ -111,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     _prepare_completion()
     try:
         # Without standalone mode, typer.Exit (and Ctrl-C, as Exit(130)) comes back as a return value.
-        code = app(args=argv, prog_name="voicerag", standalone_mode=False)
+        code = _command().main(args=argv, prog_name="voicerag", standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except _usage_error_types() as exc:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from voicerag_cli.cli.console import err, out, print_json
+from voicerag_cli.cli.console import err, out, print_json, safe
 from voicerag_cli.cli.context import STATE
 from voicerag_cli.cli.options import Profile
 from voicerag_cli.errors import BackendError, InputError
@@ -163,20 +163,19 @@ def _short(source: str) -> str:
 
 
 def render(result: AskResult) -> None:
-    from rich.markup import escape
     from rich.panel import Panel
     from rich.table import Table
 
     lines = []
     if result.transcript is not None:
-        lines.append(f"[bold]heard:[/] {escape(result.transcript)}")
+        lines.append(f"[bold]heard:[/] {safe(result.transcript)}")
     elif result.question is not None:
-        lines.append(f"[bold]question:[/] {escape(result.question)}")
+        lines.append(f"[bold]question:[/] {safe(result.question)}")
     else:
         lines.append("[bold]question:[/] (spoken, embedded directly: no transcript)")
     lines.append("")
-    lines.append(escape(result.answer.text))
-    out.print(Panel("\n".join(lines), title=f"voicerag · {result.rag} · index {escape(result.index)}", expand=True))
+    lines.append(safe(result.answer.text))
+    out.print(Panel("\n".join(lines), title=f"voicerag · {result.rag} · index {safe(result.index)}", expand=True))
 
     table = Table(show_edge=False, pad_edge=False, expand=True)
     table.add_column("#", justify="right", min_width=3, no_wrap=True)
@@ -188,8 +187,8 @@ def render(result: AskResult) -> None:
         table.add_row(
             f"{rank}{mark}",
             f"{passage.score:.3f}",
-            escape(_short(passage.source)),
-            escape(" ".join(passage.text.split())),
+            safe(_short(passage.source)),
+            safe(" ".join(passage.text.split())),
         )
     out.print(table)
     timings = "  ".join(f"{stage} {ms:.0f} ms" for stage, ms in result.timings_ms.items())
@@ -197,4 +196,4 @@ def render(result: AskResult) -> None:
     loaded = f"  (model loading {sum(loads.values()):.1f} s, not included)" if loads else ""
     err.print(f"[dim]{timings}{loaded}[/]")
     if result.answer_audio:
-        err.print(f"[dim]spoken answer: {escape(result.answer_audio)}[/]")
+        err.print(f"[dim]spoken answer: {safe(result.answer_audio)}[/]")
