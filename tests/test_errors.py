@@ -43,7 +43,7 @@ def bad_audio(kind: str, tmp_path: Path) -> tuple[Path, str]:
     if kind == "text-named-wav":
         path = tmp_path / "notes.wav"
         path.write_text("this is plain text, not RIFF audio\n" * 20, encoding="utf-8")
-        return path, "cannot decode audio"
+        return path, "holds text, not audio"
     if kind == "zero-bytes":
         path = tmp_path / "empty.wav"
         path.write_bytes(b"")

@@ -97,6 +97,7 @@ class AskConfig:
     rag: str = "asr"
     k: int = 5
     rounds: int = 1  # 2: the seed's two-round retrieval (question + first answer)
+    max_audio_s: float = 60.0  # longer question audio is refused before any model runs
 
 
 @dataclass
@@ -388,6 +389,8 @@ def validate(settings: Settings) -> None:
         if value > most:
             raise ConfigError(f"config key '{dotted}': at most {most:,}, got {value:,}")
     openai = settings.openai
+    if not 0 < settings.ask.max_audio_s <= 3600:
+        raise ConfigError(f"config key 'ask.max_audio_s': must be > 0 and <= 3600, got {settings.ask.max_audio_s}")
     if not 0 < openai.timeout_s <= 86_400:
         raise ConfigError(f"config key 'openai.timeout_s': must be > 0 and <= 86400 seconds, got {openai.timeout_s}")
     if not 0 <= openai.temperature <= 2:

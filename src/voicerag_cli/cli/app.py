@@ -118,11 +118,26 @@ def _command() -> typer.main.TyperCommand | typer.main.TyperGroup:
     return command
 
 
+def _quiet_libraries(argv: list[str] | None) -> None:
+    """Library warnings (numpy RuntimeWarnings, pypdf, deprecations) are not lines for the user's
+    stderr: our own messages say what went wrong. --debug / VOICERAG_DEBUG keeps them."""
+    import warnings
+
+    args = sys.argv[1:] if argv is None else argv
+    if "--debug" in args:
+        os.environ["VOICERAG_DEBUG"] = "1"  # C-library output is kept too (audio/io.quiet_stderr)
+    if os.environ.get("VOICERAG_DEBUG", "") not in {"", "0"}:
+        return
+    warnings.simplefilter("ignore")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")  # and in any child interpreter
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: map every failure to a one-line message and an exit code."""
     from voicerag_cli.errors import ExitCode, VoiceragError
 
     _prepare_completion()
+    _quiet_libraries(argv)
     try:
         # Without standalone mode, typer.Exit (and Ctrl-C, as Exit(130)) comes back as a return value.
         code = _command().main(args=argv, prog_name="voicerag", standalone_mode=False)

@@ -82,12 +82,16 @@ def ask(
     # Read and check the input before loading any model: bad input fails fast and cheap.
     if out_dir is not None:
         _make_out_dir(out_dir)
+    if play:
+        from voicerag_cli.audio.playback import check_output_device
+
+        check_output_device()
     clip = None
     if audio is not None:
         from voicerag_cli.audio.io import read_audio
 
         started = time.perf_counter()
-        clip = read_audio(audio)
+        clip = read_audio(audio, max_seconds=settings.ask.max_audio_s)
         read_ms = (time.perf_counter() - started) * 1000
     registry = STATE.registry()
     reader = STATE.index_root().open(settings.index.name)
