@@ -172,7 +172,7 @@ def test_device_lost_mid_session_keeps_saved_turns(demo: tuple[Registry, IndexRo
 
 def cli_env(tmp_path: Path, demo_index: bool = True) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
-    env.update(VOICERAG_DATA_DIR=str(tmp_path / "data"), VOICERAG_CONFIG=str(tmp_path / "none.toml"))
+    env.update(VOICERAG_DATA_DIR=str(tmp_path / "data"), VOICERAG_CONFIG=os.devnull)
     if demo_index:
         subprocess.run(
             [sys.executable, "-m", "voicerag_cli", "index", str(REPO / "examples" / "docs")], env=env, check=True,

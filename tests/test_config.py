@@ -3,6 +3,7 @@ and `voicerag config path|show|init`."""
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def test_env_values_are_parsed_from_text() -> None:
     settings = load_settings(
         None,
         environ={
-            "VOICERAG_CONFIG": "/nonexistent/never-read.toml",  # reserved: not a setting
+            "VOICERAG_CONFIG": os.devnull,  # reserved: not a setting (an empty file)
             "VOICERAG_CHAT__BARGE_IN": "off",
             "VOICERAG_INDEX__EXTENSIONS": ".txt, .md",
             "VOICERAG_OPENAI__TEMPERATURE": "0.5",
@@ -185,6 +186,13 @@ def test_unreadable_and_missing_config_files(isolated_env: Isolated, tmp_path: P
     assert_error(run_cli("config", "show"), ExitCode.CONFIG, "cannot read config file", str(isolated_env.config_file))
     missing = tmp_path / "missing.toml"
     assert_error(run_cli("--config", missing, "config", "show"), ExitCode.CONFIG, "not found", str(missing))
+    # VOICERAG_CONFIG names a file on purpose, like --config: a missing one is the same error
+    for args in (["config", "show"], ["ask", "--text", "hi"], ["index", "--list"]):
+        assert_error(
+            run_cli(*args, env={"VOICERAG_CONFIG": str(missing)}), ExitCode.CONFIG, "not found", "VOICERAG_CONFIG"
+        )
+    # while `config init` creates it there
+    assert run_cli("config", "init", env={"VOICERAG_CONFIG": str(missing)}).code == 0 and missing.exists()
 
 
 def test_config_path(isolated_env: Isolated, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import os
 import re
 import tomllib
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -276,11 +277,12 @@ def default_config_path() -> Path:
     return Path(user_config_dir("voicerag", appauthor=False)) / "config.toml"
 
 
-def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+def config_path(explicit: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
     if explicit:
         return Path(explicit).expanduser()
-    if os.environ.get("VOICERAG_CONFIG"):
-        return Path(os.environ["VOICERAG_CONFIG"]).expanduser()
+    if env.get("VOICERAG_CONFIG"):
+        return Path(env["VOICERAG_CONFIG"]).expanduser()
     return default_config_path()
 
 
@@ -295,7 +297,7 @@ def load_settings(
     settings = Settings()
     env = os.environ if environ is None else environ
     profiles: dict[str, Any] = dict(BUILTIN_PROFILES)
-    path = config_path(explicit_path)
+    path = config_path(explicit_path, env)
     if path.exists():
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -313,6 +315,8 @@ def load_settings(
         settings.source = str(path)
     elif explicit_path:
         raise ConfigError(f"config file not found: {path}")
+    elif env.get("VOICERAG_CONFIG"):  # named on purpose, like --config: a typo must not go unnoticed
+        raise ConfigError(f"config file not found: {path} (from VOICERAG_CONFIG)")
 
     chosen = profile or env.get("VOICERAG_PROFILE") or "default"
     if chosen not in profiles:
