@@ -33,6 +33,7 @@ INDEX_JSON_KEYS = {  # README: `index --json`
     "removed",
     "unchanged",
     "empty_files",
+    "skipped",
     "chunks_embedded",
     "files",
     "chunks",

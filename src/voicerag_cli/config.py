@@ -72,7 +72,7 @@ class IndexConfig:
     # dependency lists, build output and theme folders, lock files
     exclude: list[str] = field(
         default_factory=lambda: [
-            "requirements*.txt",
+            "*requirements*.txt",
             "*.lock",
             "package-lock.json",
             "build",

@@ -6,7 +6,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import typer.main
@@ -114,8 +114,21 @@ def _command() -> typer.main.TyperCommand | typer.main.TyperGroup:
         for param in current.params:
             if getattr(param, "is_flag", False) and param.metavar is None:
                 param.metavar = ""
+        current.get_help_option = _untyped_help(current.get_help_option)  # type: ignore[method-assign]
         stack.extend(getattr(current, "commands", {}).values())
     return command
+
+
+def _untyped_help(make: Any) -> Any:
+    """--help is created per context, outside `params`: strip its type when it is made."""
+
+    def get_help_option(ctx: Any) -> Any:
+        option = make(ctx)
+        if option is not None and option.metavar is None:
+            option.metavar = ""
+        return option
+
+    return get_help_option
 
 
 def _quiet_libraries(argv: list[str] | None) -> None:

@@ -60,6 +60,9 @@ def find_files(
                     f"unsupported file type {root.suffix or '(none)'}: {display_path(root)} "
                     f"(known: {', '.join(sorted(wanted))})"
                 )
+            if not is_utf8_name(root):
+                _note(notes, f"skipped {display_path(root)}: its name is not valid UTF-8")
+                continue
             found.add(root.resolve())
             continue
         for path in _walk(root, follow_symlinks):
