@@ -65,35 +65,46 @@ def find_files(
                 continue
             found.add(root.resolve())
             continue
+        base = root.resolve()
         for path in _walk(root, follow_symlinks):
             relative = path.relative_to(root)
-            if any(part.startswith(".") for part in relative.parts) or path.suffix.lower() not in wanted:
+            if any(part.startswith(".") for part in relative.parts) or _excluded(relative, patterns):
                 continue
-            if _excluded(relative, patterns) or not path.is_file():
+            if path.is_dir():  # a symlinked folder, not entered
+                if not any(path.resolve().is_relative_to(folder) for folder in folders):
+                    _note(
+                        notes,
+                        f"skipped {display_path(path)}/: a symlink to a folder outside the folders indexed "
+                        "(--follow-symlinks to index it)",
+                    )
+                continue
+            if path.suffix.lower() not in wanted or not path.is_file():
                 continue
             if not is_utf8_name(path):
                 _note(notes, f"skipped {display_path(path)}: its name is not valid UTF-8")
                 continue
             target = path.resolve()
-            if path.is_symlink() and not any(target.is_relative_to(folder) for folder in folders):
-                if not follow_symlinks:
-                    if skipped is not None:
-                        skipped.update({str(target), str(path.parent.resolve() / path.name)})
-                    _note(
-                        notes,
-                        f"skipped {path}: a symlink to {display_path(target)}, outside the folders indexed "
-                        "(--follow-symlinks to index it)",
-                    )
-                    continue
-                found.add(path.parent.resolve() / path.name)
+            if any(target.is_relative_to(folder) for folder in folders):
+                found.add(target)
                 continue
-            found.add(target)
+            # Reached through a symlink (the file's or a folder's) that leads out of the folders.
+            lexical = base / relative
+            if not follow_symlinks:
+                if skipped is not None:
+                    skipped.update({str(target), str(lexical)})
+                _note(
+                    notes,
+                    f"skipped {display_path(path)}: a symlink to {display_path(target)}, outside the "
+                    "folders indexed (--follow-symlinks to index it)",
+                )
+                continue
+            found.add(lexical)  # identified by the link's path: removing the link removes it
     return sorted(found)
 
 
 def _walk(root: Path, follow_symlinks: bool) -> Iterator[Path]:
     """Every file below `root`; symlinked folders are entered only with `follow_symlinks`
-    (os.walk guards against nothing, so a followed folder is entered once)."""
+    (each real folder once, so a link loop ends), else yielded themselves to be reported."""
     import os
 
     seen: set[str] = set()
@@ -104,6 +115,8 @@ def _walk(root: Path, follow_symlinks: bool) -> Iterator[Path]:
                 dirs[:] = []
                 continue
             seen.add(real)
+        else:
+            yield from (Path(folder) / d for d in dirs if os.path.islink(os.path.join(folder, d)))
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in files:
             yield Path(folder) / name
