@@ -211,6 +211,18 @@ def test_cli_text_mode_follow_up(tmp_path: Path) -> None:
     assert "1817" in second["answer"]
 
 
+def test_cli_chat_honours_ask_rounds(tmp_path: Path) -> None:
+    env = cli_env(tmp_path) | {"VOICERAG_ASK__ROUNDS": "2"}
+    result = subprocess.run(
+        [sys.executable, "-m", "voicerag_cli", "chat", "--text", "--mute", "--json"],
+        input="where does the rhine rise?\n", env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [turn] = [json.loads(line)["result"] for line in result.stdout.splitlines()]
+    assert turn["rounds"] == 2 and turn["first_round"] is not None
+    assert {"search_round2", "generate_round2"} <= set(turn["timings_ms"])
+
+
 def test_cli_bad_device_is_a_clean_error(tmp_path: Path) -> None:
     env = cli_env(tmp_path)
     result = subprocess.run(

@@ -137,6 +137,9 @@ class SonarConfig:
 @dataclass
 class GeneratorConfig:
     max_sentences: int = 3
+    # extractive: a text question whose best passage scores below this cosine similarity gets
+    # "found nothing" (JSON "found": false); 0 turns it off. Calibrated on RGB/HotpotQA (README).
+    min_score: float = 0.36
 
 
 @dataclass
@@ -393,6 +396,8 @@ def validate(settings: Settings) -> None:
         if value > most:
             raise ConfigError(f"config key '{dotted}': at most {most:,}, got {value:,}")
     openai = settings.openai
+    if not -1 <= settings.generator.min_score <= 1:
+        raise ConfigError(f"config key 'generator.min_score': must be in -1..1, got {settings.generator.min_score}")
     if not 0 < settings.ask.max_audio_s <= 3600:
         raise ConfigError(f"config key 'ask.max_audio_s': must be > 0 and <= 3600, got {settings.ask.max_audio_s}")
     if not 0 < openai.timeout_s <= 86_400:

@@ -64,7 +64,7 @@ def chat(
     from voicerag_cli.pipeline.ask import AskPipeline
 
     reader = STATE.index_root().open(settings.index.name)
-    pipeline = AskPipeline(STATE.registry(), reader, settings.ask.k, settings.index.hnsw_ef_search)
+    pipeline = AskPipeline(STATE.registry(), reader, settings.ask.k, settings.index.hnsw_ef_search, settings.ask.rounds)
     try:
         if text_mode:
             _text_chat(pipeline, settings.chat.history_turns, mute, output_device, save, as_json)
