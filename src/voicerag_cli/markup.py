@@ -47,7 +47,7 @@ _INLINE: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"`([^`]+)`"), r"\1"),  # `code` / `interpreted`
     (re.compile(r"(?<![\w*])\*\*(?=\S)(.+?)(?<=\S)\*\*(?![\w*])"), r"\1"),  # **strong**
     (re.compile(r"(?<![\w*])\*(?=\S)(.+?)(?<=\S)\*(?![\w*])"), r"\1"),  # *emphasis*
-    (re.compile(r"(?<![\w_])__(?=\S)(.+?)(?<=\S)__(?![\w_])"), r"\1"),  # __strong__
+    # (no __strong__ rule: in Python docs __init__ is a name, not emphasis)
     (re.compile(r"(?<![\w_])_(?=[^\s_])(.+?)(?<=[^\s_])_(?![\w_])"), r"\1"),  # _emphasis_
     (re.compile(r"\|([\w -]+)\|(?:_{1,2})?"), r"\1"),  # |substitution|
     (re.compile(r"\s\[(?:\d+|#\w*|\*)\]_"), ""),  # footnote references [1]_
