@@ -87,7 +87,11 @@ def test_unknown_index(guarded: DemoIndex, speech: Callable[..., Path]) -> None:
     assert_error(run_cli("ask", "--text", "hello there", "--index", "nope"), ExitCode.INDEX, "unknown index 'nope'")
     message = assert_error(run_cli("ask", speech("Hello there."), "-i", "nope"), ExitCode.INDEX, "unknown index")
     assert "default" in message  # the known indexes are listed
-    assert_error(run_cli("ask", "--text", "hi", "--index", "../etc"), ExitCode.CONFIG, "invalid index name")
+    flagged = run_cli("ask", "--text", "hi", "--index", "../etc")  # a flag's bad value: a usage error
+    assert flagged.code == ExitCode.USAGE and "invalid index name" in flagged.stderr, flagged
+    assert_error(
+        run_cli("ask", "--text", "hi", env={"VOICERAG_INDEX__NAME": "../etc"}), ExitCode.CONFIG, "invalid index name"
+    )
 
 
 def test_no_documents_in_folder(guarded: DemoIndex, tmp_path: Path) -> None:
