@@ -86,6 +86,9 @@ class Query:
 
     text: str | None
     vector: np.ndarray | None = None
+    # True for a typed question (ask --text, chat --text): its retrieval scores are what the
+    # "found nothing" threshold was calibrated on; transcripts with ASR errors score lower.
+    typed: bool = False
     # Earlier (question, answer) turns of a conversation, oldest first; the question is "" when
     # it was spoken in e2e mode and never transcribed.
     history: list[tuple[str, str]] = field(default_factory=list)

@@ -251,7 +251,9 @@ class AskPipeline:
         if not question.strip():
             raise InputError("the question text is empty")
         watch = Stopwatch()
-        result = self._result(self.text_query(question.strip(), watch), watch, rag="text")
+        query = self.text_query(question.strip(), watch)
+        query.typed = True
+        result = self._result(query, watch, rag="text")
         result.input = "text"
         return result
 
