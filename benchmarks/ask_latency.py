@@ -95,7 +95,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         data_dir = tmp / "data"
-        env = {**os.environ, "VOICERAG_DATA_DIR": str(data_dir), "VOICERAG_CONFIG": str(tmp / "absent.toml")}
+        env = {**os.environ, "VOICERAG_DATA_DIR": str(data_dir), "VOICERAG_CONFIG": os.devnull}
         if args.store == "milvus-lite":
             env["VOICERAG_INDEX__STORE"] = f"milvus-lite:{tmp / 'idx.db'}"
         cli = [sys.executable, "-m", "voicerag_cli"]

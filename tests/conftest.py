@@ -25,9 +25,11 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Isolated:
     for name in list(os.environ):
         if name.startswith("VOICERAG_"):
             monkeypatch.delenv(name)
-    isolated = Isolated(tmp_path / "data", tmp_path / "config" / "config.toml", tmp_path / "cache")
+    # The config file is the default one under an isolated XDG_CONFIG_HOME: VOICERAG_CONFIG
+    # naming a missing file is an error, so it stays unset.
+    isolated = Isolated(tmp_path / "data", tmp_path / "config" / "voicerag" / "config.toml", tmp_path / "cache")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("VOICERAG_DATA_DIR", str(isolated.data_dir))
-    monkeypatch.setenv("VOICERAG_CONFIG", str(isolated.config_file))
     monkeypatch.setenv("VOICERAG_CACHE_DIR", str(isolated.cache_dir))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # prove nothing is downloaded
     return isolated
@@ -60,7 +62,7 @@ def demo_index(tmp_path_factory: pytest.TempPathFactory) -> DemoIndex:
         EXAMPLES,
         "--json",
         inherit=False,
-        env={"VOICERAG_DATA_DIR": str(demo.data_dir), "VOICERAG_CONFIG": str(root / "absent.toml")},
+        env={"VOICERAG_DATA_DIR": str(demo.data_dir), "VOICERAG_CONFIG": os.devnull},
     )
     assert result.code == 0, result
     summary = result.json()

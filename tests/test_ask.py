@@ -24,6 +24,7 @@ TOP_KEYS = {
     "transcript",
     "question",
     "answer",
+    "found",
     "citations",
     "sources",
     "rounds",
@@ -32,7 +33,7 @@ TOP_KEYS = {
     "models",
     "answer_audio",
 }
-SOURCE_KEYS = {"rank", "score", "source", "start", "end", "chunk_id", "text"}
+SOURCE_KEYS = {"rank", "score", "source", "start", "end", "chunk_id", "text", "quote", "round"}
 BEE_QUESTION = "Who received a Nobel prize for decoding the honey bee dance?"
 
 
@@ -63,6 +64,11 @@ def check_schema(payload: dict[str, Any], demo: DemoIndex, rag: str) -> None:
     assert all(isinstance(c, int) and 1 <= c <= len(payload["sources"]) for c in payload["citations"])
     for cited in payload["citations"]:
         assert f"[{cited}]" in payload["answer"]
+    assert payload["found"] is bool(payload["citations"])
+    for source in payload["sources"]:  # a cited source names the sentence the answer quotes from it
+        if source["rank"] in payload["citations"] and payload["models"]["generator"] == "extractive":
+            assert source["quote"] and source["quote"] in payload["answer"]
+            assert " ".join(source["quote"].split()[:3]) in " ".join(source["text"].split())
     check_sources(payload["sources"], demo)
     assert isinstance(payload["timings_ms"], dict)
     assert all(isinstance(v, float) and v >= 0 for v in payload["timings_ms"].values())
@@ -157,6 +163,7 @@ def test_ask_text_two_rounds_json(on_demo_index: DemoIndex) -> None:
     # the final context is round one's passages, then round two's new ones
     assert 2 <= len(payload["sources"]) <= 4
     assert [s["chunk_id"] for s in payload["sources"][:2]] == [s["chunk_id"] for s in first["sources"]]
+    assert [s["round"] for s in payload["sources"]] == [1, 1] + [2] * (len(payload["sources"]) - 2)
     assert {"search_round2", "generate_round2", "embed_round2"} <= set(payload["timings_ms"])
     assert Path(payload["sources"][0]["source"]).name == "rhine.html"
     assert "Alps" in payload["answer"]

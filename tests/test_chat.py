@@ -172,7 +172,7 @@ def test_device_lost_mid_session_keeps_saved_turns(demo: tuple[Registry, IndexRo
 
 def cli_env(tmp_path: Path, demo_index: bool = True) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
-    env.update(VOICERAG_DATA_DIR=str(tmp_path / "data"), VOICERAG_CONFIG=str(tmp_path / "none.toml"))
+    env.update(VOICERAG_DATA_DIR=str(tmp_path / "data"), VOICERAG_CONFIG=os.devnull)
     if demo_index:
         subprocess.run(
             [sys.executable, "-m", "voicerag_cli", "index", str(REPO / "examples" / "docs")], env=env, check=True,
@@ -209,6 +209,18 @@ def test_cli_text_mode_follow_up(tmp_path: Path) -> None:
     # the follow-up names no topic: the conversation supplies it
     assert second["sources"][0]["source"].endswith("bicycles.md")
     assert "1817" in second["answer"]
+
+
+def test_cli_chat_honours_ask_rounds(tmp_path: Path) -> None:
+    env = cli_env(tmp_path) | {"VOICERAG_ASK__ROUNDS": "2"}
+    result = subprocess.run(
+        [sys.executable, "-m", "voicerag_cli", "chat", "--text", "--mute", "--json"],
+        input="where does the rhine rise?\n", env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [turn] = [json.loads(line)["result"] for line in result.stdout.splitlines()]
+    assert turn["rounds"] == 2 and turn["first_round"] is not None
+    assert {"search_round2", "generate_round2"} <= set(turn["timings_ms"])
 
 
 def test_cli_bad_device_is_a_clean_error(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from voicerag_cli.index.chunking import Chunk, chunk_text
+from voicerag_cli.index.chunking import CHARS_PER_WORD, LONG_FACTOR, Chunk, chunk_text
 from voicerag_cli.sentences import split_sentences, word_count
 
 NUMBERS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
@@ -81,7 +81,7 @@ def test_no_overlap_gives_adjacent_chunks() -> None:
 
 
 def test_a_long_sentence_is_never_cut() -> None:
-    long_sentence = " ".join(f"word{i}" for i in range(50)) + "."
+    long_sentence = " ".join(f"word{i}" for i in range(35)) + "."  # 3.5x the budget: still a sentence
     text = f"Short one here. {long_sentence} Another short one. And the last."
     chunks = chunk_text("doc.txt", text, chunk_words=10, overlap_words=3)
     check_chunks(text, chunks, 10, 3)
@@ -125,3 +125,23 @@ def test_content_hash_is_stable_and_content_based() -> None:
     c = chunk_text("a.txt", "Other text here. And more.", 120, 30)[0]
     assert a.content_hash == b.content_hash != c.content_hash
     assert len(a.content_hash) == 16
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "word " * 2_000_000,  # a 10 MB single line without a full stop
+        "x" * 1_000_000 + " tail words",  # one 1 MB "word"
+        "中" * 100_000,  # CJK without punctuation: each character is a word
+    ],
+    ids=["10MB-line", "1MB-word", "cjk"],
+)
+def test_run_on_text_is_cut_into_bounded_chunks(text: str) -> None:
+    chunks = chunk_text("line.txt", text, chunk_words=120, overlap_words=30)
+    assert max(len(c.text) for c in chunks) <= LONG_FACTOR * 120 * CHARS_PER_WORD
+    assert max(word_count(c.text) for c in chunks) <= 120
+    assert all(text[c.start : c.end] == c.text for c in chunks)  # offsets still point at the text
+    # consecutive chunks leave no gap but whitespace: nothing is dropped
+    for before, after in itertools.pairwise(chunks):
+        assert after.start <= before.end or not text[before.end : after.start].strip()
+    assert chunks[0].start == 0 and chunks[-1].end == len(text.rstrip())

@@ -3,6 +3,7 @@ and `voicerag config path|show|init`."""
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def test_env_values_are_parsed_from_text() -> None:
     settings = load_settings(
         None,
         environ={
-            "VOICERAG_CONFIG": "/nonexistent/never-read.toml",  # reserved: not a setting
+            "VOICERAG_CONFIG": os.devnull,  # reserved: not a setting (an empty file)
             "VOICERAG_CHAT__BARGE_IN": "off",
             "VOICERAG_INDEX__EXTENSIONS": ".txt, .md",
             "VOICERAG_OPENAI__TEMPERATURE": "0.5",
@@ -163,9 +164,21 @@ def test_bad_environment_names_the_key(variable: str, value: str, named: str) ->
     assert_error(run_cli("config", "show", env={variable: value}), ExitCode.CONFIG, named)
 
 
-def test_bad_flag_value_names_the_key(isolated_env: Isolated) -> None:
+def test_bad_flag_value_is_a_usage_error_naming_the_flag(isolated_env: Isolated) -> None:
     # index --list loads settings with this command's flags; nothing is indexed
-    assert_error(run_cli("index", "--list", "--chunk-words", "0"), ExitCode.CONFIG, "'index.chunk_words'")
+    for args, flag in (
+        (["index", "--list", "--chunk-words", "0"], "'--chunk-words'"),
+        (["ask", "--text", "hi", "--rag", "e3e"], "'--rag'"),
+        (["ask", "--text", "hi", "-k", "0"], "'-k'"),
+        (["ask", "--text", "hi", "--rounds", "3"], "'--rounds'"),
+        (["ask", "--text", "hi", "--index", "docs\n"], "'--name / --index'"),
+    ):
+        result = run_cli(*args)
+        assert result.code == ExitCode.USAGE, result
+        assert f"Invalid value for {flag}" in result.stderr and "Traceback" not in result.stderr, result
+        assert result.stdout == ""
+    # the same value from the environment is a configuration error naming the key
+    assert_error(run_cli("ask", "--text", "hi", env={"VOICERAG_ASK__K": "0"}), ExitCode.CONFIG, "'ask.k'")
     assert not isolated_env.data_dir.exists()
     with pytest.raises(ConfigError, match=r"'ask\.k'"):
         load_settings(None, environ={}, overrides={"ask.k": "five"})
@@ -176,6 +189,13 @@ def test_unreadable_and_missing_config_files(isolated_env: Isolated, tmp_path: P
     assert_error(run_cli("config", "show"), ExitCode.CONFIG, "cannot read config file", str(isolated_env.config_file))
     missing = tmp_path / "missing.toml"
     assert_error(run_cli("--config", missing, "config", "show"), ExitCode.CONFIG, "not found", str(missing))
+    # VOICERAG_CONFIG names a file on purpose, like --config: a missing one is the same error
+    for args in (["config", "show"], ["ask", "--text", "hi"], ["index", "--list"]):
+        assert_error(
+            run_cli(*args, env={"VOICERAG_CONFIG": str(missing)}), ExitCode.CONFIG, "not found", "VOICERAG_CONFIG"
+        )
+    # while `config init` creates it there
+    assert run_cli("config", "init", env={"VOICERAG_CONFIG": str(missing)}).code == 0 and missing.exists()
 
 
 def test_config_path(isolated_env: Isolated, tmp_path: Path) -> None:

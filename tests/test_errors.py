@@ -43,7 +43,7 @@ def bad_audio(kind: str, tmp_path: Path) -> tuple[Path, str]:
     if kind == "text-named-wav":
         path = tmp_path / "notes.wav"
         path.write_text("this is plain text, not RIFF audio\n" * 20, encoding="utf-8")
-        return path, "cannot decode audio"
+        return path, "holds text, not audio"
     if kind == "zero-bytes":
         path = tmp_path / "empty.wav"
         path.write_bytes(b"")
@@ -87,7 +87,11 @@ def test_unknown_index(guarded: DemoIndex, speech: Callable[..., Path]) -> None:
     assert_error(run_cli("ask", "--text", "hello there", "--index", "nope"), ExitCode.INDEX, "unknown index 'nope'")
     message = assert_error(run_cli("ask", speech("Hello there."), "-i", "nope"), ExitCode.INDEX, "unknown index")
     assert "default" in message  # the known indexes are listed
-    assert_error(run_cli("ask", "--text", "hi", "--index", "../etc"), ExitCode.CONFIG, "invalid index name")
+    flagged = run_cli("ask", "--text", "hi", "--index", "../etc")  # a flag's bad value: a usage error
+    assert flagged.code == ExitCode.USAGE and "invalid index name" in flagged.stderr, flagged
+    assert_error(
+        run_cli("ask", "--text", "hi", env={"VOICERAG_INDEX__NAME": "../etc"}), ExitCode.CONFIG, "invalid index name"
+    )
 
 
 def test_no_documents_in_folder(guarded: DemoIndex, tmp_path: Path) -> None:

@@ -82,3 +82,19 @@ def test_transcript_error_rates() -> None:
     assert metrics.transcript_error("who won the 2012 nobel", "Who won the 2022 Nobel?") == {"wer": 0.25}
     # one wrong character in four
     assert metrics.transcript_error("北京大雪", "北京大学") == {"cer": 0.25}
+
+
+@pytest.mark.parametrize(
+    ("prediction", "gold", "expected"),
+    [
+        ("The answer is not known.", "no", 0.0),  # "no" inside "not"
+        ("No, it was never built.", "no", 1.0),
+        ("It opened in 18850 BC.", "1885", 0.0),
+        ("It opened in 1885.", "1885", 1.0),
+        ("Paris, France", "paris france", 1.0),  # punctuation does not separate a phrase
+        ("The Parisian cafe", "paris", 0.0),
+        ("答案是北京。", "北京", 1.0),  # Chinese: substring, as RGB does
+    ],
+)
+def test_contains_answer_matches_whole_words(prediction: str, gold: str, expected: float) -> None:
+    assert metrics.contains_answer(prediction, gold) == expected

@@ -21,7 +21,7 @@ def eval_env(tmp_path: Path) -> dict[str, str]:
     env.update(
         VOICERAG_DATA_DIR=str(tmp_path / "data"),
         VOICERAG_CACHE_DIR=str(tmp_path / "cache"),
-        VOICERAG_CONFIG=str(tmp_path / "no-config.toml"),
+        VOICERAG_CONFIG=os.devnull,
     )
     return env
 

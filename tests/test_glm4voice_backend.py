@@ -229,7 +229,7 @@ def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
 
 def test_cli_ask_with_glm4voice(folders: dict[str, Path], data_dir: Path, question: Path, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
-    env |= {"VOICERAG_DATA_DIR": str(data_dir), "VOICERAG_CONFIG": str(tmp_path / "config.toml")}
+    env |= {"VOICERAG_DATA_DIR": str(data_dir), "VOICERAG_CONFIG": os.devnull}
     env |= {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
     failed = run_cli(["ask", str(question), "--generator", "glm4voice"], env)

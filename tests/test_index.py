@@ -13,7 +13,7 @@ import pytest
 
 from test_documents import minimal_pdf
 from voicerag_cli.config import IndexConfig, Settings
-from voicerag_cli.errors import ExitCode, IndexError_
+from voicerag_cli.errors import ExitCode, IndexError_, InputError
 from voicerag_cli.index.builder import build_index
 from voicerag_cli.index.store import CHUNKS_DB, CURRENT, MIN_CAPACITY, IndexRoot
 from voicerag_cli.registry import Registry
@@ -33,6 +33,7 @@ INDEX_JSON_KEYS = {  # README: `index --json`
     "removed",
     "unchanged",
     "empty_files",
+    "skipped",
     "chunks_embedded",
     "files",
     "chunks",
@@ -304,20 +305,15 @@ def test_another_embedding_space_is_refused(tmp_path: Path, registry: Registry) 
         reader.close()
 
 
-def test_empty_index_cannot_be_searched(tmp_path: Path, registry: Registry) -> None:
+def test_a_folder_without_text_makes_no_index(tmp_path: Path, registry: Registry) -> None:
     root = IndexRoot(tmp_path / "indexes")
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "blank.md").write_text("  \n\n  ", encoding="utf-8")
-    report = build_index(root, "hollow", [docs], IndexConfig(), registry.text_embedder)
-    assert report.skipped_empty == [str((docs / "blank.md").resolve())]
-    assert report.manifest is not None and report.manifest.chunks == 0
-    reader = root.open("hollow")
-    try:
-        with pytest.raises(IndexError_, match="is empty"):
-            reader.search(registry.text_embedder().embed_texts(["anything"])[0], k=5, ef=128)
-    finally:
-        reader.close()
+    with pytest.raises(InputError, match="no text found in 1 file"):
+        build_index(root, "hollow", [docs], IndexConfig(), registry.text_embedder)
+    with pytest.raises(IndexError_):
+        root.open("hollow")
 
 
 def test_second_writer_fails_fast(isolated_env: Isolated, tmp_path: Path) -> None:

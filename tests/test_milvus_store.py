@@ -317,7 +317,7 @@ def cli(*args: object, env: dict[str, str], timeout: float = 600) -> subprocess.
 
 @pytest.fixture
 def cli_env(tmp_path: Path) -> dict[str, str]:
-    return {"VOICERAG_DATA_DIR": str(tmp_path / "data"), "VOICERAG_CONFIG": str(tmp_path / "absent.toml")}
+    return {"VOICERAG_DATA_DIR": str(tmp_path / "data"), "VOICERAG_CONFIG": os.devnull}
 
 
 def test_cli_index_and_ask_with_milvus_lite(

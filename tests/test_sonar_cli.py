@@ -50,7 +50,7 @@ class Setup:
     def env(self, data: str = "data", **extra: str) -> dict[str, str]:
         values = {
             "VOICERAG_DATA_DIR": str(self.root / data),
-            "VOICERAG_CONFIG": str(self.root / "absent.toml"),
+            "VOICERAG_CONFIG": os.devnull,
             "VOICERAG_CACHE_DIR": str(self.root / "cache"),
             "VOICERAG_PROFILE": "sonar",  # the built-in profile: SONAR text and speech encoders
             "VOICERAG_SONAR__ASSET_DIR": str(self.tiny.asset_dir),

@@ -22,7 +22,7 @@ ERROR_PREFIX = "voicerag: error: "
 @dataclass(frozen=True)
 class Isolated:
     data_dir: Path  # VOICERAG_DATA_DIR (not created)
-    config_file: Path  # VOICERAG_CONFIG (does not exist unless a test writes it)
+    config_file: Path  # the default config file under XDG_CONFIG_HOME (absent unless a test writes it)
     cache_dir: Path
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -66,6 +68,24 @@ class IndexConfig:
             ".pdf",
         ]
     )
+    # fnmatch patterns for names (or, with a '/', paths below a folder indexed) never indexed:
+    # dependency lists, build output and theme folders, lock files
+    exclude: list[str] = field(
+        default_factory=lambda: [
+            "*requirements*.txt",
+            "*.lock",
+            "package-lock.json",
+            "build",
+            "_build",
+            "dist",
+            "site-packages",
+            "node_modules",
+            "_static",
+            "_templates",
+            "_themes",
+        ]
+    )
+    follow_symlinks: bool = False  # index symlinks that lead outside the folders given
     hnsw_m: int = 16
     hnsw_ef_construction: int = 200
     hnsw_ef_search: int = 128
@@ -78,6 +98,7 @@ class AskConfig:
     rag: str = "asr"
     k: int = 5
     rounds: int = 1  # 2: the seed's two-round retrieval (question + first answer)
+    max_audio_s: float = 60.0  # longer question audio is refused before any model runs
 
 
 @dataclass
@@ -117,6 +138,9 @@ class SonarConfig:
 @dataclass
 class GeneratorConfig:
     max_sentences: int = 3
+    # extractive: a text question whose best passage scores below this cosine similarity gets
+    # "found nothing" (JSON "found": false); 0 turns it off. Calibrated on RGB/HotpotQA (README).
+    min_score: float = 0.36
 
 
 @dataclass
@@ -179,6 +203,30 @@ class Settings:
         return {name: dataclasses.asdict(getattr(self, name)) for name in section_names()}
 
 
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:)(?P<secret>[^@\s]*)(?=@)")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+REDACTED = "***"
+
+
+def redact_url(text: str) -> str:
+    """`scheme://user:password@host` with the password replaced (store URLs, base URLs)."""
+    return _URL_PASSWORD.sub(lambda m: m.group("head") + REDACTED, text)
+
+
+def redacted(settings: Settings) -> dict[str, dict[str, Any]]:
+    """`to_dict()` fit to print: no password from a URL, no API key pasted where the name of
+    its environment variable belongs."""
+    data = settings.to_dict()
+    for values in data.values():
+        for key, value in values.items():
+            if isinstance(value, str):
+                values[key] = redact_url(value)
+    env_name = data["openai"]["api_key_env"]
+    if env_name and not _ENV_NAME.match(env_name):
+        data["openai"]["api_key_env"] = REDACTED
+    return data
+
+
 def section_names() -> list[str]:
     return [f.name for f in dataclasses.fields(Settings) if f.name not in {"source", "profile"}]
 
@@ -237,11 +285,12 @@ def default_config_path() -> Path:
     return Path(user_config_dir("voicerag", appauthor=False)) / "config.toml"
 
 
-def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+def config_path(explicit: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
     if explicit:
         return Path(explicit).expanduser()
-    if os.environ.get("VOICERAG_CONFIG"):
-        return Path(os.environ["VOICERAG_CONFIG"]).expanduser()
+    if env.get("VOICERAG_CONFIG"):
+        return Path(env["VOICERAG_CONFIG"]).expanduser()
     return default_config_path()
 
 
@@ -256,7 +305,7 @@ def load_settings(
     settings = Settings()
     env = os.environ if environ is None else environ
     profiles: dict[str, Any] = dict(BUILTIN_PROFILES)
-    path = config_path(explicit_path)
+    path = config_path(explicit_path, env)
     if path.exists():
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -274,6 +323,8 @@ def load_settings(
         settings.source = str(path)
     elif explicit_path:
         raise ConfigError(f"config file not found: {path}")
+    elif env.get("VOICERAG_CONFIG"):  # named on purpose, like --config: a typo must not go unnoticed
+        raise ConfigError(f"config file not found: {path} (from VOICERAG_CONFIG)")
 
     chosen = profile or env.get("VOICERAG_PROFILE") or "default"
     if chosen not in profiles:
@@ -335,6 +386,31 @@ def validate(settings: Settings) -> None:
     for dotted, value in positive.items():
         if value <= 0:
             raise ConfigError(f"config key '{dotted}': must be positive, got {value}")
+    # Upper bounds: values past these are typos that would exhaust memory or overflow a C int.
+    bounded = {
+        "ask.k": (settings.ask.k, 1000),
+        "index.chunk_words": (settings.index.chunk_words, 100_000),
+        "index.batch_size": (settings.index.batch_size, 65_536),
+        "index.hnsw_m": (settings.index.hnsw_m, 1024),
+        "index.hnsw_ef_construction": (settings.index.hnsw_ef_construction, 1_000_000),
+        "index.hnsw_ef_search": (settings.index.hnsw_ef_search, 1_000_000),
+        "generator.max_sentences": (settings.generator.max_sentences, 1000),
+        "openai.max_tokens": (settings.openai.max_tokens, 10_000_000),
+    }
+    for dotted, (value, most) in bounded.items():
+        if value > most:
+            raise ConfigError(f"config key '{dotted}': at most {most:,}, got {value:,}")
+    openai = settings.openai
+    if not -1 <= settings.generator.min_score <= 1:
+        raise ConfigError(f"config key 'generator.min_score': must be in -1..1, got {settings.generator.min_score}")
+    if not 0 < settings.ask.max_audio_s <= 3600:
+        raise ConfigError(f"config key 'ask.max_audio_s': must be > 0 and <= 3600, got {settings.ask.max_audio_s}")
+    if not 0 < openai.timeout_s <= 86_400:
+        raise ConfigError(f"config key 'openai.timeout_s': must be > 0 and <= 86400 seconds, got {openai.timeout_s}")
+    if not 0 <= openai.temperature <= 2:
+        raise ConfigError(f"config key 'openai.temperature': must be in 0..2, got {openai.temperature}")
+    if openai.max_tokens <= 0:
+        raise ConfigError(f"config key 'openai.max_tokens': must be positive, got {openai.max_tokens}")
     if not 0 <= settings.index.overlap_words < settings.index.chunk_words:
         raise ConfigError(
             f"config key 'index.overlap_words': must be >= 0 and < index.chunk_words, got {settings.index.overlap_words}"
@@ -378,7 +454,7 @@ def validate(settings: Settings) -> None:
     parse_store(settings.index.store)
 
 
-def render_toml(settings: Settings) -> str:
+def render_toml(settings: Settings, redact: bool = False) -> str:
     import tomli_w
 
-    return tomli_w.dumps(settings.to_dict())
+    return tomli_w.dumps(redacted(settings) if redact else settings.to_dict())

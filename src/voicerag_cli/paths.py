@@ -27,7 +27,8 @@ def cache_dir(configured: str) -> Path:
 
 
 def validate_index_name(name: str, key: str | None = None) -> str:
-    if not _INDEX_NAME.match(name) or name.startswith("."):
+    # fullmatch: `$` in match() would accept a trailing newline ("docs\n")
+    if not _INDEX_NAME.fullmatch(name) or name.startswith("."):
         message = f"invalid index name {name!r}: use letters, digits, '.', '_' or '-' (max 64)"
         if key:
             raise ConfigError(f"config key '{key}': {message}")

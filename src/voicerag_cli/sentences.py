@@ -10,8 +10,64 @@ import re
 from dataclasses import dataclass
 
 # A sentence ends at . ! ? (optionally followed by quotes/brackets) plus whitespace, at a CJK
-# terminator, or at a blank line. Abbreviations like "e.g. x" may split early; harmless for retrieval.
+# terminator, or at a blank line; a full stop after an abbreviation or an initial is not an end.
 _BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=\S)|(?<=[。！？；])|\n\s*\n")
+# Never end a sentence (lowercase, with the full stop).
+_ABBREVIATIONS = frozenset(
+    [
+        "e.g.",
+        "i.e.",
+        "cf.",
+        "vs.",
+        "viz.",
+        "mr.",
+        "mrs.",
+        "ms.",
+        "dr.",
+        "prof.",
+        "sr.",
+        "jr.",
+        "st.",
+        "mt.",
+        "no.",
+        "nos.",
+        "fig.",
+        "figs.",
+        "eq.",
+        "eqs.",
+        "sec.",
+        "ch.",
+        "vol.",
+        "pp.",
+        "p.",
+        "approx.",
+        "ca.",
+        "inc.",
+        "ltd.",
+        "co.",
+        "corp.",
+        "dept.",
+        "univ.",
+        "jan.",
+        "feb.",
+        "mar.",
+        "apr.",
+        "jun.",
+        "jul.",
+        "aug.",
+        "sep.",
+        "sept.",
+        "oct.",
+        "nov.",
+        "dec.",
+        "ver.",
+        "v.",
+        "al.",
+    ]
+)
+# End a sentence only before an uppercase word: "and so on etc. Then" ends, "etc. and" does not.
+_SOFT_ABBREVIATIONS = frozenset(["etc.", "a.m.", "p.m.", "u.s.", "u.k.", "e.u.", "u.n."])
+_LAST_TOKEN = re.compile(r"(\S+)$")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
@@ -22,10 +78,32 @@ class Sentence:
     end: int
 
 
+def _is_end(text: str, match: re.Match[str]) -> bool:
+    """Whether a candidate boundary after a full stop really ends the sentence."""
+    gap = match.group(0)
+    if not gap or gap.count("\n") >= 2:
+        return True  # a CJK terminator (zero-width) or a blank line
+    before = text[max(0, match.start() - 40) : match.start()]
+    token = _LAST_TOKEN.search(before)
+    if token is None or not token.group(1).endswith("."):
+        return True
+    word = token.group(1).lstrip("(\"'[").lower()
+    following = text[match.end() : match.end() + 1]
+    if word in _ABBREVIATIONS:
+        return False
+    if re.fullmatch(r"[a-z]\.", word) and token.group(1)[-2:-1].isupper():  # an initial: "J. Smith"
+        return False
+    if word in _SOFT_ABBREVIATIONS or re.fullmatch(r"(?:[a-z]\.){2,}", word):
+        return following.isupper()
+    return True
+
+
 def split_sentences(text: str) -> list[Sentence]:
     sentences: list[Sentence] = []
     position = 0
     for match in _BOUNDARY.finditer(text):
+        if not _is_end(text, match):
+            continue
         gap = match.group(0)
         # Closing quotes/brackets after the full stop belong to the sentence, not to the gap.
         _add(text, position, match.start() + len(gap) - len(gap.lstrip("\"')]")), sentences)

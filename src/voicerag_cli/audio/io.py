@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -16,6 +18,8 @@ TARGET_RATE = 16_000
 # Below this peak amplitude (about -60 dBFS) a recording carries no usable speech.
 SILENCE_PEAK = 1e-3
 MIN_SECONDS = 0.1
+# Below this no recording holds speech (telephone audio is 8 kHz); a header claiming 1 Hz is damage.
+MIN_RATE = 4_000
 
 
 @dataclass
@@ -29,8 +33,11 @@ class Audio:
         return len(self.samples) / self.sample_rate
 
 
-def read_audio(source: str | Path, stdin: BinaryIO | None = None) -> Audio:
-    """Read a file path, or '-' for bytes on stdin, and return checked 16 kHz mono audio."""
+def read_audio(source: str | Path, stdin: BinaryIO | None = None, max_seconds: float | None = None) -> Audio:
+    """Read a file path, or '-' for bytes on stdin, and return checked 16 kHz mono audio.
+
+    The header is checked before anything is decoded: a sample rate no recording has, or a
+    length over `max_seconds`, is refused without reading the samples."""
     import soundfile as sf
 
     name = str(source)
@@ -49,13 +56,71 @@ def read_audio(source: str | Path, stdin: BinaryIO | None = None) -> Audio:
         if path.stat().st_size == 0:
             raise InputError(f"audio file is empty (0 bytes): {path}")
         handle = str(path)
+        with path.open("rb") as head:
+            data = head.read(512)
     try:
-        samples, rate = sf.read(handle, dtype="float32", always_2d=True)
+        with quiet_stderr():  # libsndfile's mpg123 prints decoder warnings straight to fd 2
+            info = sf.info(handle)
+            _check_header(info.samplerate, info.frames, name, max_seconds)
+            if isinstance(handle, io.BytesIO):
+                handle.seek(0)
+            samples, rate = sf.read(handle, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise InputError(f"cannot decode audio from {name}: not a supported audio file ({exc})") from exc
+        if _looks_like_text(data):
+            raise InputError(f"{name} holds text, not audio (ask a typed question with --text)") from exc
+        reason = str(exc).rsplit(": ", 1)[-1].strip() or type(exc).__name__  # drop libsndfile's object repr
+        raise InputError(f"cannot decode audio from {name}: not a supported audio file ({reason})") from exc
     except OSError as exc:
         raise InputError(f"cannot read audio file {name}: {exc.strerror or exc}") from exc
     return prepare(samples, rate, name)
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null while C libraries decode (unless VOICERAG_DEBUG)."""
+    import os
+
+    if os.environ.get("VOICERAG_DEBUG", "") not in {"", "0"}:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except OSError:  # no usable stderr: nothing to protect
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _check_header(rate: int, frames: int, name: str, max_seconds: float | None) -> None:
+    if rate < MIN_RATE:
+        raise InputError(
+            f"audio from {name} claims a sample rate of {rate} Hz: not a recording (need >= {MIN_RATE} Hz)"
+        )
+    seconds = frames / rate
+    if max_seconds is not None and seconds > max_seconds:
+        raise InputError(
+            f"audio from {name} is {seconds:.1f} s long; questions may be at most {max_seconds:g} s (ask.max_audio_s)"
+        )
+
+
+def _looks_like_text(head: bytes) -> bool:
+    """Printable UTF-8 (what `echo hello |` sends) rather than binary audio."""
+    sample = head[:512]
+    if not sample:
+        return False
+    try:
+        text = sample.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(ch.isprintable() or ch in "\n\r\t" for ch in text)
 
 
 def prepare(samples: np.ndarray, rate: int, name: str) -> Audio:

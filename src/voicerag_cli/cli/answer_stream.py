@@ -106,9 +106,9 @@ class AnswerStream:
 
     def on_text(self, delta: str) -> None:
         if self.show_text:
-            from voicerag_cli.cli.console import err
+            from voicerag_cli.cli.console import err, strip_controls
 
-            err.print(delta, end="", markup=False, highlight=False, soft_wrap=True)
+            err.print(strip_controls(delta), end="", markup=False, highlight=False, soft_wrap=True)
             self.printed = True
 
     def on_audio(self, samples: np.ndarray, sample_rate: int) -> None:

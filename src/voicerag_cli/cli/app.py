@@ -6,9 +6,10 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.main
 
 from voicerag_cli import __version__
 from voicerag_cli.cli import ask_cmd, chat_cmd, config_cmd, eval_cmd, index_cmd, models_cmd
@@ -104,14 +105,55 @@ def _usage_error_types() -> tuple[type[Exception], ...]:
     return tuple(found)
 
 
+def _command() -> typer.main.TyperCommand | typer.main.TyperGroup:
+    """The click command tree, with flags' help shown without a `<bool>` type: a flag takes no value."""
+    command = typer.main.get_command(app)
+    stack = [command]
+    while stack:
+        current = stack.pop()
+        for param in current.params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        current.get_help_option = _untyped_help(current.get_help_option)  # type: ignore[method-assign]
+        stack.extend(getattr(current, "commands", {}).values())
+    return command
+
+
+def _untyped_help(make: Any) -> Any:
+    """--help is created per context, outside `params`: strip its type when it is made."""
+
+    def get_help_option(ctx: Any) -> Any:
+        option = make(ctx)
+        if option is not None and option.metavar is None:
+            option.metavar = ""
+        return option
+
+    return get_help_option
+
+
+def _quiet_libraries(argv: list[str] | None) -> None:
+    """Library warnings (numpy RuntimeWarnings, pypdf, deprecations) are not lines for the user's
+    stderr: our own messages say what went wrong. --debug / VOICERAG_DEBUG keeps them."""
+    import warnings
+
+    args = sys.argv[1:] if argv is None else argv
+    if "--debug" in args:
+        os.environ["VOICERAG_DEBUG"] = "1"  # C-library output is kept too (audio/io.quiet_stderr)
+    if os.environ.get("VOICERAG_DEBUG", "") not in {"", "0"}:
+        return
+    warnings.simplefilter("ignore")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")  # and in any child interpreter
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: map every failure to a one-line message and an exit code."""
     from voicerag_cli.errors import ExitCode, VoiceragError
 
     _prepare_completion()
+    _quiet_libraries(argv)
     try:
         # Without standalone mode, typer.Exit (and Ctrl-C, as Exit(130)) comes back as a return value.
-        code = app(args=argv, prog_name="voicerag", standalone_mode=False)
+        code = _command().main(args=argv, prog_name="voicerag", standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except _usage_error_types() as exc:

@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from voicerag_cli.cli.console import err, out, print_json
+from voicerag_cli.cli.console import err, out, print_json, safe
 from voicerag_cli.cli.context import STATE
 from voicerag_cli.cli.options import Profile
 from voicerag_cli.errors import BackendError, InputError
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from voicerag_cli.pipeline.ask import AskResult
 
 
@@ -82,12 +84,16 @@ def ask(
     # Read and check the input before loading any model: bad input fails fast and cheap.
     if out_dir is not None:
         _make_out_dir(out_dir)
+    if play:
+        from voicerag_cli.audio.playback import check_output_device
+
+        check_output_device()
     clip = None
     if audio is not None:
         from voicerag_cli.audio.io import read_audio
 
         started = time.perf_counter()
-        clip = read_audio(audio)
+        clip = read_audio(audio, max_seconds=settings.ask.max_audio_s)
         read_ms = (time.perf_counter() - started) * 1000
     registry = STATE.registry()
     reader = STATE.index_root().open(settings.index.name)
@@ -162,39 +168,63 @@ def _short(source: str) -> str:
     return source if relative.startswith("..") else relative
 
 
-def render(result: AskResult) -> None:
-    from rich.markup import escape
-    from rich.panel import Panel
+QUOTE_CHARS = 160  # an uncited source shows this much of its first sentence
+
+
+def _excerpt(passage_text: str) -> str:
+    """An uncited source's first prose sentence (markup removed), cut to QUOTE_CHARS."""
+    from voicerag_cli.markup import plain_text
+    from voicerag_cli.sentences import split_sentences
+
+    sentences = split_sentences(plain_text(passage_text)) or split_sentences(passage_text)
+    text = sentences[0].text if sentences else ""
+    return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1].rstrip() + "…"
+
+
+def sources_table(result: AskResult) -> Table:
+    """Sources, readable at 80 columns: rank (* = cited), score, and a cell holding the source
+    path over the sentence the answer quotes from it (else the passage's first sentence);
+    with two rounds, the round each source came from."""
     from rich.table import Table
+
+    rounds = result.source_rounds()
+    two_rounds = result.first_round is not None
+    table = Table(show_edge=False, pad_edge=False, expand=True, show_lines=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    if two_rounds:
+        table.add_column("round", justify="right", no_wrap=True)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("source · cited sentence", overflow="fold", ratio=1)
+    for rank, passage in enumerate(result.sources, start=1):
+        cited = rank in result.answer.cited
+        quote = result.answer.quotes.get(rank)
+        shown = f"“{safe(quote)}”" if quote else f"[dim]{safe(_excerpt(passage.text))}[/]"
+        cells = [f"{rank}{'*' if cited else ''}"]
+        if two_rounds:
+            cells.append(str(rounds[rank - 1]))
+        cells += [f"{passage.score:.3f}", f"[bold]{safe(_short(passage.source))}[/]\n{shown}"]
+        table.add_row(*cells)
+    return table
+
+
+def render(result: AskResult) -> None:
+    from rich.panel import Panel
 
     lines = []
     if result.transcript is not None:
-        lines.append(f"[bold]heard:[/] {escape(result.transcript)}")
+        lines.append(f"[bold]heard:[/] {safe(result.transcript)}")
     elif result.question is not None:
-        lines.append(f"[bold]question:[/] {escape(result.question)}")
+        lines.append(f"[bold]question:[/] {safe(result.question)}")
     else:
         lines.append("[bold]question:[/] (spoken, embedded directly: no transcript)")
     lines.append("")
-    lines.append(escape(result.answer.text))
-    out.print(Panel("\n".join(lines), title=f"voicerag · {result.rag} · index {escape(result.index)}", expand=True))
+    lines.append(safe(result.answer.text))
+    out.print(Panel("\n".join(lines), title=f"voicerag · {result.rag} · index {safe(result.index)}", expand=True))
 
-    table = Table(show_edge=False, pad_edge=False, expand=True)
-    table.add_column("#", justify="right", min_width=3, no_wrap=True)
-    table.add_column("score", justify="right", min_width=5, no_wrap=True)
-    table.add_column("source", overflow="fold", ratio=3)
-    table.add_column("passage", overflow="ellipsis", no_wrap=True, ratio=4)
-    for rank, passage in enumerate(result.sources, start=1):
-        mark = "*" if rank in result.answer.cited else ""
-        table.add_row(
-            f"{rank}{mark}",
-            f"{passage.score:.3f}",
-            escape(_short(passage.source)),
-            escape(" ".join(passage.text.split())),
-        )
-    out.print(table)
+    out.print(sources_table(result))
     timings = "  ".join(f"{stage} {ms:.0f} ms" for stage, ms in result.timings_ms.items())
     loads = result.extra.get("model_load_s", {})
     loaded = f"  (model loading {sum(loads.values()):.1f} s, not included)" if loads else ""
     err.print(f"[dim]{timings}{loaded}[/]")
     if result.answer_audio:
-        err.print(f"[dim]spoken answer: {escape(result.answer_audio)}[/]")
+        err.print(f"[dim]spoken answer: {safe(result.answer_audio)}[/]")

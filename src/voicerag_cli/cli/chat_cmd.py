@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from voicerag_cli.cli.console import err, out, print_json
+from voicerag_cli.cli.console import err, out, print_json, safe
 from voicerag_cli.cli.context import STATE
 from voicerag_cli.cli.options import Profile
 from voicerag_cli.errors import InputError
@@ -64,7 +64,7 @@ def chat(
     from voicerag_cli.pipeline.ask import AskPipeline
 
     reader = STATE.index_root().open(settings.index.name)
-    pipeline = AskPipeline(STATE.registry(), reader, settings.ask.k, settings.index.hnsw_ef_search)
+    pipeline = AskPipeline(STATE.registry(), reader, settings.ask.k, settings.index.hnsw_ef_search, settings.ask.rounds)
     try:
         if text_mode:
             _text_chat(pipeline, settings.chat.history_turns, mute, output_device, save, as_json)
@@ -225,17 +225,15 @@ def _print_barge_in(turn: int, at_s: float, as_json: bool) -> None:
 
 
 def _print_result(index: int, result: AskResult, as_json: bool) -> None:
-    from rich.markup import escape
-
     if as_json:
         print_json({"event": "turn", "turn": index, "result": result.to_json()})
         return
     heard = result.transcript or result.question or "(spoken question)"
-    out.print(f"[bold cyan]you:[/] {escape(heard)}")
-    out.print(f"[bold green]voicerag:[/] {escape(result.answer.text)}")
+    out.print(f"[bold cyan]you:[/] {safe(heard)}")
+    out.print(f"[bold green]voicerag:[/] {safe(result.answer.text)}")
     cited = [result.sources[i - 1].source for i in result.answer.cited if 0 < i <= len(result.sources)]
     if cited:
-        out.print(f"[dim]sources: {escape(', '.join(dict.fromkeys(cited)))}[/]")
+        out.print(f"[dim]sources: {safe(', '.join(dict.fromkeys(cited)))}[/]")
 
 
 class _LiveStatus:

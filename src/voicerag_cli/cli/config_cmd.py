@@ -25,14 +25,15 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of TOML.")] = False,
 ) -> None:
     """Print the effective settings (defaults < file < VOICERAG_* env < flags)."""
-    from voicerag_cli.config import render_toml
+    from voicerag_cli.config import redacted, render_toml
 
     settings = STATE.settings()
+    # Passwords in URLs and pasted API keys are shown as ***: this output gets shared in bug reports.
     if as_json:
-        print_json({"source": settings.source, "profile": settings.profile, "settings": settings.to_dict()})
+        print_json({"source": settings.source, "profile": settings.profile, "settings": redacted(settings)})
         return
     out.print(f"# effective settings; file layer: {settings.source}; profile: {settings.profile}", markup=False)
-    out.print(render_toml(settings), markup=False)
+    out.print(render_toml(settings, redact=True), markup=False)
 
 
 @app.command("init")

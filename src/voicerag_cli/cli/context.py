@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from voicerag_cli.errors import ConfigError
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
@@ -29,7 +32,10 @@ class AppState:
             layered = dict(overrides or {})
             if self.data_dir is not None:
                 layered["paths.data_dir"] = str(self.data_dir)
-            self._settings = load_settings(self.config_file, overrides=layered, profile=profile or self.profile)
+            try:
+                self._settings = load_settings(self.config_file, overrides=layered, profile=profile or self.profile)
+            except ConfigError as exc:
+                raise _as_usage_error(exc, layered) from exc
             _name_from_store(self._settings, layered.get("index.name"))
         return self._settings
 
@@ -47,6 +53,34 @@ class AppState:
 
         settings = self.settings()
         return open_store(parse_store(settings.index.store), indexes_root(data_dir(settings.paths.data_dir)))
+
+
+# The flag that sets a key, where its name differs from --<key with dashes>.
+_FLAGS = {
+    "ask.k": "-k",
+    "ask.rag": "--rag",
+    "ask.rounds": "--rounds",
+    "index.name": "--name / --index",
+    "index.store": "--store",
+    "index.json_text_field": "--json-field",
+    "sonar.lang": "--lang",
+    "models.generator": "--generator",
+    "paths.data_dir": "--data-dir",
+}
+_KEY_MESSAGE = re.compile(r"config key '(?P<key>[^']+)': (?P<detail>.*)", re.DOTALL)
+
+
+def _as_usage_error(exc: ConfigError, flags: dict[str, Any]) -> Exception:
+    """A bad value that came from a command-line flag is a usage error (exit 2) naming the
+    flag, as click reports a value of the wrong type; other config errors stay exit 6."""
+    match = _KEY_MESSAGE.match(str(exc))
+    if match is None or flags.get(match["key"]) is None:
+        return exc
+    import typer
+
+    key = match["key"]
+    flag = _FLAGS.get(key, "--" + key.partition(".")[2].replace("_", "-"))
+    return typer.BadParameter(match["detail"], param_hint=f"'{flag}'")
 
 
 def _name_from_store(settings: Settings, flag: str | None) -> None:

@@ -132,7 +132,10 @@ def eval_command(
         "resumed_from": len(done & {item.qid for item in items}),
     }
     write_summary(out_dir / "summary.json", payload)
-    write_plot(out_dir / "plot.png", summary, evaluator.ks, title)
+    try:
+        write_plot(out_dir / "plot.png", summary, evaluator.ks, title)
+    except ImportError:  # matplotlib is the one heavy eval dependency: the `eval` extra
+        err.print("[yellow]note:[/] no plot.png: pip install 'voicerag[eval]' (matplotlib) for the plot")
     (out_dir / "table.md").write_text(markdown_table(summary) + "\n", encoding="utf-8")
     if as_json:
         from voicerag_cli.eval.report import json_safe

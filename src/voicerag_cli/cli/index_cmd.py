@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from voicerag_cli.cli.console import err, out, print_json
+from voicerag_cli.cli.console import err, out, print_json, safe
 from voicerag_cli.cli.context import STATE
 from voicerag_cli.cli.options import Profile
 
@@ -42,6 +42,22 @@ def index(
             help="Where indexes live: hnswlib (default), milvus://host:port\\[/collection], milvus-lite:PATH.db.",
         ),
     ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude",
+            help="Skip names matching this glob (repeatable; added to index.exclude).",
+            show_default=False,
+        ),
+    ] = None,
+    follow_symlinks: Annotated[
+        bool | None,
+        typer.Option(
+            "--follow-symlinks",
+            help="Index symlinks that lead outside the folders given (index.follow_symlinks).",
+            show_default=False,
+        ),
+    ] = None,
     list_: Annotated[bool, typer.Option("--list", help="List indexes and exit.")] = False,
     drop: Annotated[str | None, typer.Option("--drop", help="Delete the named index and exit.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a summary.")] = False,
@@ -59,9 +75,12 @@ def index(
             "index.overlap_words": overlap_words,
             "index.json_text_field": json_field,
             "index.store": store,
+            "index.follow_symlinks": follow_symlinks,
         },
         profile=profile,
     )
+    if exclude:
+        settings.index.exclude = [*settings.index.exclude, *exclude]
     root = STATE.index_root()
     if list_:
         _list(root, as_json)
@@ -78,6 +97,7 @@ def index(
 
     from voicerag_cli.cli.progress import stage_progress
     from voicerag_cli.index.builder import build_index
+    from voicerag_cli.index.documents import display_path
 
     started = time.perf_counter()
     with stage_progress() as progress:
@@ -90,6 +110,7 @@ def index(
             rebuild=rebuild,
             progress=progress,  # type: ignore[arg-type]
             extra=_manifest_extra(settings, root, rebuild),
+            follow_symlinks=settings.index.follow_symlinks,
         )
     seconds = time.perf_counter() - started
     manifest = report.manifest
@@ -102,6 +123,7 @@ def index(
         "removed": len(report.removed),
         "unchanged": report.unchanged,
         "empty_files": report.skipped_empty,
+        "skipped": report.notes,
         "chunks_embedded": report.chunks_embedded,
         "files": manifest.files,
         "chunks": manifest.chunks,
@@ -113,13 +135,15 @@ def index(
     if as_json:
         print_json(summary)
         return
+    for note in report.notes:
+        err.print(f"[yellow]note:[/] {safe(note)}")
     out.print(
         f"index [bold]{report.name}[/]: {summary['added']} added, {summary['updated']} updated, "
         f"{summary['removed']} removed, {summary['unchanged']} unchanged; "
         f"{manifest.files} files, {manifest.chunks} chunks ({manifest.space_id}, {manifest.dim}-d) in {seconds:.1f} s"
     )
     for path in report.skipped_empty:
-        err.print(f"[yellow]note:[/] no text found in {path}")
+        err.print(f"[yellow]note:[/] no text found in {safe(display_path(path))}")
 
 
 def _manifest_extra(settings: Settings, root: StoreRoot, rebuild: bool) -> dict[str, Any] | None:

@@ -97,9 +97,16 @@ def rouge_l(prediction: str, gold: str) -> dict[str, float]:
 
 
 def contains_answer(prediction: str, gold: str) -> float:
-    """RGB accuracy: the normalized gold answer occurs in the normalized output."""
+    """RGB accuracy: the normalized gold answer occurs in the normalized output, as whole
+    words ("no" does not match inside "not", "1885" not inside "18850"); Chinese, written
+    without spaces, is matched as a substring as RGB does."""
     needle = normalize_answer(gold)
-    return float(bool(needle) and needle in normalize_answer(prediction))
+    if not needle:
+        return 0.0
+    haystack = normalize_answer(prediction)
+    if is_chinese(needle):
+        return float(needle in haystack)
+    return float(f" {needle} " in f" {haystack} ")
 
 
 def answer_scores(prediction: str, golds: Sequence[Sequence[str]]) -> dict[str, float]:

@@ -12,7 +12,7 @@ import numpy as np
 
 from voicerag_cli.errors import IndexError_, InputError
 from voicerag_cli.index.chunking import Chunk, chunk_text
-from voicerag_cli.index.documents import find_files, hash_file, read_documents
+from voicerag_cli.index.documents import display_path, find_files, hash_file, json_fields, read_documents
 from voicerag_cli.index.store import Manifest, metric_of
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ class IndexReport:
     chunks_embedded: int = 0
     manifest: Manifest | None = None
     skipped_empty: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # files skipped and why (unreadable, symlinks, names)
 
 
 def build_index(
@@ -45,6 +46,7 @@ def build_index(
     rebuild: bool = False,
     progress: ProgressFn | None = None,
     extra: dict[str, object] | None = None,
+    follow_symlinks: bool = False,
 ) -> IndexReport:
     """Bring index `name` up to date with the files under `paths`.
 
@@ -54,26 +56,35 @@ def build_index(
     something needs embedding.
     """
     report_progress = progress or (lambda stage, done, total: None)
-    files = find_files(paths, config.extensions)
+    report = IndexReport(name)
+    outside: set[str] = set()  # symlinks skipped because they lead out of the folders indexed
+    files = find_files(paths, config.extensions, config.exclude, follow_symlinks, report.notes, outside)
     if not files:
-        shown = ", ".join(str(p) for p in paths)
-        raise InputError(f"no documents found under {shown} (looked for {', '.join(config.extensions)})")
+        shown = ", ".join(display_path(p) for p in paths)
+        more = f" (and {len(report.notes) - 1} more)" if len(report.notes) > 1 else ""
+        skipped = f"; {report.notes[0]}{more}" if report.notes else ""
+        raise InputError(f"no documents found under {shown} (looked for {', '.join(config.extensions)}){skipped}")
 
     with root.lock(name):
         previous = None if rebuild or not root.exists(name) else root.manifest(name)
         if previous is not None:
             _check_compatible(previous, config)
         hashed = []
+        unreadable: set[str] = set()
         for done, path in enumerate(files, start=1):
-            hashed.append(hash_file(path))
+            try:
+                hashed.append(hash_file(path))
+            except InputError as exc:  # e.g. permission denied: skip it, index the rest
+                report.notes.append(f"skipped: {exc}")
+                unreadable.add(str(path))
             report_progress("scan", done, len(files))
 
-        report = IndexReport(name)
         known = _known_hashes(root, name) if previous else {}
-        current_keys = {f.key for f in hashed}
-        to_embed = [f for f in hashed if known.get(f.key) != f.content_hash]
+        current_keys = {f.key for f in hashed} | unreadable  # an unreadable file keeps what it had
+        reread = _reader_changed(previous, config)
+        to_embed = [f for f in hashed if known.get(f.key) != f.content_hash or reread(f.path)]
         report.unchanged = len(hashed) - len(to_embed)
-        deleted = sorted(key for key in set(known) - current_keys if _was_deleted(Path(key), paths))
+        deleted = sorted(key for key in set(known) - current_keys if key in outside or _was_deleted(Path(key), paths))
         if not to_embed and not deleted and previous is not None:
             report.manifest = previous
             return report
@@ -88,6 +99,8 @@ def build_index(
             pending.append((source.key, chunks))
             if not chunks:
                 report.skipped_empty.append(source.key)
+        if pending and not any(chunks for _, chunks in pending) and (previous is None or not previous.chunks):
+            raise InputError(_no_text_message([source.path for source in to_embed], config.json_text_field))
 
         embedder = embedder_factory()
         if previous is not None and embedder.space != previous.space:
@@ -104,7 +117,7 @@ def build_index(
             hnsw_m=config.hnsw_m,
             hnsw_ef_construction=config.hnsw_ef_construction,
             metric=metric_of(embedder.space.space_id),
-            extra=dict(extra or {}),
+            extra={**(extra or {}), "reader": _reader_settings(config)},
         )
         with root.writer(manifest, rebuild=rebuild) as writer:
             for key in deleted:
@@ -154,6 +167,34 @@ def _was_deleted(path: Path, roots: list[Path]) -> bool:
     if not path.exists():
         return True
     return any(path.is_relative_to(root.resolve()) for root in roots if root.is_dir())
+
+
+def _reader_settings(config: IndexConfig) -> dict[str, str]:
+    """Settings that change what is read from a file (recorded in the manifest)."""
+    return {"json_text_field": config.json_text_field}
+
+
+def _reader_changed(previous: Manifest | None, config: IndexConfig) -> Callable[[Path], bool]:
+    """Which unchanged files must be read again because a reader setting changed. Indexes from
+    before the manifest recorded them were read with the default field, "text"."""
+    if previous is None:
+        return lambda path: False
+    before = previous.extra.get("reader", {"json_text_field": "text"})
+    if before.get("json_text_field") == config.json_text_field:
+        return lambda path: False
+    return lambda path: path.suffix.lower() in {".json", ".jsonl"}
+
+
+def _no_text_message(paths: list[Path], field_name: str) -> str:
+    seen = json_fields([p for p in paths if p.suffix.lower() in {".json", ".jsonl"}])
+    where = ", ".join(display_path(p) for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
+    message = f"no text found in {len(paths)} file(s) ({where})"
+    if seen:
+        message += (
+            f"; JSON records have no string field {field_name!r}: fields seen: {', '.join(seen[:12])}"
+            " (choose one with --json-field / index.json_text_field)"
+        )
+    return message
 
 
 def _known_hashes(root: StoreRoot, name: str) -> dict[str, str]:

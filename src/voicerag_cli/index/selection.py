@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
+from voicerag_cli.config import redact_url
 from voicerag_cli.errors import ConfigError
 from voicerag_cli.paths import validate_index_name
 
@@ -50,16 +51,21 @@ def parse_store(text: str, key: str = "index.store") -> StoreSpec:
         return StoreSpec("milvus-lite", uri=resolved, text=f"milvus-lite:{resolved}")
     if value.startswith(("milvus://", "milvuss://")):
         return _parse_server(value, key)
-    raise ConfigError(f"config key '{key}': unknown store {value!r}; use {FORMS}")
+    raise ConfigError(f"config key '{key}': unknown store {redact_url(value)!r}; use {FORMS}")
 
 
 def _parse_server(value: str, key: str) -> StoreSpec:
-    parts = urlsplit(value)
+    shown_value = redact_url(value)
+    try:
+        parts = urlsplit(value)
+        hostname = parts.hostname
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket: milvus://[::1:9
+        raise ConfigError(f"config key '{key}': malformed address {shown_value!r} ({exc})") from exc
     try:
         port = parts.port
     except ValueError as exc:
-        raise ConfigError(f"config key '{key}': bad port in {value!r}") from exc
-    if not parts.hostname or port is None:
+        raise ConfigError(f"config key '{key}': bad port in {shown_value!r}") from exc
+    if not hostname or port is None:
         raise ConfigError(f"config key '{key}': a Milvus address needs host and port, e.g. milvus://localhost:19530")
     collection = parts.path.strip("/") or None
     if collection is not None:
@@ -67,7 +73,7 @@ def _parse_server(value: str, key: str) -> StoreSpec:
             raise ConfigError(f"config key '{key}': one collection name after host:port, got {parts.path!r}")
         validate_index_name(collection, key=key)
     scheme = "https" if parts.scheme == "milvuss" else "http"
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    host = f"[{hostname}]" if ":" in hostname else hostname
     token = ""
     if parts.username is not None:
         token = f"{unquote(parts.username)}:{unquote(parts.password or '')}"

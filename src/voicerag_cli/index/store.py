@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from voicerag_cli.errors import IndexError_
+from voicerag_cli.errors import ConfigError, IndexError_
 from voicerag_cli.index.chunking import Chunk
 from voicerag_cli.models.base import EmbeddingSpace, Passage
 from voicerag_cli.paths import validate_index_name
@@ -144,6 +144,12 @@ def _write_atomic(path: Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
+def _leftovers(base: Path) -> Iterator[Path]:
+    """What a killed writer leaves in an index folder: its staging folder, a CURRENT temp file."""
+    yield from base.glob(".staging-*")
+    yield from base.glob(f".{CURRENT}.*.tmp")
+
+
 # A space whose vectors are compared by (squared) Euclidean distance rather than cosine: SONAR's
 # raw, unnormalized vectors under `sonar.metric = "l2"` (the reference system's metric).
 L2_SPACE_SUFFIX = "+l2"
@@ -188,6 +194,9 @@ class IndexRoot:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        for folder in (root.parent, root):
+            if folder.exists() and not folder.is_dir():
+                raise ConfigError(f"data dir {folder} is not a folder (--data-dir / paths.data_dir)")
 
     def describe(self) -> str:
         return str(self.root)
@@ -229,8 +238,32 @@ class IndexRoot:
 
     def lock(self, name: str) -> contextlib.AbstractContextManager[None]:
         """Exclusive writer lock; a second writer fails fast instead of waiting silently."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        return writer_lock(self.root / f".{validate_index_name(name)}.lock", name)
+        lock_path = self.root / f".{validate_index_name(name)}.lock"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            lock_path.open("a").close()
+        except OSError as exc:  # /proc, a read-only mount, no permission, a file in the way
+            raise ConfigError(
+                f"cannot write indexes to {self.root}: {exc.strerror or exc} "
+                "(choose a writable folder with --data-dir / paths.data_dir)"
+            ) from exc
+        return writer_lock(lock_path, name)
+
+    def clean_leftovers(self, name: str) -> None:
+        """Remove staging folders and pointer temp files of killed writers, when no writer is
+        running (we take its lock without waiting); a reader that cannot write leaves them."""
+        base = self.path(name)
+        if not base.is_dir() or not any(_leftovers(base)):
+            return
+        try:
+            with self.lock(name):
+                for stale in _leftovers(base):
+                    if stale.is_dir():
+                        shutil.rmtree(stale, ignore_errors=True)
+                    else:
+                        stale.unlink(missing_ok=True)
+        except (IndexError_, ConfigError):  # a writer holds the lock, or the folder is read-only
+            return
 
     def drop(self, name: str) -> None:
         with self.lock(name):
@@ -243,6 +276,7 @@ class IndexRoot:
 
     def open(self, name: str) -> IndexReader:
         self.manifest(name)  # raises a clear error for unknown names
+        self.clean_leftovers(name)
         folder = self.live_generation(name)
         assert folder is not None
         return IndexReader(folder)
@@ -307,8 +341,11 @@ class IndexWriter:
         self.name = manifest.name
         self.base = root.path(self.name)
         self.base.mkdir(parents=True, exist_ok=True)
-        for stale in self.base.glob(".staging-*"):  # left by a killed writer; we hold the lock
-            shutil.rmtree(stale, ignore_errors=True)
+        for stale in _leftovers(self.base):  # left by a killed writer; we hold the lock
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
         self.staging = self.base / f".staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.staging.mkdir()
         live = root.live_generation(self.name)

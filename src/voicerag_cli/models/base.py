@@ -41,6 +41,10 @@ class SpokenAudio:
 class Answer:
     text: str
     cited: list[int] = field(default_factory=list)  # 1-based positions in the passages list
+    # The sentence quoted from each cited passage (1-based position -> sentence), when known.
+    quotes: dict[int, str] = field(default_factory=dict)
+    # False when the generator found nothing that answers (the best passage scored too low).
+    found: bool = True
     # Set by generators that speak their answer; the pipeline then uses it instead of the TTS.
     speech: SpokenAudio | None = None
 
@@ -82,6 +86,9 @@ class Query:
 
     text: str | None
     vector: np.ndarray | None = None
+    # True for a typed question (ask --text, chat --text): its retrieval scores are what the
+    # "found nothing" threshold was calibrated on; transcripts with ASR errors score lower.
+    typed: bool = False
     # Earlier (question, answer) turns of a conversation, oldest first; the question is "" when
     # it was spoken in e2e mode and never transcribed.
     history: list[tuple[str, str]] = field(default_factory=list)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from voicerag_cli.markup import plain_text
 from voicerag_cli.models.base import Answer, Passage, Query
 from voicerag_cli.sentences import split_sentences, word_count
 
@@ -65,13 +66,24 @@ _STOP = frozenset(
 RELATIVE_FLOOR = 0.8
 MIN_WORDS = 4
 NO_ANSWER = "I could not find an answer in the indexed documents."
+# Page furniture that documentation sources and generated HTML carry: never an answer.
+_BOILERPLATE = re.compile(
+    r"(?i)\b(?:copyright|all rights reserved|table of contents|edit on github|view page source|"
+    r"previous\s+next|next\s+previous|built with sphinx|last updated|skip to (?:main )?content|"
+    r"licensed under|this page|permalink)\b|©"
+)
 
 
 def _answer_like(sentence: str) -> bool:
-    """Headings, list fragments and questions quoted in a passage (FAQ pages, search
-    snippets) never answer a question."""
+    """Headings, list fragments, page furniture, code-only lines and questions quoted in a
+    passage (FAQ pages, search snippets) never answer a question."""
     text = sentence.strip()
-    return word_count(text) >= MIN_WORDS and not text.startswith("#") and not text.endswith(("?", "？"))
+    if word_count(text) < MIN_WORDS or text.startswith("#") or text.endswith(("?", "？")):
+        return False
+    if _BOILERPLATE.search(text):
+        return False
+    letters = sum(ch.isalpha() for ch in text)
+    return letters >= 0.5 * len(text.replace(" ", ""))  # mostly symbols: code or a table rule
 
 
 def _content_words(text: str) -> set[str]:
@@ -79,16 +91,27 @@ def _content_words(text: str) -> set[str]:
 
 
 class ExtractiveGenerator:
-    def __init__(self, embedder: TextEmbedder, max_sentences: int) -> None:
+    def __init__(self, embedder: TextEmbedder, max_sentences: int, min_score: float = 0.0) -> None:
         self.embedder = embedder
         self.max_sentences = max_sentences
+        # Below this best-passage similarity (text queries) the index holds nothing on the
+        # question: say so instead of answering from an unrelated page. Calibrated, see README.
+        self.min_score = min_score
 
     def generate(self, query: Query, passages: list[Passage]) -> Answer:
         question = (query.text or "").strip()
+        # Follow-ups are searched with a vector blended with the previous question, which
+        # scores lower: the threshold was calibrated on single questions only.
+        # Only typed questions: a transcript's ASR errors lower its scores (the bee question
+        # spoken by espeak-ng scored below the threshold), and that was not calibrated.
+        typed = question and query.typed and not query.history
+        if typed and passages and max(p.score for p in passages) < self.min_score:
+            return Answer(NO_ANSWER, [], found=False)
         candidates: list[tuple[int, str]] = []  # (passage position, sentence)
         seen: set[str] = set()
         for position, passage in enumerate(passages):
-            for sentence in split_sentences(passage.text):
+            # Sentences of the passage's prose: markup (reST, Markdown, HTML) and headings removed.
+            for sentence in split_sentences(plain_text(passage.text)):
                 key = sentence.text.lower()
                 # A question found in a passage (FAQ pages, search snippets) never answers one.
                 if key not in seen and _answer_like(sentence.text):
@@ -96,7 +119,7 @@ class ExtractiveGenerator:
                     candidates.append((position, sentence.text))
         usable_vector = query.vector is not None and query.vector.shape[-1] == self.embedder.space.dim
         if not candidates or not (question or usable_vector):
-            return Answer(NO_ANSWER, [])
+            return Answer(NO_ANSWER, [], found=False)
 
         sentence_vectors = self.embedder.embed_texts([text for _, text in candidates])
         if usable_vector:  # the retrieval vector: the question (in context), or the speech itself in e2e
@@ -119,8 +142,11 @@ class ExtractiveGenerator:
         chosen = [int(i) for i in ranked if float(scores[i]) >= RELATIVE_FLOOR * best]
         parts = [f"{candidates[i][1]} [{candidates[i][0] + 1}]" for i in chosen]
         cited = sorted({candidates[i][0] + 1 for i in chosen})
-        return Answer(" ".join(parts), cited)
+        quotes: dict[int, str] = {}
+        for i in chosen:  # the best sentence of each cited passage
+            quotes.setdefault(candidates[i][0] + 1, candidates[i][1])
+        return Answer(" ".join(parts), cited, quotes=quotes)
 
 
 def create(settings: Settings, registry: Any) -> ExtractiveGenerator:
-    return ExtractiveGenerator(registry.text_embedder(), settings.generator.max_sentences)
+    return ExtractiveGenerator(registry.text_embedder(), settings.generator.max_sentences, settings.generator.min_score)

@@ -80,7 +80,17 @@ class DistilledSpeechEmbedder:
         from voicerag_cli.models.whisper_frontend import SAMPLE_RATE
 
         samples = resample(np.asarray(audio, dtype=np.float32).reshape(-1), sample_rate, SAMPLE_RATE)
+        seconds = len(samples) / SAMPLE_RATE
+        if seconds > MAX_SECONDS:  # the encoder would see only the first 30 s: refuse, do not truncate
+            from voicerag_cli.errors import InputError
+
+            raise InputError(
+                f"e2e embeds at most {MAX_SECONDS} s of speech; this question is {seconds:.1f} s (use --rag asr)"
+            )
         return self.head(self.frontend(samples))
+
+
+MAX_SECONDS = 30  # Whisper's positional table: 1500 encoder frames
 
 
 def create(settings: Settings, registry: Any) -> DistilledSpeechEmbedder:

@@ -88,19 +88,32 @@ class AskResult:
             "transcript": self.transcript,
             "question": self.question,
             "answer": self.answer.text,
+            "found": self.answer.found,
             "citations": self.answer.cited,
-            "sources": sources_json(self.sources),
+            "sources": sources_json(self.sources, self.answer.quotes, self.source_rounds()),
             "rounds": 1 if self.first_round is None else 2,
             "first_round": None
             if self.first_round is None
-            else {"answer": self.first_round.answer.text, "sources": sources_json(self.first_round.passages)},
+            else {
+                "answer": self.first_round.answer.text,
+                "sources": sources_json(self.first_round.passages, self.first_round.answer.quotes),
+            },
             "timings_ms": {stage: round(ms, 1) for stage, ms in self.timings_ms.items()},
             "models": self.models,
             "answer_audio": self.answer_audio,
         }
 
+    def source_rounds(self) -> list[int]:
+        """The retrieval round each source came from: 1, or 2 for those only round two found."""
+        if self.first_round is None:
+            return [1] * len(self.sources)
+        first = {p.chunk_id for p in self.first_round.passages}
+        return [1 if p.chunk_id in first else 2 for p in self.sources]
 
-def sources_json(passages: list[Passage]) -> list[dict[str, Any]]:
+
+def sources_json(
+    passages: list[Passage], quotes: dict[int, str] | None = None, rounds: list[int] | None = None
+) -> list[dict[str, Any]]:
     return [
         {
             "rank": rank,
@@ -110,14 +123,19 @@ def sources_json(passages: list[Passage]) -> list[dict[str, Any]]:
             "end": p.end,
             "chunk_id": p.chunk_id,
             "text": p.text,
+            "quote": (quotes or {}).get(rank),  # the sentence the answer cites from it, or null
+            "round": rounds[rank - 1] if rounds else 1,
         }
         for rank, p in enumerate(passages, start=1)
     ]
 
 
 def spoken_form(text: str) -> str:
-    """The answer as it should be read aloud: without [n] citation markers."""
-    return " ".join(_CITATION.sub("", text).split())
+    """The answer as it should be read aloud: without [n] citation markers or markup, with
+    code made sayable ("verify=False" -> "verify equals False")."""
+    from voicerag_cli.markup import plain_text, spoken
+
+    return spoken(plain_text(_CITATION.sub("", text), drop_headings=False).replace("\n\n", " "))
 
 
 def _normalized(vector: np.ndarray) -> np.ndarray:
@@ -233,7 +251,9 @@ class AskPipeline:
         if not question.strip():
             raise InputError("the question text is empty")
         watch = Stopwatch()
-        result = self._result(self.text_query(question.strip(), watch), watch, rag="text")
+        query = self.text_query(question.strip(), watch)
+        query.typed = True
+        result = self._result(query, watch, rag="text")
         result.input = "text"
         return result
 

@@ -1,0 +1,134 @@
+"""Answer text (issue 15, "Answers"): markup removed from passages and the spoken answer,
+sentence splitting with abbreviations and Chinese terminators, extractive answers that quote
+answering sentences (not headings or page furniture) and say when nothing was found."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from voicerag_cli.markup import plain_text, spoken
+from voicerag_cli.models.base import Passage, Query
+from voicerag_cli.models.extractive import NO_ANSWER, ExtractiveGenerator
+from voicerag_cli.pipeline.ask import spoken_form
+from voicerag_cli.sentences import split_sentences
+
+if TYPE_CHECKING:
+    from voicerag_cli.registry import Registry
+
+SPHINX = """\
+SSL Cert Verification
+---------------------
+
+Requests verifies SSL certificates for HTTPS requests, just like a web browser.
+By default, SSL verification is enabled, and Requests will throw a :exc:`~requests.exceptions.SSLError`
+if it's unable to verify the certificate::
+
+    >>> requests.get('https://requestb.in')
+    requests.exceptions.SSLError: hostname 'requestb.in' doesn't match
+
+Requests can also ignore verifying the SSL certificate if you set ``verify`` to False::
+
+    >>> requests.get('https://kennethreitz.org', verify=False)
+
+.. note:: See `the certifi docs <https://certifiio.readthedocs.io>`_ and :ref:`ca-certificates`.
+"""
+
+MARKDOWN = """\
+# Installing
+
+Run **pip install mytool** and then `mytool --help`; see [the guide](https://example.org/guide_(v2)).
+
+```python
+client = Client(timeout=10)
+```
+
+- Use *one* worker per core.
+"""
+
+
+def test_sphinx_source_becomes_prose_and_code_stays_readable() -> None:
+    text = plain_text(SPHINX)
+    assert "SSL Cert Verification" not in text and "-----" not in text  # heading and underline
+    assert "throw a SSLError if it's unable" in text  # role reduced to its name, line break joined
+    assert "certificate:" in text and "::" not in text
+    assert "requests.get('https://kennethreitz.org', verify=False)" in text  # code kept as written
+    assert ">>>" not in text and "``" not in text and ":exc:" not in text and ":ref:" not in text
+    assert "See the certifi docs and ca-certificates." in text
+    assert "\n" not in text.split("\n\n")[0]
+
+
+def test_markdown_and_html_become_prose() -> None:
+    text = plain_text(MARKDOWN)
+    assert "Installing" not in text and "#" not in text
+    assert "Run pip install mytool and then mytool --help; see the guide." in text
+    assert "client = Client(timeout=10)" in text and "```" not in text
+    assert "Use one worker per core." in text
+    html = plain_text("<h2>Setup</h2><p>Set <code>retries</code> to 3 &amp; wait.</p><p>Done now here.</p>")
+    assert html.split("\n\n")[-2:] == ["Set retries to 3 & wait.", "Done now here."]
+    assert plain_text("A\n===\n\nB", drop_headings=False).startswith("A")
+
+
+def test_snake_case_and_arithmetic_survive() -> None:
+    text = plain_text("Set max_retries to 2*x or a * b, and read __init__ and file_name_here.")
+    assert text == "Set max_retries to 2*x or a * b, and read __init__ and file_name_here."
+
+
+def test_spoken_answer_has_no_markup_and_says_code() -> None:
+    said = spoken_form("Set ``verify=False`` in :func:`requests.get` [1]. It **disables** checks [2].")
+    assert said == "Set verify equals False in get. It disables checks."
+    assert spoken("max_retries == 3 -> ok") == "max retries equals 3 returns ok"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Use a tool, e.g. a hammer, here. Then stop.", ["Use a tool, e.g. a hammer, here.", "Then stop."]),
+        ("That is, i.e. the first. Next.", ["That is, i.e. the first.", "Next."]),
+        ("Mr. Smith met Dr. Jones at 5 p.m. on Friday. They talked.",
+         ["Mr. Smith met Dr. Jones at 5 p.m. on Friday.", "They talked."]),
+        ("Apples, pears, etc. are fruit. Bread etc. Cars are not.",
+         ["Apples, pears, etc. are fruit.", "Bread etc.", "Cars are not."]),
+        ("It needs Python 3.11 or version 2.0.1 of it. Done.", ["It needs Python 3.11 or version 2.0.1 of it.", "Done."]),
+        ("J. R. R. Tolkien wrote it. He was English.", ["J. R. R. Tolkien wrote it.", "He was English."]),
+        ("See Fig. 3 and No. 5 there! Yes?", ["See Fig. 3 and No. 5 there!", "Yes?"]),
+        ("北京是首都。上海很大！你好吗？好的", ["北京是首都。", "上海很大！", "你好吗？", "好的"]),
+    ],
+)  # fmt: skip
+def test_sentence_splitting(text: str, expected: list[str]) -> None:
+    sentences = split_sentences(text)
+    assert [s.text for s in sentences] == expected
+    assert all(text[s.start : s.end] == s.text for s in sentences)
+
+
+def passage(text: str, score: float, chunk_id: int = 0) -> Passage:
+    return Passage(chunk_id=chunk_id, source=f"doc{chunk_id}.rst", text=text, score=score)
+
+
+def test_extractive_quotes_answering_sentences_not_headings(registry: Registry) -> None:
+    generator = ExtractiveGenerator(registry.text_embedder(), max_sentences=3, min_score=0.36)
+    question = "How do I turn off SSL certificate verification in requests?"
+    furniture = passage("Copyright 2024, the authors. Built with Sphinx using a theme. Edit on GitHub now.", 0.5, 1)
+    answer = generator.generate(Query(text=question), [passage(SPHINX, 0.62, 0), furniture])
+    assert answer.found and answer.cited[0] == 1
+    assert "verify" in answer.text and "SSL Cert Verification" not in answer.text
+    assert "``" not in answer.text and "::" not in answer.text and ":exc:" not in answer.text
+    assert "Copyright" not in answer.text and "Sphinx" not in answer.text
+    assert answer.quotes[1] in answer.text and answer.quotes[1] in plain_text(SPHINX)
+
+
+def test_extractive_says_it_found_nothing_below_the_threshold(registry: Registry) -> None:
+    generator = ExtractiveGenerator(registry.text_embedder(), max_sentences=3, min_score=0.36)
+    unrelated = [passage("Bees turn nectar into honey by fanning their wings for hours.", 0.12)]
+    answer = generator.generate(Query(text="What is the capital of Peru?", typed=True), unrelated)
+    assert (answer.text, answer.cited, answer.found) == (NO_ANSWER, [], False)
+    # the same passage above the threshold is answered from
+    assert generator.generate(
+        Query(text="How do bees make honey?", typed=True), [passage(unrelated[0].text, 0.6)]
+    ).found
+    # a transcript (not typed) is not thresholded: ASR errors lower its scores
+    assert generator.generate(Query(text="What is the capital of Peru?"), unrelated).found
+    # a follow-up is searched with a blended vector: no threshold (calibrated on single questions)
+    follow = Query(text="and how long?", typed=True, history=[("How do bees make honey?", "By fanning.")])
+    assert generator.generate(follow, unrelated).found
