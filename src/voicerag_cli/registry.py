@@ -119,8 +119,15 @@ BACKENDS: list[BackendSpec] = [
     BackendSpec(
         "text_embedder",
         "minilm",
+        "voicerag_cli.models.numpy_sentence_embedder:create",
+        "all-MiniLM-L6-v2 (384-d, English), bundled; numpy, no torch (other folders: sentence-transformers)",
+        minilm_weights,
+    ),
+    BackendSpec(
+        "text_embedder",
+        "sentence-transformers",
         "voicerag_cli.models.sentence_embedder:create",
-        "sentence-transformers all-MiniLM-L6-v2 (384-d, English), bundled",
+        "the same folder (text_embedder.model_path) through sentence-transformers and torch; same vectors",
         minilm_weights,
     ),
     BackendSpec(

@@ -1,20 +1,27 @@
 """`text_embedder` backend `minilm` (the default): all-MiniLM-L6-v2 through numpy.
 
 The same vectors as sentence-transformers (tested to 1e-4) with no torch import, so indexing
-and every query start in a fraction of a second. Other sentence-transformers models still run
-through `sentence_embedder.py` (backend `sentence-transformers`).
+and every query start in a fraction of a second, at about the same batch throughput. A
+`text_embedder.model_path` folder that is not a plain mean-pooled BERT (another architecture,
+a Dense layer, prompts, only PyTorch weights) runs through `sentence_embedder.py` instead, which
+backend `sentence-transformers` always uses.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from voicerag_cli.errors import ModelError
 from voicerag_cli.models.base import EmbeddingSpace
 from voicerag_cli.models.bert_numpy import NumpyBert, mean_pool_normalised
+
+if TYPE_CHECKING:
+    from voicerag_cli.config import Settings
+    from voicerag_cli.models.base import TextEmbedder
 
 DEFAULT_MAX_TOKENS = 256  # all-MiniLM-L6-v2's sentence_bert_config.json
 
@@ -57,6 +64,53 @@ class NumpySentenceEmbedder:
             x = self.bert.embed_inputs(self.bert.word_embeddings[batch])
             out[chunk] = mean_pool_normalised(self.bert.encode(x, mask), mask)
         return out
+
+
+def unsupported_reason(model_dir: Path) -> str | None:
+    """Why this folder's sentence-transformers pipeline is not what the numpy path computes
+    (token embeddings of a BERT -> mean pooling -> L2 normalisation), or None when it is."""
+    for name in ("tokenizer.json", "model.safetensors", "config.json"):
+        if not (model_dir / name).is_file():
+            return f"no {name}"
+    try:
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+        modules = _read_json(model_dir / "modules.json", [])
+        st_config = _read_json(model_dir / "config_sentence_transformers.json", {})
+        bert_config = _read_json(model_dir / "sentence_bert_config.json", {})
+    except (OSError, ValueError) as exc:
+        return f"unreadable configuration: {exc}"
+    if config.get("model_type") != "bert":
+        return f"model type {config.get('model_type')!r} is not bert"
+    if config.get("hidden_act", "gelu") != "gelu" or config.get("position_embedding_type", "absolute") != "absolute":
+        return "not GELU with absolute positions"
+    kinds = [str(module.get("type", "")).rsplit(".", 1)[-1] for module in modules]
+    if kinds and kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+        return f"modules {kinds} are not Transformer, Pooling[, Normalize]"
+    if kinds:
+        pooling = _read_json(model_dir / modules[1].get("path", "") / "config.json", {})
+        modes = sorted(key for key, value in pooling.items() if key.startswith("pooling_mode") and value)
+        if modes != ["pooling_mode_mean_tokens"]:
+            return f"pooling {modes} is not mean pooling"
+    if st_config.get("default_prompt_name") or st_config.get("prompts"):
+        return "the model uses prompts"
+    if bert_config.get("do_lower_case"):
+        return "do_lower_case is set"
+    return None
+
+
+def _read_json(path: Path, default: Any) -> Any:
+    if not path.is_file():
+        return default
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def create(settings: Settings, registry: Any) -> TextEmbedder:
+    from voicerag_cli.models.sentence_embedder import SentenceEmbedder, model_folder
+
+    model_dir, space_id = model_folder(settings)
+    if unsupported_reason(model_dir) is not None:
+        return SentenceEmbedder(model_dir, space_id)  # same space, through torch
+    return NumpySentenceEmbedder(model_dir, space_id)
 
 
 def _max_seq_length(model_dir: Path) -> int:
