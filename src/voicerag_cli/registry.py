@@ -217,6 +217,7 @@ class Registry:
         self.settings = settings
         self._instances: dict[str, Any] = {}
         self.load_seconds: dict[str, float] = {}
+        self.on_load: Callable[[str, str], None] | None = None  # told (role, backend) before a load
 
     def backend_name(self, role: str) -> str:
         return getattr(self.settings.models, role)
@@ -230,6 +231,8 @@ class Registry:
     def get(self, role: str) -> Any:
         if role not in self._instances:
             spec = self.spec(role)
+            if self.on_load is not None:
+                self.on_load(role, spec.name)
             module_name, _, func_name = spec.factory.partition(":")
             started = time.perf_counter()
             factory = getattr(importlib.import_module(module_name), func_name)
