@@ -85,7 +85,6 @@ def ask(
     """Answer spoken (or typed) questions with passages from your documents (text, sources, timings; speech with --out/--play)."""
     if bool(audio) == bool(text):
         raise typer.BadParameter("give either AUDIO (files or '-') or --text, not both")
-    _single_threaded_blas()
     settings = STATE.settings(
         {
             "ask.rag": rag,
@@ -105,18 +104,6 @@ def ask(
     finally:
         status.stop()
     STATE.exit_when_done = True  # everything is written: skip the interpreter's slow teardown
-
-
-def _single_threaded_blas() -> None:
-    """One BLAS thread for this process, unless the user chose otherwise. A question's matrices
-    are small (one sentence, a few dozen candidate sentences): waking a second BLAS thread for
-    each product cost more than it saved, 12 -> 520 ms to embed a question on a 2-core machine
-    with other work on it. Takes effect because numpy is not imported yet (tests/test_startup.py);
-    `index` keeps the default, where large batches gain 1.4x from two threads."""
-    import os
-
-    for variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(variable, "1")
 
 
 def _answer_all(

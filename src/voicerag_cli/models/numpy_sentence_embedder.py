@@ -10,6 +10,7 @@ backend `sentence-transformers` always uses.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,7 @@ class NumpySentenceEmbedder:
         self.tokenizer.no_padding()
         self.bert = NumpyBert(model_dir)
         self.space = EmbeddingSpace(space_id, self.bert.hidden)
+        self.workers = _cpu_count()
 
     def token_ids(self, texts: list[str]) -> list[list[int]]:
         return [encoding.ids for encoding in self.tokenizer.encode_batch(texts)]
@@ -51,19 +53,38 @@ class NumpySentenceEmbedder:
             return np.zeros((0, self.space.dim), dtype=np.float32)
         ids = self.token_ids(texts)
         out = np.zeros((len(texts), self.space.dim), dtype=np.float32)
-        # Batches of similar length: padding is wasted work in every layer.
+        # Batches of similar length (padding is wasted work in every layer), at least one per
+        # worker: a few dozen sentences still use every core.
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            width = max(len(ids[i]) for i in chunk)
-            batch = np.zeros((len(chunk), width), dtype=np.int64)
-            mask = np.zeros((len(chunk), width), dtype=np.float32)
-            for row, i in enumerate(chunk):
-                batch[row, : len(ids[i])] = ids[i]
-                mask[row, : len(ids[i])] = 1.0
-            x = self.bert.embed_inputs(self.bert.word_embeddings[batch])
-            out[chunk] = mean_pool_normalised(self.bert.encode(x, mask), mask)
+        size = max(1, min(batch_size, -(-len(order) // self.workers)))
+        batches = [order[start : start + size] for start in range(0, len(order), size)]
+
+        def run(batch: list[int]) -> None:
+            out[batch] = self._encode([ids[i] for i in batch])
+
+        if len(batches) == 1 or self.workers == 1:
+            for batch in batches:
+                run(batch)
+        else:
+            # Batches in parallel threads (numpy releases the GIL in its kernels), each product
+            # on one BLAS thread (the CLI sets that): a thread descheduled by other work on a
+            # small machine delays only its own batch, where a multi-threaded product waits for
+            # its slowest worker at every one of thousands of small products.
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(self.workers) as pool:
+                list(pool.map(run, batches))
         return out
+
+    def _encode(self, rows: list[list[int]]) -> np.ndarray:
+        width = max(len(row) for row in rows)
+        batch = np.zeros((len(rows), width), dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.float32)
+        for n, row in enumerate(rows):
+            batch[n, : len(row)] = row
+            mask[n, : len(row)] = 1.0
+        x = self.bert.embed_inputs(self.bert.word_embeddings[batch])
+        return mean_pool_normalised(self.bert.encode(x, mask), mask)
 
 
 def unsupported_reason(model_dir: Path) -> str | None:
@@ -111,6 +132,13 @@ def create(settings: Settings, registry: Any) -> TextEmbedder:
     if unsupported_reason(model_dir) is not None:
         return SentenceEmbedder(model_dir, space_id)  # same space, through torch
     return NumpySentenceEmbedder(model_dir, space_id)
+
+
+def _cpu_count() -> int:
+    try:
+        return max(1, min(len(os.sched_getaffinity(0)), 8))
+    except AttributeError:  # not on Linux
+        return max(1, min(os.cpu_count() or 1, 8))
 
 
 def _max_seq_length(model_dir: Path) -> int:
