@@ -1,6 +1,6 @@
 """Issue 8's benchmarks in one command: build throughput vs a bare baseline, top-5 query
 latency/recall/memory/disk by index size, the `ask` stage breakdown cold and warm, and
-`voicerag --help` start-up. Each part runs in its own process (so memory and cold starts are
+cold start (`--help`, `ask q.wav`, `ask --text`). Each part runs in its own process (so memory and cold starts are
 its own); results go to benchmarks/results/<part>.json and a summary is printed.
 
     python benchmarks/scale.py                        # all parts, query sizes 10k and 100k
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,26 +33,8 @@ def run(script: str, out: Path, *args: str) -> dict[str, Any]:
 
 
 def startup(out: Path) -> dict[str, Any]:
-    """benchmarks/startup.py (its printed medians), plus which heavy modules `--help` imports."""
-    print("== startup.py -n 10", flush=True)
-    done = subprocess.run(
-        [sys.executable, str(HERE / "startup.py"), "-n", "10"], check=True, capture_output=True, text=True
-    )
-    print(done.stdout, end="")
-    medians = dict(re.findall(r"^(python -c pass|voicerag --help)\s+median\s+([0-9.]+) ms", done.stdout, re.M))
-    heavy = {"torch", "transformers", "sentence_transformers", "pymilvus", "milvus_lite", "hnswlib"}
-    trace = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "voicerag_cli", "--help"], check=True, capture_output=True, text=True
-    ).stderr
-    imported = sorted({line.rsplit("|", 1)[-1].strip() for line in trace.splitlines() if "|" in line} & heavy)
-    result = {
-        "python_bare_ms": float(medians["python -c pass"]),
-        "voicerag_help_ms": float(medians["voicerag --help"]),
-        "ratio": round(float(medians["voicerag --help"]) / float(medians["python -c pass"]), 2),
-        "heavy_modules_imported": imported,
-    }
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return result
+    """benchmarks/startup.py: cold --help, ask q.wav and ask --text against python -c pass."""
+    return run("startup.py", out, "-n", "7")
 
 
 def query_rows(sizes: list[int], ran: set[int]) -> list[str]:
@@ -110,6 +91,7 @@ def main() -> None:
             f"startup: voicerag --help median {s['voicerag_help_ms']} ms (python -c pass {s['python_bare_ms']} ms, "
             f"ratio {s['ratio']}); heavy modules imported by --help: {s['heavy_modules_imported'] or 'none'}"
         )
+        summary.append(f"startup: cold ask q.wav {s['ask_wav_ms']} ms, ask --text {s['ask_text_ms']} ms (medians)")
     print("\n".join(["", "== summary", *summary]))
 
 

@@ -119,8 +119,15 @@ BACKENDS: list[BackendSpec] = [
     BackendSpec(
         "text_embedder",
         "minilm",
+        "voicerag_cli.models.numpy_sentence_embedder:create",
+        "all-MiniLM-L6-v2 (384-d, English), bundled; numpy, no torch (other folders: sentence-transformers)",
+        minilm_weights,
+    ),
+    BackendSpec(
+        "text_embedder",
+        "sentence-transformers",
         "voicerag_cli.models.sentence_embedder:create",
-        "sentence-transformers all-MiniLM-L6-v2 (384-d, English), bundled",
+        "the same folder (text_embedder.model_path) through sentence-transformers and torch; same vectors",
         minilm_weights,
     ),
     BackendSpec(
@@ -210,6 +217,7 @@ class Registry:
         self.settings = settings
         self._instances: dict[str, Any] = {}
         self.load_seconds: dict[str, float] = {}
+        self.on_load: Callable[[str, str], None] | None = None  # told (role, backend) before a load
 
     def backend_name(self, role: str) -> str:
         return getattr(self.settings.models, role)
@@ -223,6 +231,8 @@ class Registry:
     def get(self, role: str) -> Any:
         if role not in self._instances:
             spec = self.spec(role)
+            if self.on_load is not None:
+                self.on_load(role, spec.name)
             module_name, _, func_name = spec.factory.partition(":")
             started = time.perf_counter()
             factory = getattr(importlib.import_module(module_name), func_name)

@@ -1,9 +1,11 @@
-"""`voicerag ask`: answer one spoken (or typed) question from an index."""
+"""`voicerag ask`: answer spoken (or typed) questions from an index, one after another in one process."""
 
 from __future__ import annotations
 
 import json
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,20 +14,34 @@ import typer
 from voicerag_cli.cli.console import err, out, print_json, safe
 from voicerag_cli.cli.context import STATE
 from voicerag_cli.cli.options import Profile
+from voicerag_cli.cli.status import StatusLine
 from voicerag_cli.errors import BackendError, InputError
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from voicerag_cli.pipeline.ask import AskResult
+    from voicerag_cli.audio.io import Audio
+    from voicerag_cli.cli.answer_stream import AnswerStream
+    from voicerag_cli.config import Settings
+    from voicerag_cli.pipeline.ask import AskPipeline, AskResult
 
 
 def ask(
     audio: Annotated[
-        str | None,
-        typer.Argument(help="Question audio file (wav/flac/ogg/mp3), or '-' for audio on stdin.", show_default=False),
+        list[str] | None,
+        typer.Argument(
+            help="Question audio files (wav/flac/ogg/mp3), or '-' for audio on stdin; several are answered in turn.",
+            show_default=False,
+        ),
     ] = None,
-    text: Annotated[str | None, typer.Option("--text", "-t", help="Ask a typed question instead of audio.")] = None,
+    text: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--text",
+            "-t",
+            help="Ask a typed question instead of audio; repeat it for several, '-' reads one question per line from stdin.",
+        ),
+    ] = None,
     rag: Annotated[
         str | None,
         typer.Option("--rag", help="Retrieval mode: asr (transcribe first) or e2e (embed speech)."),
@@ -49,9 +65,14 @@ def ask(
         ),
     ] = None,
     out_dir: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write answer.txt, answer.wav and result.json here.")
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Write answer.txt, answer.wav and result.json here (in 001/, 002/, ... for several)."
+        ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (schema in README).")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per question, one per line (schema in README).")
+    ] = False,
     play: Annotated[bool, typer.Option("--play", help="Speak the answer on the default audio device.")] = False,
     rounds: Annotated[
         int | None,
@@ -63,9 +84,9 @@ def ask(
     ] = None,
     profile: Profile = None,
 ) -> None:
-    """Answer a spoken question with passages from your documents (text, sources, timings; speech with --out/--play)."""
-    if (audio is None) == (text is None):
-        raise typer.BadParameter("give exactly one of AUDIO (a file or '-') and --text")
+    """Answer spoken (or typed) questions with passages from your documents (text, sources, timings; speech with --out/--play)."""
+    if bool(audio) == bool(text):
+        raise typer.BadParameter("give either AUDIO (files or '-') or --text, not both")
     settings = STATE.settings(
         {
             "ask.rag": rag,
@@ -78,47 +99,119 @@ def ask(
         },
         profile=profile,
     )
+    status = StatusLine()
+    status.show("starting")
+    try:
+        _answer_all(settings, audio or [], text or [], out_dir, as_json, play, status)
+    finally:
+        status.stop()
+    STATE.exit_when_done = True  # everything is written: skip the interpreter's slow teardown
 
+
+def _answer_all(
+    settings: Settings,
+    audio: list[str],
+    texts: list[str],
+    out_dir: Path | None,
+    as_json: bool,
+    play: bool,
+    status: StatusLine,
+) -> None:
     from voicerag_cli.pipeline.ask import AskPipeline
 
-    # Read and check the input before loading any model: bad input fails fast and cheap.
+    # Read and check every input before loading any model: bad input fails fast and cheap.
+    questions = _read_questions(audio, settings.ask.max_audio_s) if audio else _typed_questions(texts)
     if out_dir is not None:
         _make_out_dir(out_dir)
     if play:
         from voicerag_cli.audio.playback import check_output_device
 
         check_output_device()
-    clip = None
-    if audio is not None:
-        from voicerag_cli.audio.io import read_audio
-
-        started = time.perf_counter()
-        clip = read_audio(audio, max_seconds=settings.ask.max_audio_s)
-        read_ms = (time.perf_counter() - started) * 1000
     registry = STATE.registry()
+    registry.on_load = status.loading
     reader = STATE.index_root().open(settings.index.name)
-    stream = None
     try:
         from voicerag_cli.cli.answer_stream import attach
 
         stream = attach(registry, show_text=not as_json, play=play)  # None unless the generator streams
         pipeline = AskPipeline(registry, reader, settings.ask.k, settings.index.hnsw_ef_search, settings.ask.rounds)
-        if clip is not None:
-            result = pipeline.ask_audio(clip, settings.ask.rag)
-            result.timings_ms = {"read_audio": read_ms, **result.timings_ms}
+        pipeline.on_stage = status.stage
+        for number, question in enumerate(questions, start=1):
+            if len(questions) > 1:
+                status.prefix = f"[{number}/{len(questions)}] "
+            folder = None if out_dir is None else out_dir if len(questions) == 1 else out_dir / f"{number:03d}"
+            _answer_one(pipeline, question, folder, as_json, play, stream, status)
+    finally:
+        reader.close()
+
+
+def _read_questions(sources: list[str], max_seconds: float) -> list[Question]:
+    from voicerag_cli.audio.io import read_audio
+
+    if sources.count("-") > 1:
+        raise InputError("'-' (audio on stdin) can be given only once")
+    questions = []
+    for source in sources:
+        started = time.perf_counter()
+        clip = read_audio(source, max_seconds=max_seconds)
+        questions.append(Question(clip, None, (time.perf_counter() - started) * 1000))
+    return questions
+
+
+def _typed_questions(texts: list[str]) -> list[Question]:
+    """`--text Q` (repeatable); `--text -` reads one question per line from stdin, skipping blank lines."""
+    questions = []
+    for text in texts:
+        if text == "-":
+            lines = [line.strip() for line in sys.stdin.read().splitlines()]
+            asked = [line for line in lines if line]
+            if not asked:
+                raise InputError("--text -: no question on stdin (one question per line)")
+            questions += [Question(None, line, 0.0) for line in asked]
+        elif not text.strip():
+            raise InputError("the question text is empty")
         else:
-            assert text is not None
-            result = pipeline.ask_text(text)
+            questions.append(Question(None, text, 0.0))
+    return questions
+
+
+@dataclass
+class Question:
+    clip: Audio | None
+    text: str | None
+    read_ms: float
+
+
+def _answer_one(
+    pipeline: AskPipeline,
+    question: Question,
+    out_dir: Path | None,
+    as_json: bool,
+    play: bool,
+    stream: AnswerStream | None,
+    status: StatusLine,
+) -> None:
+    settings = STATE.settings()
+    registry = pipeline.registry
+    loaded_before = set(registry.load_seconds)
+    try:
+        if question.clip is not None:
+            result = pipeline.ask_audio(question.clip, settings.ask.rag)
+            result.timings_ms = {"read_audio": question.read_ms, **result.timings_ms}
+        else:
+            assert question.text is not None
+            result = pipeline.ask_text(question.text)
         if out_dir is not None or play:
             target = (out_dir or _temp_dir()) / "answer.wav"
             pipeline.speak(result, target)
         result.timings_ms["total"] = sum(result.timings_ms.values())
-        result.extra["model_load_s"] = {role: round(s, 3) for role, s in registry.load_seconds.items()}
+        result.extra["model_load_s"] = {
+            role: round(s, 3) for role, s in registry.load_seconds.items() if role not in loaded_before
+        }
     finally:
         if stream is not None:
             stream.close()  # waits for streamed playback to end
-        reader.close()
-
+    status.stop()
     if out_dir is not None:
         _write_outputs(out_dir, result)
     if as_json:

@@ -21,6 +21,9 @@ class AppState:
     data_dir: Path | None = None
     debug: bool = False
     profile: str | None = None  # global --profile; a command's own --profile wins
+    # Set by a command whose output is complete and flushed and which holds nothing to clean up:
+    # main() then ends the process at once instead of tearing down every loaded model (~0.15 s).
+    exit_when_done: bool = False
     _settings: Settings | None = field(default=None, repr=False)
     _registry: Registry | None = field(default=None, repr=False)
 

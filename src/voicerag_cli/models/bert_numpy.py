@@ -34,6 +34,43 @@ def gelu(x: np.ndarray) -> np.ndarray:
     return (0.5 * x * (1.0 + _erf(x * np.float32(0.7071067811865476)))).astype(np.float32, copy=False)
 
 
+_GELU_ROWS = 32  # rows per block: a block's temporaries stay in the CPU cache
+_ERF_A32 = tuple(np.float32(a) for a in _ERF_A)
+
+
+def gelu_inplace(x: np.ndarray) -> np.ndarray:
+    """`gelu` on a 2-D float32 array, overwriting it: the same formula, evaluated in blocks of
+    rows with preallocated scratch. A dozen passes over a whole [tokens, 1536] activation are
+    memory-bound; over a cache-sized block they are 4-5x faster."""
+    rows, width = x.shape
+    size = min(rows, _GELU_ROWS)
+    a_buf, t_buf, p_buf = (np.empty((size, width), np.float32) for _ in range(3))
+    a0, a1, a2, a3, a4 = _ERF_A32
+    for start in range(0, rows, size):
+        xb = x[start : start + size]
+        n = len(xb)
+        a, t, p = a_buf[:n], t_buf[:n], p_buf[:n]
+        np.abs(xb, out=a)  # |x|; erf's argument is |x| / sqrt(2)
+        np.multiply(a, np.float32(_ERF_P * 0.7071067811865476), out=t)
+        t += 1
+        np.reciprocal(t, out=t)
+        np.multiply(t, a4, out=p)
+        for coefficient in (a3, a2, a1, a0):
+            p += coefficient
+            p *= t
+        np.multiply(a, a, out=t)
+        t *= np.float32(-0.5)
+        np.exp(t, out=t)
+        p *= t  # erf(|x| / sqrt 2) = 1 - p
+        # 0.5 x (1 + sign(x) (1 - p)) = 0.5 (x + |x| (1 - p))
+        np.subtract(1, p, out=p)
+        p *= a
+        p += xb
+        p *= np.float32(0.5)
+        xb[...] = p
+    return x
+
+
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
     mean = x.mean(-1, keepdims=True)
     centred = x - mean
@@ -117,27 +154,36 @@ class NumpyBert:
         """Embedding-layer output [B, T, H] and mask [B, T] (1 = token) -> last hidden states."""
         b, t, h = x.shape
         hd = h // self.heads
-        bias = np.where(mask[:, None, None, :] > 0, np.float32(0.0), np.float32(-1e9)).astype(np.float32)
+        bias = np.where(mask[:, None, :] > 0, np.float32(0.0), np.float32(-1e9)).astype(np.float32)  # [B, 1, T]
         scale = np.float32(hd**-0.5)
+        # Dense layers run on [B*T, H]: one large matrix product each instead of B small ones.
+        x = np.ascontiguousarray(x, dtype=np.float32).reshape(b * t, h)
+        context = np.empty((b, t, self.heads, hd), np.float32)
         for i in range(self.layers):
             p = f"encoder.layer.{i}."
             qkv = (x @ self.w[p + "qkv.T"] + self.w[p + "qkv.bias"]).reshape(b, t, 3, self.heads, hd)
-            q, k, v = (qkv[:, :, j].transpose(0, 2, 1, 3) for j in range(3))  # [B, heads, T, hd]
-            scores = (q @ k.transpose(0, 1, 3, 2)) * scale + bias
-            scores = np.exp(scores - scores.max(-1, keepdims=True))
-            scores /= scores.sum(-1, keepdims=True)
-            context = (scores @ v).transpose(0, 2, 1, 3).reshape(b, t, h)
-            attn = self._dense(context, p + "attention.output.dense.weight")
+            # Attention one sequence at a time: its [heads, T, T] scores stay small and cached.
+            for j in range(b):
+                q = qkv[j, :, 0].transpose(1, 0, 2) * scale  # [heads, T, hd]
+                scores = q @ qkv[j, :, 1].transpose(1, 2, 0)  # [heads, T, T]
+                scores += bias[j]
+                scores -= scores.max(-1, keepdims=True)
+                np.exp(scores, out=scores)
+                scores /= scores.sum(-1, keepdims=True)
+                context[j] = (scores @ qkv[j, :, 2].transpose(1, 0, 2)).transpose(1, 0, 2)
+            attn = self._dense(context.reshape(b * t, h), p + "attention.output.dense.weight")
+            attn += x
             x = layer_norm(
-                attn + x,
+                attn,
                 self.w[p + "attention.output.LayerNorm.weight"],
                 self.w[p + "attention.output.LayerNorm.bias"],
                 self.eps,
             )
-            ff = gelu(self._dense(x, p + "intermediate.dense.weight"))
+            ff = gelu_inplace(self._dense(x, p + "intermediate.dense.weight"))
             ff = self._dense(ff, p + "output.dense.weight")
-            x = layer_norm(ff + x, self.w[p + "output.LayerNorm.weight"], self.w[p + "output.LayerNorm.bias"], self.eps)
-        return x
+            ff += x
+            x = layer_norm(ff, self.w[p + "output.LayerNorm.weight"], self.w[p + "output.LayerNorm.bias"], self.eps)
+        return x.reshape(b, t, h)
 
 
 def mean_pool_normalised(states: np.ndarray, mask: np.ndarray) -> np.ndarray:

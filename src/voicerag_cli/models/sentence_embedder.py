@@ -1,4 +1,7 @@
-"""Text embedder backed by sentence-transformers; default: the bundled all-MiniLM-L6-v2."""
+"""`text_embedder` backend `sentence-transformers`: any sentence-transformers folder through
+torch (default: the bundled all-MiniLM-L6-v2). The default backend `minilm` computes the same
+vectors without torch (numpy_sentence_embedder.py) and falls back to this class for folders
+it cannot run."""
 
 from __future__ import annotations
 
@@ -43,7 +46,11 @@ class SentenceEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-def create(settings: Settings, registry: Any) -> SentenceEmbedder:
+def model_folder(settings: Settings) -> tuple[Path, str]:
+    """The configured sentence-transformers folder and the embedding space its vectors are in.
+
+    Both text-embedder backends resolve it here, so one folder always means one space: an index
+    built by one backend is searched by the other."""
     from voicerag_cli.registry import minilm_weights
 
     weights = minilm_weights(settings)
@@ -55,4 +62,8 @@ def create(settings: Settings, registry: Any) -> SentenceEmbedder:
         space_id = f"sentence-transformers/{Path(weights.location).name}"
     else:
         space_id = MINILM_SPACE_ID
-    return SentenceEmbedder(Path(weights.location), space_id)
+    return Path(weights.location), space_id
+
+
+def create(settings: Settings, registry: Any) -> SentenceEmbedder:
+    return SentenceEmbedder(*model_folder(settings))

@@ -19,6 +19,8 @@ from voicerag_cli.models.base import Answer, EmbeddingSpace, Passage, Query
 from voicerag_cli.pipeline.timing import Stopwatch
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from voicerag_cli.audio.io import Audio
     from voicerag_cli.registry import Registry
 
@@ -162,6 +164,10 @@ class AskPipeline:
         self.history: list[tuple[str, str]] = []  # set by a conversation before each turn
         self.ef_search = ef_search
         self.rounds = rounds
+        self.on_stage: Callable[[str], None] | None = None  # told each stage as it starts (a status line)
+
+    def stopwatch(self) -> Stopwatch:
+        return Stopwatch(self.on_stage)
 
     def models_used(self, rag: str) -> dict[str, str]:
         extra = {"asr": ["asr"], "e2e": ["speech_embedder"]}.get(rag, [])
@@ -169,8 +175,9 @@ class AskPipeline:
 
     # --- stages -----------------------------------------------------------------------
     def transcribe(self, audio: Audio, watch: Stopwatch) -> str:
+        recognizer = self.registry.asr()  # loaded outside the stage: timings exclude model loading
         with watch.stage("asr"):
-            transcript = self.registry.asr().transcribe(audio.samples, audio.sample_rate).text
+            transcript = recognizer.transcribe(audio.samples, audio.sample_rate).text
         if not transcript:
             raise InputError(f"no speech recognized in {audio.source}")
         return transcript
@@ -200,8 +207,9 @@ class AskPipeline:
             return self.searcher.search(query.vector, self.depth, self.ef_search)
 
     def generate(self, query: Query, passages: list[Passage], watch: Stopwatch, stage: str = "generate") -> Answer:
+        generator = self.registry.generator()
         with watch.stage(stage):
-            return self.registry.generator().generate(query, passages)
+            return generator.generate(query, passages)
 
     def second_query(self, query: Query, first_answer: Answer, watch: Stopwatch) -> Query:
         """Round two searches with the question plus the first answer (the seed's strategy).
@@ -230,7 +238,7 @@ class AskPipeline:
 
     # --- whole questions ----------------------------------------------------------------
     def ask_audio(self, audio: Audio, rag: str) -> AskResult:
-        watch = Stopwatch()
+        watch = self.stopwatch()
         if rag == "asr":
             transcript: str | None = self.transcribe(audio, watch)
             assert transcript is not None
@@ -250,7 +258,7 @@ class AskPipeline:
     def ask_text(self, question: str) -> AskResult:
         if not question.strip():
             raise InputError("the question text is empty")
-        watch = Stopwatch()
+        watch = self.stopwatch()
         query = self.text_query(question.strip(), watch)
         query.typed = True
         result = self._result(query, watch, rag="text")
@@ -281,9 +289,10 @@ class AskPipeline:
             result.answer_audio = str(out_path)
             result.models["tts"] = self.registry.backend_name("generator")
             return out_path
-        watch = Stopwatch()
+        watch = self.stopwatch()
+        synthesizer = self.registry.tts()
         with watch.stage("tts"):
-            path = self.registry.tts().synthesize(spoken_form(result.answer.text), out_path)
+            path = synthesizer.synthesize(spoken_form(result.answer.text), out_path)
         result.timings_ms.update(watch.ms)
         result.answer_audio = str(path)
         result.models["tts"] = self.registry.backend_name("tts")
