@@ -86,7 +86,11 @@ def ask(
 ) -> None:
     """Answer spoken (or typed) questions with passages from your documents (text, sources, timings; speech with --out/--play)."""
     if bool(audio) == bool(text):
-        raise typer.BadParameter("give either AUDIO (files or '-') or --text, not both")
+        raise typer.BadParameter(
+            "give exactly one of AUDIO (files or '-') or --text, not both"
+            if audio
+            else "give exactly one of AUDIO (files or '-') or --text"
+        )
     settings = STATE.settings(
         {
             "ask.rag": rag,
