@@ -5,7 +5,7 @@ script wrote. It needs Meta's sonar-space on fairseq2, whose native part (fairse
 torch==2.9.1, so it runs in a scratch environment of its own, never in the project's:
 
     python3 -m venv /tmp/venv-sonar
-    /tmp/venv-sonar/bin/pip install torch==2.9.1        # the CPU wheel index works too
+    /tmp/venv-sonar/bin/pip install torch==2.9.1        # PyPI's wheel: the venv ends up 7.3 GB
     echo torch==2.9.1 > /tmp/c.txt
     /tmp/venv-sonar/bin/pip install -c /tmp/c.txt fairseq2==0.8.1 fairseq2n==0.8.1 sonar-space==0.5.0 \\
         torchaudio==2.9.1 soundfile soxr pyyaml sentencepiece

@@ -198,6 +198,11 @@ def test_speech_embeddings_equal_sonars_pipeline(
         np.testing.assert_allclose(on_their_features, official, rtol=0, atol=5e-6)  # measured 2.5e-6 of 4.7
         np.testing.assert_allclose(embedder.embed_speech(samples, 16_000), official, rtol=0, atol=1e-4)  # 5.8e-5
 
+    # SONAR's batched path (zero padding to the longest clip, to an even frame count) gives the
+    # single-clip vectors: embedding one question at a time, as we do, loses nothing.
+    singles = np.stack([outputs[f"speech_{lang}_{name}"] for name in clips])
+    np.testing.assert_allclose(outputs[f"speech_{lang}_batch"], singles, rtol=0, atol=5e-6)
+
     cosine = create_speech_embedder(_settings(tmp_path, reference, "cosine", SPEECH_LANG[lang], card), None)
     official = outputs[f"speech_{lang}_eng_q1"]
     np.testing.assert_allclose(
