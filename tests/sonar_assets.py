@@ -156,7 +156,7 @@ def text_card(checkpoint: str, tokenizer: str, vocab_size: int, langs: list[str]
         "name": "text_sonar_basic_encoder",
         "model_family": "transformer_encoder",
         "model_arch": "basic",
-        "model_config": {"_set_": {**TEXT_DIMS, "vocab_info": {"_set_": {"size": vocab_size}}}},
+        "model_config": {"_set_": TEXT_DIMS, "vocab_info": {"_set_": {"size": vocab_size}}},
         "checkpoint": checkpoint,
         "tokenizer": tokenizer,
         "tokenizer_family": "nllb",
@@ -171,7 +171,7 @@ def speech_cards(checkpoints: dict[str, str]) -> list[dict[str, Any]]:
             "name": "sonar_speech_encoder_base",
             "model_family": "sonar_speech",
             "model_arch": "non_english",
-            "model_config": {"_set_": {**SPEECH_DIMS, "w2v2_encoder_config": {"_set_": SPEECH_ENCODER_DIMS}}},
+            "model_config": {"_set_": SPEECH_DIMS, "w2v2_encoder_config": {"_set_": SPEECH_ENCODER_DIMS}},
         }
     ]
     for lang, checkpoint in checkpoints.items():

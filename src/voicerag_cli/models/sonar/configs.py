@@ -1,9 +1,13 @@
 """Architecture hyper-parameters of the SONAR encoders, named as in the fairseq2/SONAR configs.
 
-An asset card picks an architecture (`model_arch`) and may override fields with `model_config`
-(fairseq2's card syntax: `model_config: {_set_: {model_dim: 32, ...}}`); that is also how the
-tests describe their tiny random-weight models. Fields that only matter for training (dropout,
-LayerDrop) are accepted and ignored; values this inference code does not implement are refused.
+An asset card picks an architecture (`model_arch`) and may override fields with `model_config`,
+merged as fairseq2 0.8's config merger does: a plain key merges into the architecture's value
+(recursively for a nested config: `model_config: {vocab_info: {size: 127}}` changes one field);
+a key under `_set_` replaces the value whole (`model_config: {_set_: {model_dim: 32}}`). fairseq2
+would rebuild a nested config set under `_set_` from its type's defaults (not the
+architecture's), so that form is refused here with the merging spelling named. Fields that only
+matter for training (dropout, LayerDrop) are accepted and ignored; values this inference code
+does not implement are refused.
 """
 
 from __future__ import annotations
@@ -111,30 +115,34 @@ SPEECH_ARCHS = {
 _RENAMED = {"_from_fairseq": "from_fairseq"}
 
 
-def _unwrap(value: Any) -> Any:
-    """fairseq2 cards wrap overrides as {_set_: {...}}; plain mappings are accepted too."""
-    if isinstance(value, dict) and set(value) == {"_set_"}:
-        return value["_set_"]
-    return value
-
-
 def apply_overrides(config: Any, overrides: Any, where: str) -> Any:
-    """A copy of dataclass `config` with `overrides` applied, recursing into nested configs."""
-    overrides = _unwrap(overrides)
+    """A copy of dataclass `config` with a card's `overrides` merged in (fairseq2's rules)."""
     if overrides is None:
         return config
     if not isinstance(overrides, dict):
         raise ModelError(f"{where}: model_config must be a mapping, got {overrides!r}")
+    if "_del_" in overrides:
+        raise ModelError(f"{where}: _del_ is not supported in model_config")
+    set_keys = overrides.get("_set_") or {}
+    if not isinstance(set_keys, dict):
+        raise ModelError(f"{where}: _set_ must be a mapping, got {set_keys!r}")
     fields = {f.name: f for f in dataclasses.fields(config)}
     changes: dict[str, Any] = {}
-    for key, value in overrides.items():
+    # fairseq2 merges the plain keys first, then applies _set_ (which wins on a shared key).
+    plain = [(key, value, False) for key, value in overrides.items() if key != "_set_"]
+    for key, value, replace in [*plain, *((key, value, True) for key, value in set_keys.items())]:
         name = _RENAMED.get(key, key)
         if name in _TRAINING_ONLY:
             continue
         if name not in fields:
             raise ModelError(f"{where}: unknown model_config key {key!r}; known: {', '.join(fields)}")
-        current = getattr(config, name)
+        current = changes.get(name, getattr(config, name))
         if dataclasses.is_dataclass(current):
+            if replace:
+                raise ModelError(
+                    f"{where}: {key!r} under _set_ would replace the whole nested config (fairseq2 fills the "
+                    f"rest with its type's defaults); merge instead: model_config: {{{key}: {{field: value}}}}"
+                )
             changes[name] = apply_overrides(current, value, f"{where}.{key}")
         elif isinstance(current, bool) != isinstance(value, bool) or not isinstance(value, type(current)):
             raise ModelError(f"{where}: model_config key {key!r} must be {type(current).__name__}, got {value!r}")
