@@ -13,6 +13,7 @@ from voicerag_cli.cli.console import err, out, print_json
 from voicerag_cli.cli.context import STATE
 from voicerag_cli.cli.options import Profile
 from voicerag_cli.errors import BackendError, InputError
+from voicerag_cli.languages import LANG_HELP, check_language, resolve
 
 if TYPE_CHECKING:
     from voicerag_cli.pipeline.ask import AskResult
@@ -36,7 +37,7 @@ def ask(
         str | None,
         typer.Option(
             "--lang",
-            help="Question language for the SONAR encoders (sonar.lang): eng, cmn, ... picks the speech encoder.",
+            help=LANG_HELP,
         ),
     ] = None,
     store: Annotated[
@@ -64,13 +65,14 @@ def ask(
     """Answer a spoken question with passages from your documents (text, sources, timings; speech with --out/--play)."""
     if (audio is None) == (text is None):
         raise typer.BadParameter("give exactly one of AUDIO (a file or '-') and --text")
+    profile, sonar_lang = resolve(lang, profile)
     settings = STATE.settings(
         {
             "ask.rag": rag,
             "ask.k": k,
             "ask.rounds": rounds,
             "index.name": index_name,
-            "sonar.lang": lang,
+            "sonar.lang": sonar_lang,
             "index.store": store,
             "models.generator": generator,
         },
@@ -91,6 +93,7 @@ def ask(
         read_ms = (time.perf_counter() - started) * 1000
     registry = STATE.registry()
     reader = STATE.index_root().open(settings.index.name)
+    check_language(reader.name, reader.manifest.extra, settings)
     stream = None
     try:
         from voicerag_cli.cli.answer_stream import attach
