@@ -45,7 +45,13 @@ def _numerals(text: str) -> str:
 
 
 def recognizer(backend: str, language: str, prompt: str):  # type: ignore[no-untyped-def]
-    overrides = {"models.asr": backend, "asr.language": language, "asr.initial_prompt": prompt}
+    # With the prompt: the zh profile exactly (prompt + OpenCC t2s); without: Whisper's raw output.
+    overrides = {
+        "models.asr": backend,
+        "asr.language": language,
+        "asr.initial_prompt": prompt,
+        "asr.simplified": bool(prompt) and language == "zh",
+    }
     return Registry(load_settings(None, overrides=overrides)).asr()
 
 

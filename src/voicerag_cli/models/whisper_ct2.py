@@ -19,7 +19,13 @@ WHISPER_RATE = 16_000
 
 class FasterWhisperRecognizer:
     def __init__(
-        self, model_dir: Path, language: str, beam_size: int, compute_type: str, initial_prompt: str = ""
+        self,
+        model_dir: Path,
+        language: str,
+        beam_size: int,
+        compute_type: str,
+        initial_prompt: str = "",
+        simplified: bool = False,
     ) -> None:
         from faster_whisper import WhisperModel
 
@@ -31,6 +37,7 @@ class FasterWhisperRecognizer:
         self.language = language if self.model.model.is_multilingual else "en"
         self.beam_size = beam_size
         self.initial_prompt = initial_prompt or None
+        self.to_simplified = _simplifier() if simplified else None
 
     def transcribe(self, audio: np.ndarray, sample_rate: int) -> Transcript:
         if sample_rate != WHISPER_RATE:
@@ -44,7 +51,19 @@ class FasterWhisperRecognizer:
             initial_prompt=self.initial_prompt,
         )
         text = " ".join(segment.text.strip() for segment in segments).strip()
+        if self.to_simplified is not None:
+            text = self.to_simplified(text)
         return Transcript(text=text, language=info.language)
+
+
+def _simplifier() -> Any:
+    try:
+        from opencc import OpenCC
+    except ImportError as exc:
+        raise ModelError(
+            "asr.simplified needs python package opencc-python-reimplemented (pip install 'voicerag[zh]')"
+        ) from exc
+    return OpenCC("t2s").convert
 
 
 def create(settings: Settings, registry: Any) -> FasterWhisperRecognizer:
@@ -59,6 +78,7 @@ def create(settings: Settings, registry: Any) -> FasterWhisperRecognizer:
         settings.asr.beam_size,
         settings.asr.compute_type,
         settings.asr.initial_prompt,
+        settings.asr.simplified,
     )
 
 
@@ -69,5 +89,10 @@ def create_base(settings: Settings, registry: Any) -> FasterWhisperRecognizer:
 
     folder = assemble(WHISPER_BASE, cache_dir(settings.paths.cache_dir))
     return FasterWhisperRecognizer(
-        folder, settings.asr.language, settings.asr.beam_size, settings.asr.compute_type, settings.asr.initial_prompt
+        folder,
+        settings.asr.language,
+        settings.asr.beam_size,
+        settings.asr.compute_type,
+        settings.asr.initial_prompt,
+        settings.asr.simplified,
     )
