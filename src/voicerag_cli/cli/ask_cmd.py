@@ -16,6 +16,7 @@ from voicerag_cli.cli.context import STATE
 from voicerag_cli.cli.options import Profile
 from voicerag_cli.cli.status import StatusLine
 from voicerag_cli.errors import BackendError, InputError
+from voicerag_cli.languages import LANG_HELP, check_language, resolve
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -54,7 +55,7 @@ def ask(
         str | None,
         typer.Option(
             "--lang",
-            help="Question language for the SONAR encoders (sonar.lang): eng, cmn, ... picks the speech encoder.",
+            help=LANG_HELP,
         ),
     ] = None,
     store: Annotated[
@@ -91,13 +92,14 @@ def ask(
             if audio
             else "give exactly one of AUDIO (files or '-') or --text"
         )
+    profile, sonar_lang = resolve(lang, profile)
     settings = STATE.settings(
         {
             "ask.rag": rag,
             "ask.k": k,
             "ask.rounds": rounds,
             "index.name": index_name,
-            "sonar.lang": lang,
+            "sonar.lang": sonar_lang,
             "index.store": store,
             "models.generator": generator,
         },
@@ -135,6 +137,7 @@ def _answer_all(
     registry.on_load = status.loading
     reader = STATE.index_root().open(settings.index.name)
     try:
+        check_language(reader.name, reader.manifest.extra, settings)
         from voicerag_cli.cli.answer_stream import attach
 
         stream = attach(registry, show_text=not as_json, play=play)  # None unless the generator streams

@@ -12,6 +12,7 @@ from voicerag_cli.cli.console import err, out, print_json, safe
 from voicerag_cli.cli.context import STATE
 from voicerag_cli.cli.options import Profile
 from voicerag_cli.errors import InputError
+from voicerag_cli.languages import LANG_HELP, check_language, resolve
 
 if TYPE_CHECKING:
     from voicerag_cli.pipeline.ask import AskPipeline, AskResult
@@ -33,6 +34,7 @@ def chat(
     rag: Annotated[str | None, typer.Option("--rag", help="asr or e2e (ask.rag).")] = None,
     index_name: Annotated[str | None, typer.Option("--index", "-i", help="Index to search (index.name).")] = None,
     k: Annotated[int | None, typer.Option("-k", help="Passages to retrieve (ask.k).")] = None,
+    lang: Annotated[str | None, typer.Option("--lang", help=LANG_HELP)] = None,
     save: Annotated[Path | None, typer.Option("--save", help="Write each turn's audio, text and timings here.")] = None,
     mute: Annotated[bool, typer.Option("--mute", help="Do not play answers (no output device needed).")] = False,
     no_barge_in: Annotated[bool, typer.Option("--no-barge-in", help="Do not stop the answer when you speak.")] = False,
@@ -50,11 +52,13 @@ def chat(
         return
     if sum([mic, input_file is not None, text_mode]) > 1:
         raise typer.BadParameter("choose one of --mic, --input FILE and --text")
+    profile, sonar_lang = resolve(lang, profile)
     settings = STATE.settings(
         {
             "ask.rag": rag,
             "ask.k": k,
             "index.name": index_name,
+            "sonar.lang": sonar_lang,
             "chat.silence_ms": silence_ms,
             "chat.start_threshold": start_threshold,
             "chat.end_threshold": end_threshold,
@@ -64,8 +68,11 @@ def chat(
     from voicerag_cli.pipeline.ask import AskPipeline
 
     reader = STATE.index_root().open(settings.index.name)
-    pipeline = AskPipeline(STATE.registry(), reader, settings.ask.k, settings.index.hnsw_ef_search, settings.ask.rounds)
     try:
+        check_language(reader.name, reader.manifest.extra, settings)
+        pipeline = AskPipeline(
+            STATE.registry(), reader, settings.ask.k, settings.index.hnsw_ef_search, settings.ask.rounds
+        )
         if text_mode:
             _text_chat(pipeline, settings.chat.history_turns, mute, output_device, save, as_json)
         else:

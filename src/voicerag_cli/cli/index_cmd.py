@@ -11,6 +11,7 @@ import typer
 from voicerag_cli.cli.console import err, out, print_json, safe
 from voicerag_cli.cli.context import STATE
 from voicerag_cli.cli.options import Profile
+from voicerag_cli.languages import LANG_HELP, check_language, index_language, resolve
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
@@ -27,9 +28,7 @@ def index(
     overlap_words: Annotated[int | None, typer.Option(help="Overlap between chunks (index.overlap_words).")] = None,
     lang: Annotated[
         str | None,
-        typer.Option(
-            "--lang", help="Document language for the SONAR text encoder (sonar.lang): eng, cmn, ... or an NLLB code."
-        ),
+        typer.Option("--lang", help=LANG_HELP),
     ] = None,
     json_field: Annotated[
         str | None,
@@ -67,10 +66,11 @@ def index(
 
     Re-running is incremental: unchanged files are skipped, changed ones re-embedded, deleted ones removed.
     """
+    profile, sonar_lang = resolve(lang, profile)
     settings = STATE.settings(
         {
             "index.name": name,
-            "sonar.lang": lang,
+            "sonar.lang": sonar_lang,
             "index.chunk_words": chunk_words,
             "index.overlap_words": overlap_words,
             "index.json_text_field": json_field,
@@ -147,14 +147,17 @@ def index(
 
 
 def _manifest_extra(settings: Settings, root: StoreRoot, rebuild: bool) -> dict[str, Any] | None:
-    """SONAR indexes record their text languages (see models/sonar/selection.py)."""
-    if settings.models.text_embedder != "sonar":
-        return None
-    from voicerag_cli.models.sonar.selection import index_extra
-
+    """Every index records its language; SONAR indexes also their text languages (models/sonar/selection.py)."""
     name = settings.index.name
     previous = None if rebuild or not root.exists(name) else root.manifest(name).extra
-    return index_extra(settings, previous)
+    if previous:
+        check_language(name, previous, settings)  # adding Chinese files to an English index is a mistake
+    extra: dict[str, Any] = {"language": index_language(settings)}
+    if settings.models.text_embedder == "sonar":
+        from voicerag_cli.models.sonar.selection import index_extra
+
+        extra.update(index_extra(settings, previous))
+    return extra
 
 
 def _list(root: StoreRoot, as_json: bool) -> None:

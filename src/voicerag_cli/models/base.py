@@ -127,3 +127,9 @@ class SpeechSynthesizer(Protocol):
     ) -> Path:
         """Write a WAV of `text` to `out_path` and return it; None keeps the configured voice/rate/pitch."""
         ...
+
+
+def embed_queries(embedder: TextEmbedder, texts: list[str]) -> np.ndarray:
+    """Questions through the embedder's query side where it has one (e5's "query: " prefix)."""
+    method = getattr(embedder, "embed_queries", None)
+    return method(texts) if method is not None else embedder.embed_texts(texts)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from voicerag_cli.markup import plain_text
-from voicerag_cli.models.base import Answer, Passage, Query
+from voicerag_cli.models.base import Answer, Passage, Query, embed_queries
 from voicerag_cli.sentences import split_sentences, word_count
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ class ExtractiveGenerator:
         if usable_vector:  # the retrieval vector: the question (in context), or the speech itself in e2e
             query_vector = np.asarray(query.vector, dtype=np.float32).reshape(-1)
         else:
-            query_vector = self.embedder.embed_texts([question])[0]
+            query_vector = embed_queries(self.embedder, [question])[0]
         semantic = sentence_vectors @ query_vector
         asked = _content_words(question)
         overlap = np.array(

