@@ -9,13 +9,17 @@ cd "$(dirname "$0")/.."
 docs="${1:-examples/docs}"
 question="${2:-Who received a Nobel prize for decoding the honey bee dance?}"
 
-if command -v apt-get >/dev/null && ! command -v espeak-ng >/dev/null; then
-  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  $sudo_cmd apt-get install -y -qq espeak-ng libportaudio2 libsndfile1 >/dev/null
+as_root=()
+[ "$(id -u)" -eq 0 ] || as_root=(sudo)
+missing=()
+for package in espeak-ng libportaudio2 libsndfile1; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if command -v apt-get >/dev/null && [ "${#missing[@]}" -gt 0 ]; then
+  "${as_root[@]}" apt-get update -qq
+  "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# torch first, pinned: any other version pulls several GB of CUDA packages
-python3 -m pip install -q torch==2.13.0
+source scripts/setup_python.sh
 python3 -m pip install -q -e .
 
 export HF_HUB_OFFLINE=1  # proves it: nothing is downloaded at run time

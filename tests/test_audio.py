@@ -73,8 +73,10 @@ def test_stdin_bytes(tmp_path: Path) -> None:
     assert audio.duration_s == pytest.approx(1.0, abs=1e-3)
     with pytest.raises(InputError, match="no audio on stdin"):
         read_audio("-", stdin=io.BytesIO(b""))
-    with pytest.raises(InputError, match="cannot decode audio from <stdin>"):
+    with pytest.raises(InputError, match="<stdin> holds text, not audio"):
         read_audio("-", stdin=io.BytesIO(b"definitely not audio" * 10))
+    with pytest.raises(InputError, match="cannot decode audio from <stdin>"):
+        read_audio("-", stdin=io.BytesIO(bytes(range(256)) * 4))
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
