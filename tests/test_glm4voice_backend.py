@@ -239,6 +239,7 @@ def test_cli_ask_with_glm4voice(folders: dict[str, Path], data_dir: Path, questi
     lines = ["[glm4voice]", *(f'{key} = "{path}"' for key, path in folders.items()), 'device = "cpu"', "seed = 1"]
     lines.append("max_new_tokens = 40")
     (tmp_path / "config.toml").write_text("\n".join(lines) + "\n")
+    env["VOICERAG_CONFIG"] = str(tmp_path / "config.toml")
     out = tmp_path / "out"
     done = run_cli(["ask", str(question), "--rag", "asr", "-g", "glm4voice", "--out", str(out), "--json"], env)
     assert done.returncode == 0, done.stderr

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -41,6 +41,7 @@ class SpokenAudio:
 class Answer:
     text: str
     cited: list[int] = field(default_factory=list)  # 1-based positions in the passages list
+    _: KW_ONLY  # the rest by name: a positional SpokenAudio once landed in `quotes`
     # The sentence quoted from each cited passage (1-based position -> sentence), when known.
     quotes: dict[int, str] = field(default_factory=dict)
     # False when the generator found nothing that answers (the best passage scored too low).

@@ -176,7 +176,7 @@ class Glm4VoiceGenerator:
             return Answer(text, cited)
         samples = np.concatenate(chunks)
         stats.audio_s = len(samples) / self.decoder.sample_rate
-        return Answer(text, cited, SpokenAudio(samples, self.decoder.sample_rate))
+        return Answer(text, cited, speech=SpokenAudio(samples, self.decoder.sample_rate))
 
 
 def resolve_device(device: str) -> str:
