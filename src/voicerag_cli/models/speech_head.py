@@ -83,16 +83,11 @@ def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-class NumpySpeechHead:
-    """One utterance at a time: encoder states [T, 384] -> unit vector [out_dim]."""
+class NumpyBlocks:
+    """Weights by name and the pre-norm transformer blocks shared by the head and the bridge."""
 
-    def __init__(self, head: HeadFile) -> None:
-        self.w = head.tensors
-        cfg = head.config
-        self.pool = int(cfg["pool"])  # type: ignore[call-overload]
-        self.layers = int(cfg["layers"])  # type: ignore[call-overload]
-        self.heads = int(cfg["heads"])  # type: ignore[call-overload]
-        self.attention_pooling = bool(cfg["attention_pooling"])
+    w: dict[str, np.ndarray]
+    heads: int
 
     def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
         return x @ self.w[f"{name}.weight"].T + self.w[f"{name}.bias"]
@@ -110,6 +105,18 @@ class NumpySpeechHead:
         attn = _softmax(q @ k.transpose(0, 2, 1) * hd**-0.5, axis=-1) @ v
         x = x + self._linear(attn.transpose(1, 0, 2).reshape(t, d), f"{p}.out")
         return x + self._linear(_gelu_tanh(self._linear(self._norm(x, f"{p}.ln2"), f"{p}.ff1")), f"{p}.ff2")
+
+
+class NumpySpeechHead(NumpyBlocks):
+    """One utterance at a time: encoder states [T, 384] -> unit vector [out_dim]."""
+
+    def __init__(self, head: HeadFile) -> None:
+        self.w = head.tensors
+        cfg = head.config
+        self.pool = int(cfg["pool"])  # type: ignore[call-overload]
+        self.layers = int(cfg["layers"])  # type: ignore[call-overload]
+        self.heads = int(cfg["heads"])  # type: ignore[call-overload]
+        self.attention_pooling = bool(cfg["attention_pooling"])
 
     def __call__(self, states: np.ndarray) -> np.ndarray:
         x = pool_states(states, self.pool)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from voicerag_cli.models.bert_numpy import NumpyBert, mean_pool_normalised
-from voicerag_cli.models.speech_head import BRIDGE_FORMAT, HeadFile, _gelu_tanh, _layer_norm, _softmax, pool_states
+from voicerag_cli.models.speech_head import BRIDGE_FORMAT, HeadFile, NumpyBlocks, pool_states
 
 __all__ = ["BRIDGE_FORMAT", "NumpySpeechBridge"]
 
 
-class NumpySpeechBridge:
+class NumpySpeechBridge(NumpyBlocks):
     """One utterance at a time: encoder states [T, 384] -> unit vector [384]."""
 
     def __init__(self, head: HeadFile, bert: NumpyBert) -> None:
@@ -29,21 +29,6 @@ class NumpySpeechBridge:
         if tuned:
             bert = NumpyBert.with_tensors(bert, tuned)
         self.bert = bert
-
-    def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
-        return x @ self.w[f"{name}.weight"].T + self.w[f"{name}.bias"]
-
-    def _norm(self, x: np.ndarray, name: str) -> np.ndarray:
-        return _layer_norm(x, self.w[f"{name}.weight"], self.w[f"{name}.bias"])
-
-    def _block(self, x: np.ndarray, i: int) -> np.ndarray:
-        p = f"blocks.{i}"
-        t, d = x.shape
-        hd = d // self.heads
-        qkv = self._linear(self._norm(x, f"{p}.ln1"), f"{p}.qkv").reshape(t, 3, self.heads, hd).transpose(1, 2, 0, 3)
-        attn = _softmax(qkv[0] @ qkv[1].transpose(0, 2, 1) * hd**-0.5, axis=-1) @ qkv[2]
-        x = x + self._linear(attn.transpose(1, 0, 2).reshape(t, d), f"{p}.out")
-        return x + self._linear(_gelu_tanh(self._linear(self._norm(x, f"{p}.ln2"), f"{p}.ff1")), f"{p}.ff2")
 
     def __call__(self, states: np.ndarray) -> np.ndarray:
         x = self._linear(self._norm(pool_states(states, self.pool), "in_norm"), "proj")
