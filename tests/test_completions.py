@@ -102,3 +102,27 @@ def test_fish_protocol() -> None:
     assert proc.returncode == 0, proc.stderr
     assert [line.split("\t")[0] for line in proc.stdout.splitlines()] == ["--rounds"]
     assert complete({**env, "_TYPER_COMPLETE_FISH_ACTION": "is-args"}).returncode == 0
+
+
+def test_values_complete_modes_backends_and_existing_indexes(
+    bin_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "note.md").write_text("Bees dance to tell each other where the flowers are.\n", encoding="utf-8")
+    env = {"VOICERAG_DATA_DIR": str(tmp_path / "data"), "VOICERAG_CONFIG": os.devnull}
+    for name in ("papers", "personal"):
+        built = subprocess.run(
+            [*cli_command(), "index", str(docs), "--name", name],
+            env={**os.environ, **env},
+            capture_output=True,
+            check=False,
+        )
+        assert built.returncode == 0, built.stderr
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert bash_complete(bin_dir, ["voicerag", "ask", "--rag", ""], 3) == ["asr", "e2e"]
+    assert bash_complete(bin_dir, ["voicerag", "chat", "--rag", "e"], 3) == ["e2e"]
+    assert set(bash_complete(bin_dir, ["voicerag", "ask", "-g", ""], 3)) >= {"extractive", "openai", "glm4voice"}
+    assert bash_complete(bin_dir, ["voicerag", "ask", "--index", "pe"], 3) == ["personal"]
+    assert bash_complete(bin_dir, ["voicerag", "index", "--name", ""], 3) == ["papers", "personal"]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from voicerag_cli.cli.completion_values import generators, index_names, rag_modes
 from voicerag_cli.cli.console import err, out, print_json, safe
 from voicerag_cli.cli.context import STATE
 from voicerag_cli.cli.options import Profile
@@ -45,10 +46,13 @@ def ask(
     ] = None,
     rag: Annotated[
         str | None,
-        typer.Option("--rag", help="Retrieval mode: asr (transcribe first) or e2e (embed speech)."),
+        typer.Option(
+            "--rag", autocompletion=rag_modes, help="Retrieval mode: asr (transcribe first) or e2e (embed speech)."
+        ),
     ] = None,
     index_name: Annotated[
-        str | None, typer.Option("--index", "-i", help="Index to search (default: index.name).")
+        str | None,
+        typer.Option("--index", "-i", autocompletion=index_names, help="Index to search (default: index.name)."),
     ] = None,
     k: Annotated[int | None, typer.Option("-k", help="Passages to retrieve (ask.k).")] = None,
     lang: Annotated[
@@ -81,7 +85,12 @@ def ask(
     ] = None,
     generator: Annotated[
         str | None,
-        typer.Option("--generator", "-g", help="Answer generator (models.generator): extractive, openai, glm4voice."),
+        typer.Option(
+            "--generator",
+            "-g",
+            autocompletion=generators,
+            help="Answer generator (models.generator): extractive, openai, glm4voice.",
+        ),
     ] = None,
     profile: Profile = None,
 ) -> None:

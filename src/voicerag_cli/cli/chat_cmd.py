@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from voicerag_cli.cli.completion_values import index_names, rag_modes
 from voicerag_cli.cli.console import err, out, print_json, safe
 from voicerag_cli.cli.context import STATE
 from voicerag_cli.cli.options import Profile
@@ -31,8 +32,10 @@ def chat(
     ] = None,
     output_device: Annotated[str | None, typer.Option("--output-device", help="Output device index or name.")] = None,
     list_devices: Annotated[bool, typer.Option("--list-devices", help="List audio devices and exit.")] = False,
-    rag: Annotated[str | None, typer.Option("--rag", help="asr or e2e (ask.rag).")] = None,
-    index_name: Annotated[str | None, typer.Option("--index", "-i", help="Index to search (index.name).")] = None,
+    rag: Annotated[str | None, typer.Option("--rag", autocompletion=rag_modes, help="asr or e2e (ask.rag).")] = None,
+    index_name: Annotated[
+        str | None, typer.Option("--index", "-i", autocompletion=index_names, help="Index to search (index.name).")
+    ] = None,
     k: Annotated[int | None, typer.Option("-k", help="Passages to retrieve (ask.k).")] = None,
     lang: Annotated[str | None, typer.Option("--lang", help=LANG_HELP)] = None,
     save: Annotated[Path | None, typer.Option("--save", help="Write each turn's audio, text and timings here.")] = None,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from voicerag_cli.cli.completion_values import index_names
 from voicerag_cli.cli.console import err, out, print_json, safe
 from voicerag_cli.cli.context import STATE
 from voicerag_cli.cli.options import Profile
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 def index(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders to index.", show_default=False)] = None,
     name: Annotated[
-        str | None, typer.Option("--name", "-n", help="Index name (default: index.name, 'default').")
+        str | None,
+        typer.Option("--name", "-n", autocompletion=index_names, help="Index name (default: index.name, 'default')."),
     ] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Start over instead of updating incrementally.")] = False,
     chunk_words: Annotated[int | None, typer.Option(help="Words per chunk (index.chunk_words).")] = None,
