@@ -60,7 +60,7 @@ def eval_command(
         raise typer.BadParameter(f"--rates must be integers: {rates}") from exc
 
     from voicerag_cli.eval.datasets import load_dataset
-    from voicerag_cli.eval.report import markdown_table, rich_table, write_plot, write_summary
+    from voicerag_cli.eval.report import markdown_table, rich_tables, write_plot, write_summary
     from voicerag_cli.eval.runner import Corpora, EvalConfig, Evaluator, prepare_out_dir, run
     from voicerag_cli.eval.speech import DEFAULT_VOICES, QuestionAudio, voice_plan
     from voicerag_cli.eval.summary import aggregate, running_means
@@ -142,5 +142,6 @@ def eval_command(
 
         print_json(json_safe(payload))
         return
-    out.print(rich_table(summary, title))
+    for table in rich_tables(summary, title, out.width):
+        out.print(table)
     err.print(f"[dim]{out_dir}/summary.json, plot.png, table.md, results.jsonl · {seconds:.0f} s[/]")

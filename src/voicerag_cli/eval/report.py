@@ -36,16 +36,30 @@ def markdown_table(summary: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def rich_table(summary: dict[str, dict[str, Any]], title: str) -> Any:
+def rich_tables(summary: dict[str, dict[str, Any]], title: str, width: int) -> list[Any]:
+    """The table as one or more rich tables that each fit in `width` columns: the metric columns
+    are split over several tables (each repeating mode and n) rather than cropped or wrapped."""
+    from rich import box
     from rich.table import Table
 
     header, rows = table_rows(summary)
-    table = Table(title=title)
-    for i, column in enumerate(header):
-        table.add_column(column, justify="left" if i == 0 else "right", no_wrap=True)
-    for row in rows:
-        table.add_row(*row)
-    return table
+    widths = [max(len(header[i]), *(len(row[i]) for row in rows)) + 3 for i in range(len(header))]
+    fixed = widths[0] + widths[1] + 1  # mode and n, and the closing border
+    groups: list[list[int]] = [[]]
+    for i in range(2, len(header)):
+        if groups[-1] and fixed + sum(widths[j] for j in groups[-1]) + widths[i] > width:
+            groups.append([])
+        groups[-1].append(i)
+    tables = []
+    for number, group in enumerate(groups, start=1):
+        part = f" ({number}/{len(groups)})" if len(groups) > 1 else ""
+        table = Table(title=title + part, box=box.SQUARE)
+        for i in [0, 1, *group]:
+            table.add_column(header[i], justify="left" if i == 0 else "right", no_wrap=True)
+        for row in rows:
+            table.add_row(*(row[i] for i in [0, 1, *group]))
+        tables.append(table)
+    return tables
 
 
 def json_safe(value: Any) -> Any:
