@@ -84,3 +84,14 @@ def registry() -> Iterator[Registry]:
     from voicerag_cli.registry import Registry
 
     yield Registry(Settings())
+
+
+@pytest.fixture
+def torch_one_thread() -> Iterator[None]:
+    """The CI machine's cores are shared: oversubscribed threads make tiny models 10x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -10,6 +10,7 @@ import pytest
 from voicerag_cli.config import IndexConfig
 from voicerag_cli.errors import InputError
 from voicerag_cli.index.documents import find_files, hash_file, read_documents
+from vrtest import pdf_file
 
 EXTENSIONS = IndexConfig().extensions
 
@@ -31,16 +32,7 @@ def minimal_pdf(pages: list[str]) -> bytes:
         )
         objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
+    return pdf_file(objects)
 
 
 def test_pdf_pages_become_documents(tmp_path: Path) -> None:

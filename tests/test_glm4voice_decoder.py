@@ -4,7 +4,6 @@ through the real loader; streaming checked against whole-utterance decoding."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +18,7 @@ from voicerag_cli.models.glm4voice.synthetic import REAL_DECODER_SIZES, write_sp
 RNG = np.random.default_rng(0)
 TOKENS = [int(t) for t in RNG.integers(0, 64, 50)]
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """The CI machine's cores are shared: oversubscribed threads make tiny models 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 
 from voicerag_cli.errors import ExitCode
-from vrtest import DemoIndex, Isolated, assert_error, run_cli, tree_hash
+from vrtest import DemoIndex, Isolated, assert_error, pdf_file, run_cli, tree_hash
 
 
 @pytest.fixture
@@ -62,16 +62,7 @@ def flate_bomb_pdf(expanded_bytes: int) -> bytes:
         b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
+    return pdf_file(objects)
 
 
 # --- documents that defeat parsers ---------------------------------------------------------

@@ -13,7 +13,6 @@ loaders (`create_text_embedder`, `create_speech_embedder`) and must give the sam
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +30,7 @@ from voicerag_cli.models.sonar.tokenizer import NllbTokenizer
 FIXTURES = Path(__file__).parent / "fixtures" / "parity" / "sonar"
 SPEECH_LANG = {"eng": "eng", "cmn": "cmn"}  # --lang values that pick these speech encoders
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -123,3 +123,17 @@ def espeak_wav(text: str, path: Path, voice: str = "en-us") -> Path:
     subprocess.run(["espeak-ng", "-v", voice, "-w", str(path), text], check=True, capture_output=True)
     assert path.stat().st_size > 44, f"espeak-ng wrote no audio for {text!r}"
     return path
+
+
+def pdf_file(objects: list[bytes]) -> bytes:
+    """A PDF from its numbered objects (1 is the catalog), with a correct xref table and trailer."""
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
