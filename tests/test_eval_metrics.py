@@ -84,6 +84,15 @@ def test_transcript_error_rates() -> None:
     assert metrics.transcript_error("北京大雪", "北京大学") == {"cer": 0.25}
 
 
+def test_cer_reads_numerals_as_characters() -> None:
+    pytest.importorskip("cn2an")
+    # AISHELL spells numbers in characters, Whisper writes digits: the same words, no error
+    assert metrics.normalize_cer("设定32度。") == "设定三十二度"
+    assert metrics.normalize_cer("涨了50%") == "涨了百分之五十"  # numerals before punctuation goes
+    assert metrics.transcript_error("设定32度", "设定三十二度") == {"cer": 0.0}
+    assert metrics.transcript_error("设定32多", "设定三十二度") == {"cer": pytest.approx(1 / 6)}
+
+
 @pytest.mark.parametrize(
     ("prediction", "gold", "expected"),
     [

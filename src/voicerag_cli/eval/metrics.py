@@ -47,6 +47,25 @@ def normalize_answer(text: str) -> str:
     return " ".join(text.split())
 
 
+def normalize_cer(text: str) -> str:
+    """Mandarin CER text: the answer normalisation, spaces dropped, Arabic numerals written as
+    Chinese numerals (cn2an, "32度" -> "三十二度"). Chinese references such as AISHELL's spell
+    numbers in characters while Whisper writes digits; scoring them as different characters
+    would count a correct number as an error (the usual CER normalisation does the same)."""
+    text = unicodedata.normalize("NFKC", text)
+    if any(ch.isdigit() for ch in text):
+        try:
+            import cn2an
+
+            # before punctuation goes: "50%" reads 百分之五十
+            text = cn2an.transform(text, "an2cn")
+        except ImportError:  # voicerag[zh] brings it; without it digits stay digits
+            pass
+        except (ValueError, KeyError, IndexError):  # cn2an gives up on some mixed strings
+            pass
+    return normalize_answer(text).replace(" ", "")
+
+
 def tokens(text: str) -> list[str]:
     """Normalized tokens: words for Latin script, single characters for CJK."""
     normalized = normalize_answer(text)
@@ -139,12 +158,12 @@ def retrieval_scores(ranked_ids: Sequence[str], gold_ids: set[str], ks: Sequence
 
 
 def transcript_error(hypothesis: str, reference: str) -> dict[str, float]:
-    """WER for English, CER for Chinese (jiwer), both on normalized text."""
+    """WER for English, CER for Chinese (jiwer), both on normalized text (`normalize_cer` for CER)."""
     import jiwer
 
     ref, hyp = normalize_answer(reference), normalize_answer(hypothesis)
     if not ref:
         return {}
     if is_chinese(ref):
-        return {"cer": float(jiwer.cer(ref.replace(" ", ""), hyp.replace(" ", "") or " "))}
+        return {"cer": float(jiwer.cer(normalize_cer(ref), normalize_cer(hyp) or " "))}
     return {"wer": float(jiwer.wer(ref, hyp or " "))}

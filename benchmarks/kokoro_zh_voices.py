@@ -1,0 +1,94 @@
+"""Which Kokoro voice, speed and text preprocessing make Chinese answers intelligible: Whisper
+base (the zh profile's recognizer) CER on Kokoro's renderings of RGB-zh answer sentences.
+
+    PYTHONPATH=src python3 benchmarks/kokoro_zh_voices.py --sentences 12 --json benchmarks/results/kokoro_zh_voices.json
+
+Sentences: the first two 8-60 character sentences of the first RGB-zh positive passages (as in
+zh_speech.py). CER is pooled (total edits / total reference characters, jiwer over the list) on
+`eval.metrics.normalize_cer` text: NFKC, punctuation and spaces removed, Arabic numerals written
+as Chinese numerals on both sides (Kokoro reads "2019" as 二零一九; Whisper writes it back as
+digits), the usual Mandarin CER normalisation. Each configuration is "voice@speed"."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import jiwer
+import numpy as np
+
+from voicerag_cli.config import load_settings
+from voicerag_cli.eval.metrics import normalize_cer
+from voicerag_cli.registry import Registry
+from voicerag_cli.sentences import split_sentences
+
+RGB_ZH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "rgb" / "zh_refine.json"
+DEFAULT_GRID = [
+    "jf_alpha@1.0",
+    "jf_gongitsune@1.0",
+    "jf_nezumi@1.0",
+    "jf_tebukuro@1.0",
+    "jm_kumo@1.0",
+]
+
+
+def answer_sentences(n: int, skip: int = 0) -> list[str]:
+    out: list[str] = []
+    with RGB_ZH.open(encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            sentences = [s.text for s in split_sentences(row["positive"][0]) if 8 <= len(s.text) <= 60]
+            if len(sentences) >= 2:
+                out.append(sentences[0] + sentences[1])
+            if len(out) == n + skip:
+                break
+    return out[skip:]
+
+
+def resample(samples: np.ndarray, rate: int, target: int = 16_000) -> np.ndarray:
+    positions = np.arange(0, samples.size * target // rate) * (rate / target)
+    return np.interp(positions, np.arange(samples.size), samples).astype(np.float32)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sentences", type=int, default=12)
+    parser.add_argument("--skip", type=int, default=0, help="start after this many sentences (a held-out set)")
+    parser.add_argument("--grid", nargs="*", default=DEFAULT_GRID, help="voice@speed entries")
+    parser.add_argument("--beam-size", type=int, default=None, help="override the zh profile's asr.beam_size")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    overrides = {} if args.beam_size is None else {"asr.beam_size": args.beam_size}
+    asr = Registry(load_settings(None, profile="zh", overrides=overrides)).asr()
+    kokoro = Registry(load_settings(None, overrides={"models.tts": "kokoro"})).tts()
+    next(kokoro.stream("你好。"))  # loads the Mandarin G2P (jieba) outside the timings
+    texts = answer_sentences(args.sentences, args.skip)
+    refs = [normalize_cer(t) for t in texts]
+    results = []
+    for entry in args.grid:
+        voice, _, speed = entry.partition("@")
+        hyps, render_s, audio_s = [], 0.0, 0.0
+        for text in texts:
+            started = time.perf_counter()
+            pieces = list(kokoro.stream(text, voice, float(speed or 1.0)))
+            render_s += time.perf_counter() - started
+            samples = np.concatenate([*pieces, np.zeros(2400, dtype=np.float32)])
+            audio_s += samples.size / 24_000
+            hyps.append(normalize_cer(asr.transcribe(resample(samples, 24_000), 16_000).text))
+        row = {
+            "config": entry,
+            "cer": round(float(jiwer.cer(refs, [h or " " for h in hyps])), 4),
+            "rtf": round(render_s / audio_s, 3),
+            "example": [refs[0], hyps[0]],
+        }
+        results.append(row)
+        print(json.dumps(row, ensure_ascii=False), flush=True)
+    if args.json:
+        payload = {"sentences": len(texts), "skip": args.skip, "beam_size": asr.beam_size, "results": results}
+        args.json.write_text(json.dumps(payload, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
