@@ -73,7 +73,8 @@ def main() -> int:
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="voicerag-trial-") as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
-        env.update(VOICERAG_DATA_DIR=f"{tmp}/data", VOICERAG_CONFIG=f"{tmp}/absent.toml", HF_HUB_OFFLINE="1")
+        env.update(VOICERAG_DATA_DIR=f"{tmp}/data", VOICERAG_CONFIG=f"{tmp}/empty.toml", HF_HUB_OFFLINE="1")
+        Path(f"{tmp}/empty.toml").write_text("")  # built-in defaults (a missing file is an error now)
         subprocess.run([*voicerag(), "index", str(docs)], env=env, check=True, capture_output=True)
         for rag in args.rag:
             rows = results.setdefault(rag, [])
