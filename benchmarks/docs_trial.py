@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Real-docs trial: click 8.1.7's docs/ folder (pinned PyPI sdist, sha256 checked, cached under
+~/.cache/voicerag-bench), 12 spoken questions (espeak-ng) from docs_trial.json, asked through the
+real CLI (`voicerag index`, `voicerag ask q.wav --json`, default settings) with --rag asr and e2e.
+
+Reports per question: answering file in the top 5, useful answer (every key fact present: one of
+its alternatives, case-insensitive), and the answer text, so a human can check.
+
+    python3 benchmarks/docs_trial.py [--rag asr e2e] [--out benchmarks/results/docs_trial.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "voicerag-bench"
+
+
+def voicerag() -> list[str]:
+    script = Path(sys.executable).parent / "voicerag"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "voicerag_cli"]
+
+
+def docs_folder(package: dict) -> Path:
+    """The sdist's docs/ folder, downloaded once and checked against the pinned sha256."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    sdist = CACHE / package["sdist"]
+    if not sdist.is_file():
+        # pip, the ordinary client: it finds the sdist on whatever index pip is configured for
+        pin = f"{package['name']}=={package['version']}"
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", pin, "-d", str(CACHE)],
+            check=True,
+        )
+    digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
+    if digest != package["sha256"]:
+        sys.exit(f"{sdist}: sha256 {digest} is not the pinned {package['sha256']}")
+    docs = CACHE / package["docs"]
+    if not docs.is_dir():
+        with tarfile.open(sdist) as tar:
+            tar.extractall(
+                CACHE, members=[m for m in tar.getmembers() if m.name.startswith(package["docs"])], filter="data"
+            )
+    return docs
+
+
+def norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def useful(answer: str, key_facts: list[list[str]]) -> bool:
+    """The rule fixed with the questions: every key fact has one alternative in the answer."""
+    text = norm(answer)
+    return all(any(norm(alt) in text for alt in alternatives) for alternatives in key_facts)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rag", nargs="+", default=["asr", "e2e"])
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    spec = json.loads((HERE / "docs_trial.json").read_text())
+    docs = docs_folder(spec["package"])
+    results: dict[str, list[dict]] = {}
+    with tempfile.TemporaryDirectory(prefix="voicerag-trial-") as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
+        env.update(VOICERAG_DATA_DIR=f"{tmp}/data", VOICERAG_CONFIG=f"{tmp}/empty.toml", HF_HUB_OFFLINE="1")
+        Path(f"{tmp}/empty.toml").write_text("")  # built-in defaults (a missing file is an error now)
+        subprocess.run([*voicerag(), "index", str(docs)], env=env, check=True, capture_output=True)
+        for rag in args.rag:
+            rows = results.setdefault(rag, [])
+            for q in spec["questions"]:
+                wav = Path(tmp) / f"q{q['id']}.wav"
+                subprocess.run(
+                    ["espeak-ng", "-v", "en-us", "-w", str(wav), q["question"]], check=True, capture_output=True
+                )
+                done = subprocess.run(
+                    [*voicerag(), "ask", str(wav), "--json", "--rag", rag], env=env, capture_output=True, text=True
+                )
+                if done.returncode != 0:
+                    rows.append({"id": q["id"], "error": done.stderr.strip()[-300:], "found": False, "useful": False})
+                    continue
+                reply = json.loads(done.stdout.splitlines()[-1])
+                sources = [Path(str(s.get("path") or s.get("source") or "")).name for s in reply.get("sources", [])][:5]
+                answer = str(reply.get("answer") or "")
+                rows.append(
+                    {
+                        "id": q["id"],
+                        "question": q["question"],
+                        "transcript": reply.get("transcript"),
+                        "top5": sources,
+                        "found": any(f in sources for f in q["files"]),
+                        "useful": useful(answer, q["key_facts"]),
+                        "answer": answer,
+                    }
+                )
+    for rag, rows in results.items():
+        print(
+            f"== rag {rag}: found in top 5 {sum(r['found'] for r in rows)}/{len(rows)}, "
+            f"useful {sum(r['useful'] for r in rows)}/{len(rows)}"
+        )
+        for r in rows:
+            print(f"[{r['id']:>2}] found={r['found']} useful={r['useful']} top5={r.get('top5')}")
+            print(f"     Q: {r.get('question')}  (heard: {r.get('transcript')})")
+            print(f"     A: {r.get('answer') or r.get('error')}")
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
