@@ -65,9 +65,9 @@ def main() -> int:
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     from voicerag_cli.config import Settings
     from voicerag_cli.index.memory import MemoryIndex
-    from voicerag_cli.models.speech_encoder import create as create_speech
+    from voicerag_cli.models.distilled.backend import create as create_speech
+    from voicerag_cli.models.distilled.paths import bundled_whisper_dir
     from voicerag_cli.models.whisper_ct2 import FasterWhisperRecognizer
-    from voicerag_cli.models.whisper_frontend import bundled_whisper_dir
     from voicerag_cli.registry import Registry
     from voicerag_cli.training.render import speak
     from voicerag_cli.training.voices import EVAL_RATES, EVAL_VOICES, Voice
@@ -77,8 +77,8 @@ def main() -> int:
     text = registry.text_embedder()
     speech = create_speech(settings, registry)
     if args.head:
-        from voicerag_cli.models.speech_encoder import DistilledSpeechEmbedder
-        from voicerag_cli.registry import minilm_weights
+        from voicerag_cli.models.distilled.backend import DistilledSpeechEmbedder
+        from voicerag_cli.models.sentence_embedder import minilm_weights
 
         text_model = Path(minilm_weights(settings).location)
         speech = DistilledSpeechEmbedder(speech.frontend, args.head, speech.space, text_model)

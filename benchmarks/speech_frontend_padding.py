@@ -36,9 +36,10 @@ def main() -> int:
     from faster_whisper import WhisperModel
 
     from voicerag_cli.config import Settings
+    from voicerag_cli.models.distilled.backend import create as create_speech
+    from voicerag_cli.models.distilled.frontend import MAX_MEL_FRAMES, WhisperEncoderFrontend
+    from voicerag_cli.models.distilled.paths import bundled_whisper_dir
     from voicerag_cli.models.sentence_embedder import create as create_text
-    from voicerag_cli.models.speech_encoder import create as create_speech
-    from voicerag_cli.models.whisper_frontend import MAX_MEL_FRAMES, WhisperEncoderFrontend, bundled_whisper_dir
     from voicerag_cli.training.corpus import build_corpus
     from voicerag_cli.training.render import speak
     from voicerag_cli.training.voices import EVAL_RATES, EVAL_VOICES, Voice

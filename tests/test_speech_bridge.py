@@ -17,9 +17,8 @@ from voicerag_cli.config import Settings
 from voicerag_cli.models.base import EmbeddingSpace
 from voicerag_cli.models.bert_numpy import NumpyBert
 from voicerag_cli.models.distilled.bridge import NumpySpeechBridge
-from voicerag_cli.models.sentence_embedder import MINILM_SPACE_ID
-from voicerag_cli.models.speech_head import BRIDGE_FORMAT, HeadFile, read_head_file
-from voicerag_cli.registry import minilm_weights
+from voicerag_cli.models.distilled.head import BRIDGE_FORMAT, HeadFile, read_head_file
+from voicerag_cli.models.sentence_embedder import MINILM_SPACE_ID, minilm_weights
 
 torch = pytest.importorskip("torch")
 
@@ -61,7 +60,7 @@ def test_numpy_bridge_equals_the_torch_bridge(frames: int, tune_bert: bool) -> N
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_head_saved_in_parts_merges_and_runs_in_the_backend(tmp_path: Path) -> None:
-    from voicerag_cli.models.speech_encoder import DistilledSpeechEmbedder, create
+    from voicerag_cli.models.distilled.backend import DistilledSpeechEmbedder, create
     from voicerag_cli.training import gpu_train
     from voicerag_cli.training.render import speak
     from voicerag_cli.training.voices import EVAL_VOICES, Voice

@@ -17,8 +17,9 @@ import pytest
 from voicerag_cli.config import Settings
 from voicerag_cli.errors import ModelError
 from voicerag_cli.models.base import EmbeddingSpace, SpeechEmbedder
+from voicerag_cli.models.distilled.backend import DistilledSpeechEmbedder, create
+from voicerag_cli.models.distilled.paths import head_path
 from voicerag_cli.models.sentence_embedder import MINILM_SPACE_ID
-from voicerag_cli.models.speech_encoder import DistilledSpeechEmbedder, create, head_path
 from voicerag_cli.training.render import speak
 from voicerag_cli.training.voices import EVAL_VOICES, Voice, is_held_out
 
@@ -168,7 +169,7 @@ def test_cpu_training_path_lowers_the_loss(tmp_path: Path) -> None:
     assert summary["last_loss"] < 0.8 * summary["first_loss"], summary
     assert summary["data"]["corpus"].startswith("1 HotpotQA dev questions + 8 HotpotQA context sentences")
     # the exported head is what the backend loads: its metadata and a unit vector out
-    from voicerag_cli.models.speech_head import NumpySpeechHead, read_head_file
+    from voicerag_cli.models.distilled.head import NumpySpeechHead, read_head_file
 
     exported = read_head_file(head)
     assert exported.metadata["target_space_id"] == MINILM_SPACE_ID and exported.config["d"] == 64

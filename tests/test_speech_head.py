@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from voicerag_cli.models import speech_head
-from voicerag_cli.models.speech_encoder import head_path
-from voicerag_cli.models.speech_head import NumpySpeechHead, pool_states, read_head_file
+from voicerag_cli.models.distilled import head as speech_head
+from voicerag_cli.models.distilled.head import NumpySpeechHead, pool_states, read_head_file
+from voicerag_cli.models.distilled.paths import head_path
 
 
 def _torch_head(head: speech_head.HeadFile) -> Any:

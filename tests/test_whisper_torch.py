@@ -9,7 +9,8 @@ import shutil
 import numpy as np
 import pytest
 
-from voicerag_cli.models.whisper_frontend import WhisperEncoderFrontend, bundled_whisper_dir
+from voicerag_cli.models.distilled.frontend import WhisperEncoderFrontend
+from voicerag_cli.models.distilled.paths import bundled_whisper_dir
 from voicerag_cli.training.render import speak
 from voicerag_cli.training.voices import EVAL_VOICES, Voice
 

@@ -20,6 +20,11 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from voicerag_cli.errors import ConfigError
+from voicerag_cli.models.glm4voice.settings import Glm4VoiceConfig
+from voicerag_cli.models.openai_http import OpenAIConfig
+from voicerag_cli.models.sonar.settings import SonarConfig
+
+__all__ = ["Glm4VoiceConfig", "OpenAIConfig", "Settings", "SonarConfig", "load_settings"]
 
 ENV_PREFIX = "VOICERAG_"
 # Short aliases for the variables people set most; everything else is VOICERAG_<SECTION>__<KEY>.
@@ -138,53 +143,11 @@ class TextEmbedderConfig:
 
 
 @dataclass
-class SonarConfig:
-    asset_dir: str = ""  # folder of fairseq2 asset cards (*.yaml) naming local checkpoints; empty: built-in cards
-    lang: str = "eng"  # --lang: eng, cmn, ... (speech encoder) or an NLLB code (eng_Latn, zho_Hans)
-    text_encoder: str = "text_sonar_basic_encoder"  # card name; also names the embedding space
-    speech_encoder: str = ""  # card name; empty: sonar_speech_encoder_<lang>
-    download: bool = False  # fetch files that cards name by URL into <cache dir>/sonar on first use
-    metric: str = "cosine"  # cosine: normalized vectors; l2: raw vectors, Euclidean (the reference system's)
-
-
-@dataclass
 class GeneratorConfig:
     max_sentences: int = 3
     # extractive: a text question whose best passage scores below this cosine similarity gets
     # "found nothing" (JSON "found": false); 0 turns it off. Calibrated on RGB/HotpotQA (README).
     min_score: float = 0.36
-
-
-@dataclass
-class OpenAIConfig:
-    base_url: str = "http://127.0.0.1:8080/v1"
-    model: str = ""
-    api_key_env: str = "OPENAI_API_KEY"
-    timeout_s: float = 60.0
-    temperature: float = 0.0
-    max_tokens: int = 256
-
-
-@dataclass
-class Glm4VoiceConfig:
-    """The `glm4voice` generator: three local checkpoint folders and generation settings."""
-
-    tokenizer_path: str = ""  # glm-4-voice-tokenizer folder
-    lm_path: str = ""  # glm-4-voice-9b snapshot
-    decoder_path: str = ""  # glm-4-voice-decoder folder
-    trust_remote_code: bool = False  # run code shipped in the 9B snapshot (its tokenizer's; the model's if remote)
-    allow_pickle: bool = False  # fully unpickle a flow.pt/hift.pt that holds more than tensors (can run code)
-    lm_runtime: str = "native"  # native: built-in GLM, static cache, CUDA graphs; remote: the snapshot's code
-    device: str = "auto"  # auto: cuda when available, else cpu
-    compile: bool = True  # on CUDA: torch.compile the LM step and the first block's flow (slower load)
-    temperature: float = 0.2
-    top_p: float = 0.8
-    top_k: int = -1  # -1: as the 9B snapshot's generation_config.json (upstream's generate); 0: off
-    max_new_tokens: int = 2000
-    seed: int = -1  # >= 0: reproducible sampling
-    first_block: int = 10  # speech tokens decoded before the first audio (later blocks grow to 200)
-    prompt_layout: str = "reference"  # reference: upstream's system prompt, passages in the user turn; grounded
-    user_template: str = ""  # reference layout's user turn with {context} and {question}; empty: built in
 
 
 @dataclass
@@ -372,14 +335,9 @@ def load_settings(
 
 def validate(settings: Settings) -> None:
     """Checks that span beyond one value's type."""
-    from voicerag_cli.registry import known_backends
+    from voicerag_cli.backends import check_models
 
-    for role, backends in known_backends().items():
-        chosen = getattr(settings.models, role)
-        if chosen not in backends:
-            raise ConfigError(
-                f"config key 'models.{role}': unknown backend {chosen!r}; choose from {', '.join(backends)}"
-            )
+    check_models(dataclasses.asdict(settings.models))  # names of backends: the table knows them
     if settings.ask.rounds not in (1, 2):
         raise ConfigError(f"config key 'ask.rounds': expected 1 or 2, got {settings.ask.rounds}")
     if settings.ask.rag not in {"asr", "e2e"}:
@@ -407,22 +365,14 @@ def validate(settings: Settings) -> None:
         "index.hnsw_ef_construction": (settings.index.hnsw_ef_construction, 1_000_000),
         "index.hnsw_ef_search": (settings.index.hnsw_ef_search, 1_000_000),
         "generator.max_sentences": (settings.generator.max_sentences, 1000),
-        "openai.max_tokens": (settings.openai.max_tokens, 10_000_000),
     }
     for dotted, (value, most) in bounded.items():
         if value > most:
             raise ConfigError(f"config key '{dotted}': at most {most:,}, got {value:,}")
-    openai = settings.openai
     if not -1 <= settings.generator.min_score <= 1:
         raise ConfigError(f"config key 'generator.min_score': must be in -1..1, got {settings.generator.min_score}")
     if not 0 < settings.ask.max_audio_s <= 3600:
         raise ConfigError(f"config key 'ask.max_audio_s': must be > 0 and <= 3600, got {settings.ask.max_audio_s}")
-    if not 0 < openai.timeout_s <= 86_400:
-        raise ConfigError(f"config key 'openai.timeout_s': must be > 0 and <= 86400 seconds, got {openai.timeout_s}")
-    if not 0 <= openai.temperature <= 2:
-        raise ConfigError(f"config key 'openai.temperature': must be in 0..2, got {openai.temperature}")
-    if openai.max_tokens <= 0:
-        raise ConfigError(f"config key 'openai.max_tokens': must be positive, got {openai.max_tokens}")
     if not 0 <= settings.index.overlap_words < settings.index.chunk_words:
         raise ConfigError(
             f"config key 'index.overlap_words': must be >= 0 and < index.chunk_words, got {settings.index.overlap_words}"
@@ -440,25 +390,10 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"config key 'chat.history_turns': must be >= 0, got {chat.history_turns}")
     if not 0 <= settings.tts.pitch <= 99:
         raise ConfigError(f"config key 'tts.pitch': must be in 0..99, got {settings.tts.pitch}")
-    voice = settings.glm4voice
-    if voice.max_new_tokens <= 0 or voice.first_block <= 0 or voice.temperature < 0 or not 0 < voice.top_p <= 1:
-        raise ConfigError(
-            "config keys 'glm4voice.*': need max_new_tokens > 0, first_block > 0, temperature >= 0, 0 < top_p <= 1"
-        )
-    if settings.sonar.metric not in ("cosine", "l2"):
-        raise ConfigError(f"config key 'sonar.metric': must be cosine or l2, got {settings.sonar.metric!r}")
-    if voice.top_k < -1:
-        raise ConfigError(
-            f"config key 'glm4voice.top_k': must be -1 (from the snapshot), 0 (off) or positive, got {voice.top_k}"
-        )
-    if voice.prompt_layout not in ("reference", "grounded"):
-        raise ConfigError(
-            f"config key 'glm4voice.prompt_layout': must be reference or grounded, got {voice.prompt_layout!r}"
-        )
-    if voice.user_template and not all(f in voice.user_template for f in ("{context}", "{question}")):
-        raise ConfigError("config key 'glm4voice.user_template': must contain {context} and {question}")
-    if voice.lm_runtime not in ("native", "remote"):
-        raise ConfigError(f"config key 'glm4voice.lm_runtime': must be native or remote, got {voice.lm_runtime!r}")
+    # Backends' own sections check themselves.
+    settings.openai.check()
+    settings.glm4voice.check()
+    settings.sonar.check()
     from voicerag_cli.index.selection import parse_store
     from voicerag_cli.paths import validate_index_name
 

@@ -29,6 +29,7 @@ def models(
     profile: Profile = None,
 ) -> None:
     """List model roles, the configured backend, weights location/presence/size, and load status."""
+    from voicerag_cli.backends import load
     from voicerag_cli.errors import VoiceragError
     from voicerag_cli.registry import ROLES, known_backends
 
@@ -37,7 +38,7 @@ def models(
     rows = []
     for role in ROLES:
         spec = registry.spec(role)
-        weights = spec.weights(settings)
+        weights = load(spec.weights)(settings)
         status = "not loaded"
         if check:
             try:

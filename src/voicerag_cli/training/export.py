@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from voicerag_cli.models.speech_head import HEAD_FORMAT
+from voicerag_cli.models.distilled.head import HEAD_FORMAT
 from voicerag_cli.training.head import SpeechHead
 
 

@@ -42,8 +42,8 @@ def pack(out: Path, questions: int, sentences: int, espeak_wheel: Path, shared: 
     from safetensors.numpy import save_file
 
     from voicerag_cli.config import Settings
-    from voicerag_cli.models.whisper_frontend import bundled_whisper_dir
-    from voicerag_cli.registry import minilm_weights
+    from voicerag_cli.models.distilled.paths import bundled_whisper_dir
+    from voicerag_cli.models.sentence_embedder import minilm_weights
     from voicerag_cli.training.whisper_torch import mel_filters, read_ct2_variables
 
     out.mkdir(parents=True, exist_ok=True)
@@ -520,7 +520,7 @@ def train(args: argparse.Namespace, data: dict[str, Any] | None = None) -> None:
 def save_head(model: Any, cfg: Any, args: argparse.Namespace, final: dict, log: list, clips: int, steps: int) -> None:
 
     from voicerag_cli.models.distilled.bridge import BRIDGE_FORMAT
-    from voicerag_cli.models.whisper_frontend import FRONTEND_ID
+    from voicerag_cli.models.distilled.frontend import FRONTEND_ID
 
     tensors = {k: v.detach().half().cpu().contiguous() for k, v in model.export_tensors().items()}
     summary = {

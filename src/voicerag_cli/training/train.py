@@ -2,7 +2,7 @@
 student = frozen Whisper encoder states + trainable head on speech of that sentence.
 
     nice -n 10 python -m voicerag_cli.training.train --cache ~/.cache/voicerag/speech-distill \
-        --out src/voicerag_cli/weights/whisper-tiny-distilled-minilm.safetensors
+        --out src/voicerag_cli/models/distilled/weights/whisper-tiny-distilled-minilm.safetensors
 
 Loss = (1 - cosine(student, teacher)) + nce_weight * symmetric InfoNCE over the batch (other
 sentences in the batch are the negatives; clips of the same sentence are not counted as
@@ -129,7 +129,7 @@ def train(cache: Any, args: argparse.Namespace, log: Any = None) -> tuple[Any, d
     """Train a head on the cache's "train" clips; returns the model and a summary."""
     import torch
 
-    from voicerag_cli.models.speech_head import pool_states
+    from voicerag_cli.models.distilled.head import pool_states
     from voicerag_cli.training.head import HeadConfig, SpeechHead
 
     torch.manual_seed(args.seed)

@@ -1,7 +1,7 @@
 """The frozen front-end in PyTorch, for featurizing training audio on a GPU.
 
 Inference runs the Whisper tiny.en encoder through CTranslate2 on the CPU
-(`models/whisper_frontend.py`); training needs the same states for hundreds of thousands of
+(`models/distilled/frontend.py`); training needs the same states for hundreds of thousands of
 clips, which a batched GPU encoder computes in seconds. This module reads the encoder's weights
 straight from the bundled CTranslate2 `model.bin` (so training and inference use one set of
 weights) and reproduces faster-whisper's log-mel features and the encoder's arithmetic for a

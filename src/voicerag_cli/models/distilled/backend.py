@@ -1,7 +1,7 @@
 """`speech_embedder` backend `whisper-tiny-distilled`: spoken question -> text-embedding space.
 
 Frozen Whisper tiny.en encoder (CTranslate2, int8, unpadded input) + a head distilled onto
-all-MiniLM-L6-v2 (see voicerag_cli/weights/MODEL_CARD.md): either a standalone head
+all-MiniLM-L6-v2 (see models/distilled/weights/MODEL_CARD.md): either a standalone head
 (`voicerag-speech-head/1`) or a bridge into MiniLM's own (possibly tuned) BERT layers
 (`voicerag-speech-bridge/1`). No transcription happens: the vector
 is compared directly with the index's passage vectors.
@@ -20,15 +20,9 @@ from voicerag_cli.models.base import EmbeddingSpace
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
-    from voicerag_cli.models.whisper_frontend import WhisperEncoderFrontend
+    from voicerag_cli.models.distilled.frontend import WhisperEncoderFrontend
 
-HEAD_FILE = "whisper-tiny-distilled-minilm.safetensors"
 TARGET_DIM = 384  # all-MiniLM-L6-v2
-
-
-def head_path() -> Path:
-    """The head shipped inside the package (voicerag_cli/weights/)."""
-    return Path(__file__).resolve().parent.parent / "weights" / HEAD_FILE
 
 
 class DistilledSpeechEmbedder:
@@ -39,8 +33,8 @@ class DistilledSpeechEmbedder:
         expected: EmbeddingSpace | None,
         text_model_dir: Path | None = None,
     ) -> None:
-        from voicerag_cli.models.speech_head import BRIDGE_FORMAT, NumpySpeechHead, read_head_file
-        from voicerag_cli.models.whisper_frontend import FRONTEND_ID
+        from voicerag_cli.models.distilled.frontend import FRONTEND_ID
+        from voicerag_cli.models.distilled.head import BRIDGE_FORMAT, NumpySpeechHead, read_head_file
 
         head = read_head_file(head_file)
         meta = head.metadata
@@ -77,7 +71,7 @@ class DistilledSpeechEmbedder:
 
     def embed_speech(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         from voicerag_cli.audio.io import resample
-        from voicerag_cli.models.whisper_frontend import SAMPLE_RATE
+        from voicerag_cli.models.distilled.frontend import SAMPLE_RATE
 
         samples = resample(np.asarray(audio, dtype=np.float32).reshape(-1), sample_rate, SAMPLE_RATE)
         seconds = len(samples) / SAMPLE_RATE
@@ -95,11 +89,11 @@ MAX_SECONDS = 30  # Whisper's positional table: 1500 encoder frames
 
 def create(settings: Settings, registry: Any) -> DistilledSpeechEmbedder:
     from voicerag_cli.config import Settings
-    from voicerag_cli.models.sentence_embedder import MINILM_SPACE_ID
-    from voicerag_cli.models.whisper_frontend import WhisperEncoderFrontend, bundled_whisper_dir
-    from voicerag_cli.registry import distilled_head_weights, minilm_weights
+    from voicerag_cli.models.distilled.frontend import WhisperEncoderFrontend
+    from voicerag_cli.models.distilled.paths import bundled_whisper_dir, head_weights
+    from voicerag_cli.models.sentence_embedder import MINILM_SPACE_ID, minilm_weights
 
-    head = distilled_head_weights(settings)
+    head = head_weights(settings)
     if not head.present:
         raise ModelError(f"speech-embedder head weights not found at {head.location}; reinstall voicerag")
     # Always the bundled tiny.en, whatever asr.model_path says: the head fits only its features.

