@@ -56,7 +56,7 @@ from voicerag_cli.models.glm4voice.protocol import TokenMap, build_prompt, encod
 from voicerag_cli.models.glm4voice.speech_decoder import SpeechDecoder  # noqa: E402
 from voicerag_cli.models.glm4voice.speech_tokenizer import SpeechTokenizer, SpeechTokenizerConfig  # noqa: E402
 from voicerag_cli.models.glm4voice.static_lm import SamplingParams  # noqa: E402
-from voicerag_cli.models.glm4voice.synthetic import (  # noqa: E402
+from voicerag_cli.testing.glm4voice import (  # noqa: E402
     REAL_DECODER_SIZES,
     TINY_DECODER_SIZES,
     InterleavePattern,

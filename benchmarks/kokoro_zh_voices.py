@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import jiwer
 import numpy as np
+from zh_speech import rows, zh_answers  # the answers zh_speech.py renders (benchmarks/ is on sys.path)
 
+from voicerag_cli.audio.io import resample
 from voicerag_cli.config import load_settings
 from voicerag_cli.eval.metrics import normalize_cer
 from voicerag_cli.registry import Registry
-from voicerag_cli.sentences import split_sentences
 
-RGB_ZH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "rgb" / "zh_refine.json"
 DEFAULT_GRID = [
     "jf_alpha@1.0",
     "jf_gongitsune@1.0",
@@ -32,24 +33,6 @@ DEFAULT_GRID = [
     "jf_tebukuro@1.0",
     "jm_kumo@1.0",
 ]
-
-
-def answer_sentences(n: int, skip: int = 0) -> list[str]:
-    out: list[str] = []
-    with RGB_ZH.open(encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            sentences = [s.text for s in split_sentences(row["positive"][0]) if 8 <= len(s.text) <= 60]
-            if len(sentences) >= 2:
-                out.append(sentences[0] + sentences[1])
-            if len(out) == n + skip:
-                break
-    return out[skip:]
-
-
-def resample(samples: np.ndarray, rate: int, target: int = 16_000) -> np.ndarray:
-    positions = np.arange(0, samples.size * target // rate) * (rate / target)
-    return np.interp(positions, np.arange(samples.size), samples).astype(np.float32)
 
 
 def main() -> None:
@@ -64,7 +47,7 @@ def main() -> None:
     asr = Registry(load_settings(None, profile="zh", overrides=overrides)).asr()
     kokoro = Registry(load_settings(None, overrides={"models.tts": "kokoro"})).tts()
     next(kokoro.stream("你好。"))  # loads the Mandarin G2P (jieba) outside the timings
-    texts = answer_sentences(args.sentences, args.skip)
+    texts = zh_answers(rows(sys.maxsize), args.sentences + args.skip)[args.skip :]
     refs = [normalize_cer(t) for t in texts]
     results = []
     for entry in args.grid:
@@ -76,7 +59,7 @@ def main() -> None:
             render_s += time.perf_counter() - started
             samples = np.concatenate([*pieces, np.zeros(2400, dtype=np.float32)])
             audio_s += samples.size / 24_000
-            hyps.append(normalize_cer(asr.transcribe(resample(samples, 24_000), 16_000).text))
+            hyps.append(normalize_cer(asr.transcribe(resample(samples, 24_000, 16_000), 16_000).text))
         row = {
             "config": entry,
             "cer": round(float(jiwer.cer(refs, [h or " " for h in hyps])), 4),

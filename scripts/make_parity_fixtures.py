@@ -373,7 +373,7 @@ def main() -> None:
     stand_in = types.ModuleType("torchaudio")
     stand_in.transforms = types.SimpleNamespace(Resample=None)  # named in a type annotation only
     sys.modules.setdefault("torchaudio", stand_in)
-    from voicerag_cli.models.glm4voice.synthetic import DECODER_YAML, TINY_DECODER_SIZES
+    from voicerag_cli.testing.glm4voice import DECODER_YAML, TINY_DECODER_SIZES
 
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)

@@ -27,14 +27,14 @@ from voicerag_cli.models.base import Passage, Query, StreamingGenerator
 from voicerag_cli.models.glm4voice.backend import Glm4VoiceGenerator, create
 from voicerag_cli.models.glm4voice.protocol import BEGIN_AUDIO
 from voicerag_cli.models.glm4voice.speech_tokenizer import SpeechTokenizerConfig
-from voicerag_cli.models.glm4voice.synthetic import (
+from voicerag_cli.pipeline.ask import AskPipeline
+from voicerag_cli.registry import Registry
+from voicerag_cli.testing.glm4voice import (
     InterleavePattern,
     write_interleaved_lm,
     write_speech_decoder,
     write_speech_tokenizer,
 )
-from voicerag_cli.pipeline.ask import AskPipeline
-from voicerag_cli.registry import Registry
 
 REPO = Path(__file__).resolve().parents[1]
 CODES = 64  # speech-token vocabulary shared by the tiny tokenizer, LM and decoder

@@ -13,7 +13,7 @@ import torch
 from voicerag_cli.errors import ModelError
 from voicerag_cli.models.glm4voice.decoder_config import FlowConfig, HiftConfig, read_decoder_config
 from voicerag_cli.models.glm4voice.speech_decoder import SpeechDecoder
-from voicerag_cli.models.glm4voice.synthetic import REAL_DECODER_SIZES, write_speech_decoder
+from voicerag_cli.testing.glm4voice import REAL_DECODER_SIZES, write_speech_decoder
 
 RNG = np.random.default_rng(0)
 TOKENS = [int(t) for t in RNG.integers(0, 64, 50)]
@@ -32,7 +32,7 @@ def decoder(decoder_dir: Path) -> SpeechDecoder:
 
 
 def test_published_config_is_read_as_data(tmp_path: Path) -> None:
-    from voicerag_cli.models.glm4voice.synthetic import DECODER_YAML
+    from voicerag_cli.testing.glm4voice import DECODER_YAML
 
     path = tmp_path / "config.yaml"
     path.write_text(DECODER_YAML.format(**REAL_DECODER_SIZES))

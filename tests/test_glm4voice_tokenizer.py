@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from voicerag_cli.errors import ModelError
 from voicerag_cli.models.glm4voice.speech_tokenizer import SpeechTokenizer, SpeechTokenizerConfig
-from voicerag_cli.models.glm4voice.synthetic import write_speech_tokenizer
+from voicerag_cli.testing.glm4voice import write_speech_tokenizer
 
 TINY = SpeechTokenizerConfig(
     d_model=32,

@@ -19,7 +19,14 @@ from typing import Any
 
 import pytest
 
-from sonar_assets import TinyAssets, build_tiny_assets, espeak_wav, text_card, text_vocab_size, write_cards
+from voicerag_cli.testing.sonar import (
+    TinyAssets,
+    build_tiny_assets,
+    espeak_wav,
+    text_card,
+    text_vocab_size,
+    write_cards,
+)
 
 DOCS = {
     "paris.txt": "The Eiffel Tower stands in Paris, the capital of France. It was finished in 1889.",
