@@ -25,6 +25,7 @@ import random
 import sys
 import tarfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,8 @@ POOL = 4
 
 
 # ---------------------------------------------------------------------------------------- pack
-def pack(out: Path, questions: int, sentences: int, espeak_wheel: Path, shared: Path, seed: int) -> None:
-    import zipfile
-
+def pack(out: Path, questions: int, sentences: int, espeak_wheel: Path | None, shared: Path, seed: int) -> None:
+    """The folder the GPU machine needs; without `espeak_wheel` it can train on features but not render."""
     from safetensors.numpy import save_file
 
     from voicerag_cli.config import Settings
@@ -47,20 +47,8 @@ def pack(out: Path, questions: int, sentences: int, espeak_wheel: Path, shared: 
     from voicerag_cli.training.whisper_torch import mel_filters, read_ct2_variables
 
     out.mkdir(parents=True, exist_ok=True)
-    # espeak-ng: the library and its data without other languages' dictionaries (18 of 20 MB)
-    with zipfile.ZipFile(espeak_wheel) as wheel, tarfile.open(out / "espeak.tgz", "w:gz") as tar:
-        for name in wheel.namelist():
-            base = name.rsplit("/", 1)[-1]
-            if name.endswith("/") or (base.endswith("_dict") and base != "en_dict"):
-                continue
-            if base.startswith("libespeak-ng.so") and base != "libespeak-ng.so.1":
-                continue
-            if not (name.startswith("espeakng_loader/espeak-ng-data/") or base == "libespeak-ng.so.1"):
-                continue
-            data = wheel.read(name)
-            info = tarfile.TarInfo(name.removeprefix("espeakng_loader/"))
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    if espeak_wheel is not None:
+        pack_espeak(espeak_wheel, out / "espeak.tgz")
     whisper = bundled_whisper_dir()
     assert whisper is not None
     enc = read_ct2_variables(whisper / "model.bin")
@@ -104,6 +92,26 @@ def pack(out: Path, questions: int, sentences: int, espeak_wheel: Path, shared: 
                 f.write(json.dumps({"text": text, "kind": kind}, ensure_ascii=False) + "\n")
     total = sum(p.stat().st_size for p in out.iterdir())
     print(f"packed {out}: {total / 2**20:.1f} MiB")
+
+
+def pack_espeak(wheel_path: Path, out: Path) -> None:
+    """espeak-ng's library and its data from the espeakng-loader wheel, without other languages'
+    dictionaries (18 of 20 MB)."""
+    import zipfile
+
+    with zipfile.ZipFile(wheel_path) as wheel, tarfile.open(out, "w:gz") as tar:
+        for name in wheel.namelist():
+            base = name.rsplit("/", 1)[-1]
+            if name.endswith("/") or (base.endswith("_dict") and base != "en_dict"):
+                continue
+            if base.startswith("libespeak-ng.so") and base != "libespeak-ng.so.1":
+                continue
+            if not (name.startswith("espeakng_loader/espeak-ng-data/") or base == "libespeak-ng.so.1"):
+                continue
+            data = wheel.read(name)
+            info = tarfile.TarInfo(name.removeprefix("espeakng_loader/"))
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
 
 
 # ----------------------------------------------------------------------------- model loading
@@ -300,6 +308,10 @@ def render(
     rng.shuffle(dev_rows)
     n_q = min(len(train_q), int(clips * question_share))
     chosen = train_q[:n_q] + train_s[: clips - n_q]
+    unique = list(chosen)
+    while len(chosen) < clips:  # more clips than texts: the texts again, each with a new voice
+        rng.shuffle(unique)
+        chosen += unique[: clips - len(chosen)]
     dev_q = [i for i in dev_rows if rows[i]["kind"] == "question"][: dev // 2]
     dev_s = [i for i in dev_rows if rows[i]["kind"] == "sentence"][: dev - len(dev_q)]
     dev_chosen = dev_q + dev_s
@@ -341,41 +353,113 @@ def render(
             if done % 20000 == 0:
                 print(f"[{time.time() - started:.0f}s] rendered {done}/{len(jobs)}", flush=True)
     flush()
-    keep = [i for i, f in enumerate(feats) if f is not None]
-    lengths = torch.tensor([int(feats[i].shape[0]) for i in keep], dtype=torch.int64)
-    flat = torch.cat([feats[i] for i in keep]).cpu()  # ragged: only real frames, [sum(lengths), 384]
-    data = {
-        "flat": flat,
-        "lengths": lengths,
-        "text": torch.tensor([text_of[i] for i in keep]),
-        "is_dev": torch.tensor([i >= n_train for i in keep]),
-        "teacher": torch.from_numpy(teacher),
-        "texts": [rows[i]["text"] for i in used],
-        "kinds": [rows[i]["kind"] for i in used],
-        "rendered_clips": len(jobs),
-    }
-    if save:  # writing gigabytes takes minutes: `render-train` keeps them in memory instead
-        torch.save(data, work / "features.pt")
-    print(f"[{time.time() - started:.0f}s] features {tuple(flat.shape)} of {len(keep)} clips", flush=True)
+    is_dev = [i >= n_train for i in range(len(jobs))]
+    texts = [rows[i]["text"] for i in used]
+    kinds = [rows[i]["kind"] for i in used]
+    data = assemble(feats, text_of, is_dev, teacher, texts, kinds)
+    if save:
+        save_features(work, data)
+    print(
+        f"[{time.time() - started:.0f}s] features {tuple(data['flat'].shape)} of {len(data['lengths'])} clips",
+        flush=True,
+    )
     return data
 
 
-def dense_features(flat: Any, lengths: Any, device: str) -> Any:
-    """Ragged [sum(T), C] -> zero-padded [N, max T, C] on `device` (fp16)."""
+def assemble(
+    feats: list[Any], text_of: list[int], is_dev: list[bool], teacher: np.ndarray, texts: list[str], kinds: list[str]
+) -> dict[str, Any]:
+    """Clip features (None where rendering failed) and their labels -> what `train` reads: the
+    frames ragged as one [sum(T), C] tensor, clip lengths, text ids, dev flags, teacher vectors."""
     import torch
 
-    n, width = len(lengths), int(lengths.max())
-    dense = torch.zeros(n, width, flat.shape[1], dtype=flat.dtype, device=device)
-    flat = flat.to(device)
-    starts = torch.cumsum(lengths, 0) - lengths
-    for s in range(0, n, 4096):
-        rows = torch.arange(s, min(n, s + 4096))
-        ln = lengths[rows].to(device)
-        pos = torch.arange(width, device=device)[None]
-        valid = pos < ln[:, None]
-        src = (starts[rows].to(device)[:, None] + pos).clamp(max=flat.shape[0] - 1)
-        dense[s : s + len(rows)] = flat[src] * valid[..., None]
-    return dense
+    keep = [i for i, f in enumerate(feats) if f is not None]
+    return {
+        "flat": torch.cat([feats[i] for i in keep]).cpu(),
+        "lengths": torch.tensor([int(feats[i].shape[0]) for i in keep], dtype=torch.int64),
+        "text": torch.tensor([text_of[i] for i in keep]),
+        "is_dev": torch.tensor([is_dev[i] for i in keep]),
+        "teacher": torch.from_numpy(teacher),
+        "texts": texts,
+        "kinds": kinds,
+        "rendered_clips": len(feats),
+    }
+
+
+def save_features(work: Path, data: dict[str, Any]) -> None:
+    """The frames as one raw array (seconds to write, memory-mapped by each run), the rest small."""
+    import torch
+
+    work.mkdir(parents=True, exist_ok=True)
+    np.save(work / "features_flat.npy", data["flat"].numpy())
+    torch.save({k: v for k, v in data.items() if k != "flat"}, work / "features_meta.pt")
+
+
+def load_features(work: Path) -> dict[str, Any]:
+    """What `render` saved: the ragged frames memory-mapped, the rest loaded."""
+    import torch
+
+    data = torch.load(work / "features_meta.pt")
+    # a read-only map: train copies it to the device once and never writes to it
+    flat = np.load(work / "features_flat.npy", mmap_mode="r")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch warns about non-writable arrays
+        data["flat"] = torch.from_numpy(flat)
+    return data
+
+
+class RaggedFeatures:
+    """Ragged frames [sum(T), C] kept on the device; a batch is gathered zero-padded to its
+    longest clip (a dense [N, max T, C] copy of 110 k clips would take 17 GB per run)."""
+
+    def __init__(self, flat: Any, lengths: Any, device: str) -> None:
+        import torch
+
+        self.flat = flat.to(device)
+        self.lengths = lengths.to(device)
+        self.starts = torch.cumsum(self.lengths, 0) - self.lengths
+
+    def batch(self, rows: Any) -> tuple[Any, Any]:
+        """Frames [B, T, C] (float32) and mask [B, T] of clips `rows`."""
+        import torch
+
+        lengths = self.lengths[rows]
+        pos = torch.arange(int(lengths.max()), device=self.flat.device)[None]
+        mask = pos < lengths[:, None]
+        src = (self.starts[rows][:, None] + pos).clamp(max=self.flat.shape[0] - 1)
+        return self.flat[src].float() * mask[..., None], mask
+
+
+def build_student(args: argparse.Namespace, tensors: dict[str, np.ndarray], bert_config: dict[str, Any]) -> Any:
+    """The bridge (stand-in word vectors into the teacher's BERT) or the plain head (`--arch head`:
+    transformer blocks + pooling straight to the teacher's space, as the shipped CPU head)."""
+    from voicerag_cli.training.bridge import BridgeConfig, SpeechBridge
+    from voicerag_cli.training.head import HeadConfig, SpeechHead
+
+    if args.arch == "head":
+        return SpeechHead(HeadConfig(d=args.d, layers=args.layers, heads=args.heads, ff=args.ff, pool=POOL))
+    cfg = BridgeConfig(
+        d=args.d, layers=args.layers, heads=args.heads, ff=args.ff, squeeze=args.squeeze, tune_bert=not args.freeze_bert
+    )
+    return SpeechBridge(cfg, tensors, bert_config)
+
+
+def load_plain_head(path: Path) -> Any:
+    """A shipped-format head file (models/distilled/head.py's HEAD_FORMAT) as a torch SpeechHead."""
+    import torch
+    from safetensors import safe_open
+
+    from voicerag_cli.models.distilled.head import HEAD_FORMAT
+    from voicerag_cli.training.head import HeadConfig, SpeechHead
+
+    with safe_open(str(path), framework="pt") as handle:
+        meta = dict(handle.metadata() or {})
+        state = {name: handle.get_tensor(name).float() for name in handle.keys()}  # noqa: SIM118
+    if meta.get("format") != HEAD_FORMAT:
+        raise SystemExit(f"{path}: format {meta.get('format')!r}, not {HEAD_FORMAT}")
+    model = SpeechHead(HeadConfig(**json.loads(meta["config"])))
+    model.load_state_dict(state)
+    return model.to(torch.float32)
 
 
 # ---------------------------------------------------------------------------------- training
@@ -398,27 +482,23 @@ def train(args: argparse.Namespace, data: dict[str, Any] | None = None) -> None:
     import torch
     import torch.nn.functional as F
 
-    from voicerag_cli.training.bridge import BridgeConfig, SpeechBridge
-
     torch.manual_seed(args.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if data is None:
-        data = torch.load(args.work / "features.pt")
+        data = load_features(args.work)
     lengths, text, is_dev = data["lengths"], data["text"], data["is_dev"]
-    feats = dense_features(data["flat"], lengths, device)
+    feats = RaggedFeatures(data["flat"], lengths, device)
     teacher = data["teacher"].to(device)
     train_rows = torch.nonzero(~is_dev).squeeze(1)
     if args.clips:
         g = torch.Generator().manual_seed(args.seed)
         train_rows = train_rows[torch.randperm(len(train_rows), generator=g)[: args.clips]]
     dev_rows = torch.nonzero(is_dev).squeeze(1)
-    lengths, text = lengths.to(device), text.to(device)
+    text = text.to(device)
     train_rows, dev_rows = train_rows.to(device), dev_rows.to(device)
     tensors, bert_config = load_minilm(args.carry)
-    cfg = BridgeConfig(
-        d=args.d, layers=args.layers, heads=args.heads, ff=args.ff, squeeze=args.squeeze, tune_bert=not args.freeze_bert
-    )
-    model = SpeechBridge(cfg, tensors, bert_config).to(device)
+    model = build_student(args, tensors, bert_config).to(device)
+    cfg = model.cfg
     if args.init and args.init.exists():
         state = {k: v.float() for k, v in load_parts(args.init)[0].items()}
         bert_state = {k.removeprefix("bert."): v for k, v in state.items() if k.startswith("bert.")}
@@ -426,8 +506,10 @@ def train(args: argparse.Namespace, data: dict[str, Any] | None = None) -> None:
         for k, v in bert_state.items():
             model.bert.p(k).data.copy_(v)
         print(f"resumed from {args.init}", flush=True)
-    groups = [{"params": model.bridge_parameters(), "lr": args.lr}]
-    if cfg.tune_bert:
+    tune_bert = args.arch == "bridge" and not args.freeze_bert
+    own = model.bridge_parameters() if args.arch == "bridge" else list(model.parameters())
+    groups = [{"params": own, "lr": args.lr}]
+    if tune_bert:
         groups.append({"params": list(model.bert.parameters()), "lr": args.bert_lr})
     opt = torch.optim.AdamW(groups, weight_decay=0.01)
     base_lrs = [g["lr"] for g in groups]
@@ -450,25 +532,29 @@ def train(args: argparse.Namespace, data: dict[str, Any] | None = None) -> None:
     started = time.time()
     log: list[dict[str, Any]] = []
 
-    def evaluate(step: int) -> dict[str, Any]:
-        model.eval()
+    def evaluate(step: int, student: Any = model, label: str = "") -> dict[str, Any]:
+        student.eval()
         outs = []
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
             for s in range(0, len(dev_rows), 1024):
-                rows = dev_rows[s : s + 1024]
-                width = int(lengths[rows].max())
-                mask = torch.arange(width, device=device)[None] < lengths[rows][:, None]
-                outs.append(model(feats[rows, :width].float(), mask).float())
-        model.train()
+                x, mask = feats.batch(dev_rows[s : s + 1024])
+                outs.append(student(x, mask, pooled=True).float())
+        student.train()
         entry = {
             "step": step,
             "minutes": round((time.time() - started) / 60, 2),
             **retrieval(torch.cat(outs), teacher, text[dev_rows]),
         }
-        log.append(entry)
+        if label:
+            entry["model"] = label
+        else:
+            log.append(entry)
         print(json.dumps(entry), flush=True)
         return entry
 
+    baseline = None
+    if args.baseline_head:  # the shipped head on the same held-out clips: the bar to clear
+        baseline = evaluate(0, load_plain_head(args.baseline_head).to(device), str(args.baseline_head.name))
     step = 0
     tau = args.tau
     while True:
@@ -490,14 +576,12 @@ def train(args: argparse.Namespace, data: dict[str, Any] | None = None) -> None:
         if n_hard:
             extra = neighbour_clip[text[rows[:n_hard]]]
             rows = torch.cat([rows, torch.where(extra >= 0, extra, rows[:n_hard])])
-        width = int(lengths[rows].max())
-        mask = torch.arange(width, device=device)[None] < lengths[rows][:, None]
-        x = feats[rows, :width].float()
+        x, mask = feats.batch(rows)
         # frame masking: 10 % of pooled frames zeroed, as SpecAugment-style regularisation
         x = x * (torch.rand(x.shape[:2], device=device) > args.frame_mask)[..., None]
         x = x + args.feature_noise * torch.randn_like(x) * x.std()
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
-            student = model(x, mask).float()
+            student = model(x, mask, pooled=True).float()
         target = teacher[text[rows]]
         cos = (student * target).sum(-1)
         logits = student @ target.T / tau
@@ -513,17 +597,29 @@ def train(args: argparse.Namespace, data: dict[str, Any] | None = None) -> None:
         step += 1
         if step % args.eval_every == 0:
             evaluate(step)
-    final = evaluate(step)
-    save_head(model, cfg, args, final, log, len(train_rows), step)
+    final = log[-1] if log and log[-1]["step"] == step else evaluate(step)  # scored already
+    save_head(model, cfg, args, final, log, len(train_rows), step, baseline)
 
 
-def save_head(model: Any, cfg: Any, args: argparse.Namespace, final: dict, log: list, clips: int, steps: int) -> None:
-
+def save_head(
+    model: Any,
+    cfg: Any,
+    args: argparse.Namespace,
+    final: dict,
+    log: list,
+    clips: int,
+    steps: int,
+    baseline: dict | None = None,
+) -> None:
     from voicerag_cli.models.distilled.bridge import BRIDGE_FORMAT
     from voicerag_cli.models.distilled.frontend import FRONTEND_ID
+    from voicerag_cli.models.distilled.head import HEAD_FORMAT
 
-    tensors = {k: v.detach().half().cpu().contiguous() for k, v in model.export_tensors().items()}
+    bridge = getattr(args, "arch", "bridge") == "bridge"
+    exported = model.export_tensors() if bridge else model.state_dict()
+    tensors = {k: v.detach().half().cpu().contiguous() for k, v in exported.items()}
     summary = {
+        "arch": "bridge" if bridge else "head",
         "clips": clips,
         "steps": steps,
         "batch": args.batch,
@@ -534,10 +630,11 @@ def save_head(model: Any, cfg: Any, args: argparse.Namespace, final: dict, log: 
         "hard_fraction": args.hard_fraction,
         "seed": args.seed,
         "dev": final,
+        "baseline": baseline,
         "log": log,
     }
     meta = {
-        "format": BRIDGE_FORMAT,
+        "format": BRIDGE_FORMAT if bridge else HEAD_FORMAT,
         "target_space_id": "sentence-transformers/all-MiniLM-L6-v2",
         "target_dim": "384",
         "frontend": FRONTEND_ID,
@@ -614,6 +711,8 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--bert-lr", type=float, default=5e-5)
     parser.add_argument("--freeze-bert", action="store_true")
+    parser.add_argument("--arch", choices=("bridge", "head"), default="bridge")
+    parser.add_argument("--baseline-head", type=Path, help="score this shipped-format head on the dev clips first")
     parser.add_argument("--d", type=int, default=384)
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--heads", type=int, default=6)
@@ -635,7 +734,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--questions", type=int, default=180_000)
     p.add_argument("--sentences", type=int, default=120_000)
-    p.add_argument("--espeak-wheel", type=Path, required=True)
+    p.add_argument("--espeak-wheel", type=Path, help="the espeakng-loader wheel (without it: no rendering there)")
     p.add_argument("--shared", type=Path, default=Path("../shared/data/text"))
     p.add_argument("--seed", type=int, default=0)
     r = sub.add_parser("render")

@@ -1,0 +1,122 @@
+"""The GPU training pipeline end to end at toy size on the CPU: pack the carry folder from the
+bundled models, featurize real espeak-ng speech with the torch front-end, save the features as
+`render` does, train a small plain head for a few steps (scored against the shipped head on the
+same dev clips), and load the result through the real e2e backend."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voicerag_cli.config import Settings
+from voicerag_cli.models.base import EmbeddingSpace
+from voicerag_cli.models.distilled.head import HEAD_FORMAT, read_head_file
+from voicerag_cli.models.distilled.paths import head_weights
+from voicerag_cli.models.sentence_embedder import MINILM_SPACE_ID, minilm_weights
+
+torch = pytest.importorskip("torch")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"),
+]
+
+QUESTIONS = [
+    "Who wrote the novel Pride and Prejudice?",
+    "When did the Berlin Wall fall?",
+    "What is the capital city of Australia?",
+    "How many moons does Mars have?",
+    "Which river flows through Cairo?",
+    "Who painted the ceiling of the Sistine Chapel?",
+]
+SENTENCES = [
+    "The Great Barrier Reef lies off the coast of Queensland.",
+    "Marie Curie won two Nobel Prizes in different sciences.",
+    "The Amazon rainforest produces a large share of the world's oxygen.",
+    "Mount Kilimanjaro is the highest mountain in Africa.",
+]
+
+
+def _shared_texts(folder: Path) -> Path:
+    folder.mkdir()
+    with gzip.open(folder / "questions_en.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps({"text": q}) + "\n" for q in QUESTIONS)
+    with gzip.open(folder / "wiki_sentences_en.txt.gz", "wt", encoding="utf-8") as f:
+        f.writelines(s + "\n" for s in SENTENCES)
+    return folder
+
+
+def test_pack_featurize_train_and_serve_a_head(tmp_path: Path) -> None:
+    from voicerag_cli.models.distilled.backend import DistilledSpeechEmbedder, create
+    from voicerag_cli.models.numpy_sentence_embedder import NumpySentenceEmbedder
+    from voicerag_cli.training import gpu_train
+    from voicerag_cli.training.head import SpeechHead
+    from voicerag_cli.training.render import speak
+    from voicerag_cli.training.voices import EVAL_VOICES, Voice
+
+    carry, work, out = tmp_path / "carry", tmp_path / "work", tmp_path / "out" / "head.safetensors"
+    gpu_train.pack(carry, len(QUESTIONS), len(SENTENCES), None, _shared_texts(tmp_path / "text"), seed=0)
+    assert not (carry / "espeak.tgz").exists()  # no wheel given: a carry for training only
+    rows = gpu_train.load_texts(carry)
+    texts = [r["text"] for r in rows]
+    assert sorted(texts) == sorted(QUESTIONS + SENTENCES)
+
+    # the teacher is the text embedder that indexes the passages (the numpy MiniLM)
+    teacher = gpu_train.teacher_vectors(texts, carry, "cpu")
+    shipped_text = NumpySentenceEmbedder(Path(minilm_weights(Settings()).location), MINILM_SPACE_ID)
+    np.testing.assert_allclose(teacher, shipped_text.embed_texts(texts), atol=2e-3)
+
+    # each text twice (two voices), the last three texts' clips are the dev split
+    voices = [Voice(EVAL_VOICES[0], 165, 50), Voice(EVAL_VOICES[3], 140, 40)]
+    text_of = [i for i in range(len(texts)) for _ in voices]
+    clips = [(speak(texts[i], voices[k % 2]) * 32767).astype(np.int16) for k, i in enumerate(text_of)]
+    is_dev = [i >= len(texts) - 3 for i in text_of]
+    featurizer = gpu_train.GpuFeaturizer(carry, "cpu", seed=0)
+    train_clips = [c for c, dev in zip(clips, is_dev, strict=True) if not dev]
+    dev_clips = [c for c, dev in zip(clips, is_dev, strict=True) if dev]
+    train_feats, dev_feats = iter(featurizer(train_clips, augment=True)), iter(featurizer(dev_clips, augment=False))
+    feats = [next(dev_feats) if dev else next(train_feats) for dev in is_dev]
+    data = gpu_train.assemble(feats, text_of, is_dev, teacher, texts, [r["kind"] for r in rows])
+    gpu_train.save_features(work, data)
+
+    shipped = Path(head_weights(Settings()).location)
+    options = ["--arch", "head", "--d", "32", "--layers", "1", "--heads", "2", "--ff", "64", "--batch", "6"]
+    common = ["--carry", str(carry), "--work", str(work), "--out", str(out), "--seed", "0"]
+    assert (
+        gpu_train.main(
+            ["train", *common, *options, "--steps", "4", "--eval-every", "2", "--baseline-head", str(shipped)]
+        )
+        == 0
+    )
+
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["arch"] == "head" and summary["steps"] == 4 and summary["clips"] == 14
+    assert [entry["step"] for entry in summary["log"]] == [2, 4]
+    assert summary["baseline"]["candidates"] == 3 == summary["dev"]["candidates"]
+    assert 0.0 <= summary["baseline"]["r1"] <= summary["baseline"]["r5"] <= 1.0
+    head = read_head_file(out)
+    assert head.metadata["format"] == HEAD_FORMAT
+
+    # served by the real backend: the same vector as the torch head on the same encoder states
+    frontend = create(Settings(), None).frontend
+    embedder = DistilledSpeechEmbedder(frontend, out, EmbeddingSpace(MINILM_SPACE_ID, 384))
+    audio = speak(texts[0], voices[0])
+    vector = embedder.embed_speech(audio, 16_000)
+    assert vector.shape == (384,) and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-4
+    model = gpu_train.load_plain_head(out).eval()
+    assert isinstance(model, SpeechHead)
+    states = torch.from_numpy(frontend(audio))[None]
+    with torch.no_grad():
+        expected = model(states, torch.ones(states.shape[:2], dtype=torch.bool))[0].numpy()
+    assert float(vector @ expected) > 0.9999
+
+    # resuming from the saved head continues from its weights, not from scratch
+    resumed = tmp_path / "out" / "resumed.safetensors"
+    common_resumed = ["--carry", str(carry), "--work", str(work), "--out", str(resumed), "--init", str(out)]
+    assert gpu_train.main(["train", *common_resumed, *options, "--steps", "1", "--eval-every", "5", "--lr", "0"]) == 0
+    first, second = read_head_file(out).tensors, read_head_file(resumed).tensors
+    assert all(np.array_equal(first[k], second[k]) for k in first)
