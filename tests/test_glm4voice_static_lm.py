@@ -187,10 +187,10 @@ def edit_config(folder: Path, **changes: object) -> None:
 
 def test_chatglm_variants_that_are_not_this_network_are_refused(tmp_path: Path) -> None:
     folder, _ = write_chatglm_lm(tmp_path / "lm", AUDIO)
-    edit_config(folder, original_rope=False)  # NeoX-style rotary: a different network
-    with pytest.raises(ModelError, match="original_rope = false"):
+    edit_config(folder, rmsnorm=False)  # LayerNorm blocks: a different network
+    with pytest.raises(ModelError, match="rmsnorm = false"):
         InterleavedLM.load(folder, trust_remote_code=False, device="cpu")
-    edit_config(folder, original_rope=True, num_attention_heads=2)  # fused qkv no longer splits
+    edit_config(folder, rmsnorm=True, num_attention_heads=2)  # fused qkv no longer splits
     with pytest.raises(ModelError, match=r"query_key_value\.\w+ has 64 rows, expected 48"):
         InterleavedLM.load(folder, trust_remote_code=False, device="cpu")
     edit_config(folder, num_attention_heads=4)
