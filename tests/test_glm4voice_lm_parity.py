@@ -99,3 +99,67 @@ def test_the_comparison_sees_a_wrong_qkv_layout(cases: dict[str, np.ndarray]) ->
     with torch.no_grad():
         wrong = model(prompt).logits[0]
     assert (wrong - torch.from_numpy(cases["multi_head_logits"])).abs().max() > 1.0
+
+
+# --- tokenizer and prompt ids ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Any:
+    from voicerag_cli.models.glm4voice.glm_tokenizer import is_glm4_tokenizer, load_glm4_tokenizer
+
+    assert is_glm4_tokenizer(FIXTURES / "published")  # tokenizer.model + the class upstream names
+    return load_glm4_tokenizer(FIXTURES / "published")
+
+
+def test_prompt_ids_equal_the_official_tokenizer_on_the_official_prompts(
+    tokenizer: Any, reference: dict[str, Any]
+) -> None:
+    """web_demo.py's prompts (first turn, second turn with the whole first exchange, text turn),
+    encoded as model_server.py does (`tokenizer([prompt])`: `[gMASK]<sop>` first), equal voicerag's
+    `encode_prompt` through its native reading of the tokenizer files, id for id."""
+    from voicerag_cli.models.glm4voice.protocol import TokenMap, encode_prompt
+
+    prompts = json.loads((FIXTURES.parent / "glm4voice_reference.json").read_text(encoding="utf-8"))["prompt"]
+    official = reference["tokenizer"]
+    assert len(tokenizer) == official["vocab_size"]
+    tokens = TokenMap.from_tokenizer(tokenizer)
+    for token, token_id in official["special_ids"].items():
+        assert tokenizer.convert_tokens_to_ids(token) == token_id, token
+    for turn, expected in official["prompt_ids"].items():
+        ids = encode_prompt(tokenizer, tokens, prompts[turn])
+        assert ids == expected, turn
+        assert ids[:2] == [official["special_ids"]["[gMASK]"], official["special_ids"]["<sop>"]]
+    assert len(official["prompt_ids"]["second_turn"]) > len(official["prompt_ids"]["first_turn"]) + 20
+
+
+def test_text_ids_and_history_decoding_equal_the_official_tokenizer(tokenizer: Any, reference: dict[str, Any]) -> None:
+    """Whitespace runs, digits, contractions, Chinese, accents, emoji, code and inline special
+    tokens encode to the official ids; an interleaved completion decodes to the string web_demo.py
+    keeps as history (`spaces_between_special_tokens=False`)."""
+    official = reference["tokenizer"]
+    pairs = list(zip(official["texts"], official["text_ids"], strict=True))
+    for text, expected in pairs:
+        assert tokenizer.encode(text, add_special_tokens=False) == expected, text
+    assert any(len(ids) < len(text.encode()) / 2 for text, ids in pairs)  # merges are used, not bytes
+    decoded = tokenizer.decode(official["completion_ids"], spaces_between_special_tokens=False)
+    assert decoded == official["completion_text"] and "<|audio_63|>" in decoded
+
+
+def test_whole_snapshot_answers_the_official_prompts_as_the_official_generate(reference: dict[str, Any]) -> None:
+    """The published-layout folder (ChatGLM weights, tiktoken tokenizer files, the code named in
+    auto_map but absent) loads through `InterleavedLM.load` without the remote-code opt-in; the
+    official prompts' greedy answers equal the official model's `generate`, stop id included."""
+    from voicerag_cli.models.glm4voice.lm import GenerationParams, InterleavedLM
+    from voicerag_cli.models.glm4voice.protocol import TokenMap
+
+    folder = FIXTURES / "published"
+    assert not list(folder.glob("*.py"))
+    lm = InterleavedLM.load(folder, trust_remote_code=False, device="cpu")
+    tokens = TokenMap.from_tokenizer(lm.tokenizer, 64)
+    assert lm.fast is not None and tokens.stop_ids
+    for turn, expected in reference["published"]["prompt_answers"].items():
+        answer: list[int] = []
+        ids = reference["tokenizer"]["prompt_ids"][turn]
+        lm.run(ids, tokens, GenerationParams(temperature=0.0, max_new_tokens=len(expected)), answer.append)
+        assert answer == expected, turn
