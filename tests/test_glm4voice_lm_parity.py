@@ -163,3 +163,33 @@ def test_whole_snapshot_answers_the_official_prompts_as_the_official_generate(re
         ids = reference["tokenizer"]["prompt_ids"][turn]
         lm.run(ids, tokens, GenerationParams(temperature=0.0, max_new_tokens=len(expected)), answer.append)
         assert answer == expected, turn
+
+
+def test_older_tokenizer_configs_and_broken_files(tmp_path: Path, tokenizer: Any) -> None:
+    """A config without the 14 special tokens (older GLM-4 code fixes them in code, numbered from
+    the end of the ranks) gets them at the same ids; added tokens out of sequence and a damaged
+    vocabulary file are one-line model errors."""
+    from voicerag_cli.errors import ModelError
+    from voicerag_cli.models.glm4voice.glm_tokenizer import BUILT_IN_SPECIALS, load_glm4_tokenizer
+
+    source = FIXTURES / "published"
+    config = json.loads((source / "tokenizer_config.json").read_text(encoding="utf-8"))
+    folder = tmp_path / "older"
+    folder.mkdir()
+    (folder / "tokenizer.model").write_bytes((source / "tokenizer.model").read_bytes())
+    added = config["added_tokens_decoder"]
+    older = {i: e for i, e in added.items() if e["content"] not in BUILT_IN_SPECIALS}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config | {"added_tokens_decoder": older}))
+    rebuilt = load_glm4_tokenizer(folder)
+    assert len(rebuilt) == len(tokenizer)
+    for token in (*BUILT_IN_SPECIALS, "<|begin_of_audio|>", "<|audio_63|>"):
+        assert rebuilt.convert_tokens_to_ids(token) == tokenizer.convert_tokens_to_ids(token), token
+    gap = dict(added)
+    gap[str(max(map(int, gap)) + 2)] = gap.pop(str(max(map(int, gap))))
+    (folder / "tokenizer_config.json").write_text(json.dumps(config | {"added_tokens_decoder": gap}))
+    with pytest.raises(ModelError, match="out of place"):
+        load_glm4_tokenizer(folder)
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    (folder / "tokenizer.model").write_text("not-base64! 0\n")
+    with pytest.raises(ModelError, match="line 1 is not 'base64 rank'"):
+        load_glm4_tokenizer(folder)
