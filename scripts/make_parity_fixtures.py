@@ -22,7 +22,11 @@ What runs where it matters (tiny random-weight models in the official checkpoint
   CosyVoice's MaskedDiffWithXvec (with Matcha-TTS's estimator blocks) and HiFTGenerator; the flow's
   `torch.randn_like` noise and HiFT's excitation are injected so the outputs are deterministic;
 - prompt: the statements of web_demo.py's `inference_fn` that build the prompt, taken from its
-  source with `ast` and executed on our inputs (the system prompts are its own literals).
+  source with `ast` and executed on our inputs (the system prompts are its own literals);
+- streaming (`--only stream`, reads the speech_decoder fixture): flow_inference.py's
+  `AudioDecoder.token2wav` on web_demo.py's blocks and its `offline_inference`, with upstream's
+  random draws (flow noise, HiFT phases and source noise) replaced by voicerag's fixed ones,
+  position by position, so that streamed and whole decoding differ by the streaming scheme only.
 Matcha-TTS's `matcha.utils` package imports hydra/lightning for training only; a two-line logger
 stand-in is registered instead (it carries no arithmetic).
 """
