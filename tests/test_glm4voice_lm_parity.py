@@ -167,10 +167,12 @@ def test_whole_snapshot_answers_the_official_prompts_as_the_official_generate(re
 
 def test_older_tokenizer_configs_and_broken_files(tmp_path: Path, tokenizer: Any) -> None:
     """A config without the 14 special tokens (older GLM-4 code fixes them in code, numbered from
-    the end of the ranks) gets them at the same ids; added tokens out of sequence and a damaged
-    vocabulary file are one-line model errors."""
+    the end of the ranks) gets them at the same ids; speech tokens numbered after a gap (as
+    third-party code places GLM-4-Voice's) keep their ids; an added token inside the ranks and a
+    damaged vocabulary file are one-line model errors."""
     from voicerag_cli.errors import ModelError
     from voicerag_cli.models.glm4voice.glm_tokenizer import BUILT_IN_SPECIALS, load_glm4_tokenizer
+    from voicerag_cli.models.glm4voice.protocol import TokenMap
 
     source = FIXTURES / "published"
     config = json.loads((source / "tokenizer_config.json").read_text(encoding="utf-8"))
@@ -184,10 +186,18 @@ def test_older_tokenizer_configs_and_broken_files(tmp_path: Path, tokenizer: Any
     assert len(rebuilt) == len(tokenizer)
     for token in (*BUILT_IN_SPECIALS, "<|begin_of_audio|>", "<|audio_63|>"):
         assert rebuilt.convert_tokens_to_ids(token) == tokenizer.convert_tokens_to_ids(token), token
-    gap = dict(added)
-    gap[str(max(map(int, gap)) + 2)] = gap.pop(str(max(map(int, gap))))
+    gap = {str(int(i) + 100) if e["content"].startswith("<|audio_") else i: e for i, e in added.items()}
     (folder / "tokenizer_config.json").write_text(json.dumps(config | {"added_tokens_decoder": gap}))
-    with pytest.raises(ModelError, match="out of place"):
+    spaced = load_glm4_tokenizer(folder)
+    offset = tokenizer.convert_tokens_to_ids("<|audio_0|>") + 100
+    assert spaced.convert_tokens_to_ids("<|audio_63|>") == offset + 63
+    assert TokenMap.from_tokenizer(spaced).audio_offset == offset
+    text = "It<|begin_of_audio|><|audio_3|><|audio_63|><|end_of_audio|>"
+    ids = spaced.encode(text, add_special_tokens=False)
+    assert ids[-3:-1] == [offset + 3, offset + 63] and spaced.decode(ids) == text
+    inside = dict(added) | {"3": {"content": "<|extra|>", "special": True}}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config | {"added_tokens_decoder": inside}))
+    with pytest.raises(ModelError, match="inside the"):
         load_glm4_tokenizer(folder)
     (folder / "tokenizer_config.json").write_text(json.dumps(config))
     (folder / "tokenizer.model").write_text("not-base64! 0\n")

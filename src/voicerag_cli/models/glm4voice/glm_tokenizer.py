@@ -4,7 +4,9 @@ the snapshot's code (its `tokenization_chatglm.py`, upstream's `ChatGLM4Tokenize
 The files (as the GLM-4 snapshots publish them): `tokenizer.model`, one `base64(token bytes) rank`
 per line, read by upstream with tiktoken and GLM-4's pre-tokenizing pattern; `tokenizer_config.json`,
 whose `added_tokens_decoder` holds the special tokens (`[gMASK]`, `<sop>`, `<|user|>`, ...) and,
-for GLM-4-Voice, `<|begin_of_audio|>` and the `<|audio_N|>` tokens, numbered right after the ranks.
+for GLM-4-Voice, `<|begin_of_audio|>` and the `<|audio_N|>` tokens, numbered after the ranks (not
+necessarily without gaps: third-party code puts `<|audio_0|>` at 151552 or 152353, well past the
+specials; every added token keeps the id its config gives it).
 Older GLM-4 tokenizer code instead fixes the first 14 special tokens in code; a config without them
 gets those, in that order.
 
@@ -108,19 +110,27 @@ def vocab_and_merges(ranks: dict[bytes, int]) -> tuple[dict[str, int], list[tupl
 
 
 def added_tokens(config: dict[str, Any], first_id: int) -> list[tuple[int, dict[str, Any]]]:
-    """(id, entry) of every added token, by id, contiguous from `first_id`."""
-    entries = {int(i): e for i, e in (config.get("added_tokens_decoder") or {}).items()}
-    present = {e.get("content") for e in entries.values()}
+    """(id, entry) of every added token, by id: past the `first_id` ranks, each id and each
+    content once."""
+    try:
+        entries = {int(i): e for i, e in (config.get("added_tokens_decoder") or {}).items()}
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ModelError(f"{WHAT}: tokenizer_config.json's added_tokens_decoder is malformed: {exc}") from exc
+    present = {e.get("content") for e in entries.values() if isinstance(e, dict)}
     if not present & set(BUILT_IN_SPECIALS):  # older tokenizer code: the first 14 come from code
         built_in = {first_id + n: {"content": t, "special": True} for n, t in enumerate(BUILT_IN_SPECIALS)}
         entries = built_in | entries
-    ids = sorted(entries)
-    if ids and ids != list(range(first_id, first_id + len(ids))):
-        gap = next(i for n, i in enumerate(ids) if i != first_id + n)
-        raise ModelError(
-            f"{WHAT}: added tokens must follow the {first_id} ranks contiguously; id {gap} is out of place"
-        )
-    return [(i, entries[i]) for i in ids]
+    seen: set[str] = set()
+    for token_id, entry in sorted(entries.items()):
+        content = entry.get("content") if isinstance(entry, dict) else None
+        if not isinstance(content, str) or not content:
+            raise ModelError(f"{WHAT}: added token {token_id} has no content")
+        if token_id < first_id:
+            raise ModelError(f"{WHAT}: added token {content!r} has id {token_id}, inside the {first_id} ranks")
+        if content in seen:
+            raise ModelError(f"{WHAT}: added token {content!r} appears twice")
+        seen.add(content)
+    return sorted(entries.items())
 
 
 def load_glm4_tokenizer(folder: Path) -> Any:
@@ -134,6 +144,11 @@ def load_glm4_tokenizer(folder: Path) -> Any:
     except (OSError, ValueError) as exc:
         raise ModelError(f"{WHAT}: cannot read {folder / 'tokenizer_config.json'}: {exc}") from exc
     vocab, merges = vocab_and_merges(ranks)
+    added = added_tokens(config, len(ranks))
+    # The added tokens enter the vocabulary under their own ids (gaps and all): registering them
+    # below then keeps those ids instead of numbering them on from the ranks. No merge makes them,
+    # and the pre-tokenizer never yields them whole, so text reaches them only as added tokens.
+    vocab |= {entry["content"]: token_id for token_id, entry in added}
     # ignore_merges: a pre-token that is itself in the vocabulary stays whole, as in tiktoken.
     core = Tokenizer(models.BPE(vocab, merges, fuse_unk=False, ignore_merges=True))
     core.pre_tokenizer = pre_tokenizers.Sequence(
@@ -143,15 +158,11 @@ def load_glm4_tokenizer(folder: Path) -> Any:
         ]
     )
     core.decoder = decoders.ByteLevel()
-    added = added_tokens(config, len(ranks))
     tokens = []
-    for token_id, entry in added:
-        content = entry.get("content")
-        if not isinstance(content, str) or not content:
-            raise ModelError(f"{WHAT}: added token {token_id} has no content")
+    for _, entry in added:
         tokens.append(
             AddedToken(
-                content,
+                entry["content"],
                 special=bool(entry.get("special", True)),
                 normalized=False,
                 lstrip=bool(entry.get("lstrip", False)),
@@ -159,12 +170,11 @@ def load_glm4_tokenizer(folder: Path) -> Any:
                 single_word=bool(entry.get("single_word", False)),
             )
         )
-    # one call: they are numbered in order from the end of the ranks (one call per token rebuilds
-    # the matcher each time, minutes for GLM-4-Voice's 16k speech tokens)
+    # one call (one per token rebuilds the matcher each time: minutes for 16k speech tokens)
     core.add_tokens(tokens)
     for token_id, entry in added:
         if core.token_to_id(entry["content"]) != token_id:
-            raise ModelError(f"{WHAT}: added token {entry['content']!r} is numbered {token_id}, but is not new")
+            raise ModelError(f"{WHAT}: added token {entry['content']!r} did not keep its id {token_id}")
     return PreTrainedTokenizerFast(
         tokenizer_object=core,
         eos_token="<|endoftext|>",
