@@ -31,14 +31,17 @@ What runs (tiny random-weight models, float32, CPU):
 - `save_pretrained` (safetensors, `transformer.*` names, as the snapshot) with an auto_map naming
   the snapshot's module, so the folder is laid out as the published one (the published variant's
   folder also gets the tokenizer files: a whole snapshot, less the code);
-- its forward pass on a prompt (all positions' logits), its KV-cache path (prefill, then one token
-  at a time with `past_key_values`), and `generate` greedily from the prompt.
+- its forward pass on a prompt (all positions' logits) and its KV-cache path (prefill, then one
+  token at a time with `past_key_values`), under both its attention classes (SdpaAttention, the
+  default, and CoreAttention), and `generate` greedily from the prompt and from the official
+  prompts' ids.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import copy
 import importlib
 import json
 import shutil
@@ -249,6 +252,19 @@ def randomize(model: torch.nn.Module, seed: int) -> None:
                 tensor.copy_(torch.randn(tensor.shape, generator=generator) / tensor.shape[-1] ** 0.5 * 1.5)
 
 
+def forward_and_cache_path(model: Any, prompt: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Every position's logits, and the cache path as `generate` drives it: a prefill, then one
+    token per call with `past_key_values` (the logits of the prefill's last and each step)."""
+    logits = model(prompt).logits[0]
+    first = model(prompt[:, :PREFILL], use_cache=True)
+    past, steps = first.past_key_values, [first.logits[0, -1]]
+    for i in range(PREFILL, prompt.shape[1]):
+        step = model(prompt[:, i : i + 1], position_ids=torch.tensor([[i]]), past_key_values=past, use_cache=True)
+        past = step.past_key_values
+        steps.append(step.logits[0, -1])
+    return logits, steps
+
+
 def variant(
     name: str,
     settings: dict[str, Any],
@@ -269,22 +285,20 @@ def variant(
     folder = out / name
     model.save_pretrained(str(folder), safe_serialization=True)
 
+    # the same weights under the official code's other attention class (CoreAttention: its own
+    # masks, layer-number scaling); the default one is SdpaAttention
+    eager_config = copy.deepcopy(config)
+    eager_config._attn_implementation = "eager"
+    eager_config.torch_dtype = torch.float32  # (a deep copy keeps it as a name)
+    eager = model_class(eager_config, empty_init=False).eval()
+    eager.load_state_dict(model.state_dict())
+    assert type(eager.transformer.encoder.layers[0].self_attention.core_attention).__name__ == "CoreAttention"
+
     generator = torch.Generator().manual_seed(seed + 1)
     prompt = torch.randint(0, stops[0], (1, PROMPT), generator=generator)
     with torch.no_grad():
-        logits = model(prompt).logits[0]
-        # the cache path as `generate` drives it: a prefill, then one token per call
-        first = model(prompt[:, :PREFILL], use_cache=True)
-        past, steps = first.past_key_values, [first.logits[0, -1]]
-        for i in range(PREFILL, PROMPT):
-            step = model(
-                prompt[:, i : i + 1],
-                position_ids=torch.tensor([[i]]),
-                past_key_values=past,
-                use_cache=True,
-            )
-            past = step.past_key_values
-            steps.append(step.logits[0, -1])
+        logits, steps = forward_and_cache_path(model, prompt)
+        eager_logits, eager_steps = forward_and_cache_path(eager, prompt)
         greedy = model.generate(
             prompt,
             attention_mask=torch.ones_like(prompt),
@@ -311,6 +325,8 @@ def variant(
             f"{name}_prompt": prompt[0].numpy(),
             f"{name}_logits": logits.numpy(),
             f"{name}_cached_logits": torch.stack(steps).numpy(),
+            f"{name}_eager_logits": eager_logits.numpy(),
+            f"{name}_eager_cached_logits": torch.stack(eager_steps).numpy(),
         },
         "greedy": greedy.tolist(),
         "prompt_answers": answers,

@@ -44,19 +44,25 @@ def load(variant: str) -> Any:
     return load_chatglm(folder, config, "cpu", torch.float32)
 
 
+@pytest.mark.parametrize("attention", ["", "_eager"])
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_converted_logits_equal_the_official_chatglm_forward(variant: str, cases: dict[str, np.ndarray]) -> None:
+def test_converted_logits_equal_the_official_chatglm_forward(
+    variant: str, attention: str, cases: dict[str, np.ndarray]
+) -> None:
     """Every position's logits: the published settings (multi-query attention, q/k/v bias,
     original_rope) and full multi-head attention (q/k/v interleaved per head) with rope_ratio 500
-    and original_rope off."""
+    and original_rope off; the official code under its default SdpaAttention and its CoreAttention
+    (`_eager`: its own masks and layer-number scaling)."""
     model = load(variant)
     prompt = torch.from_numpy(cases[f"{variant}_prompt"])[None]
-    expected = torch.from_numpy(cases[f"{variant}_logits"])
+    expected = torch.from_numpy(cases[f"{variant}{attention}_logits"])
     assert expected.std() > 1.0  # spread enough that a wrong rotary or head order shows
     with torch.no_grad():
         logits = model(prompt).logits[0]
     assert logits.shape == expected.shape
     assert (logits - expected).abs().max() < 1e-4
+    steps = torch.from_numpy(cases[f"{variant}{attention}_cached_logits"])  # its past_key_values path
+    assert (logits[-steps.shape[0] :] - steps).abs().max() < 1e-4
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
