@@ -176,7 +176,7 @@ def test_published_chatglm_layout_loads_natively_without_its_code(tmp_path: Path
         assert torch.equal(lm.model(ids).logits, native(ids).logits)
     assert lm.fast is not None
     # The remote runtime would run upstream's code, which is not there and not opted into.
-    with pytest.raises(ModelError, match="ships its own model code"):
+    with pytest.raises(ModelError, match="ships its own model and tokenizer code"):
         InterleavedLM.load(folder, trust_remote_code=False, device="cpu", runtime="remote")
 
 
