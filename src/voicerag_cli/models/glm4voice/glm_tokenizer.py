@@ -63,9 +63,10 @@ def is_glm4_tokenizer(folder: Path) -> bool:
     except (OSError, ValueError):
         return False
     named = config.get("tokenizer_class") or ""
-    auto = config.get("auto_map", {}).get("AutoTokenizer") or []
+    auto_map = config.get("auto_map")
+    auto = (auto_map.get("AutoTokenizer") if isinstance(auto_map, dict) else None) or []
     auto = [auto] if isinstance(auto, str) else auto
-    return CLASS_NAME in (named, *(a.rsplit(".", 1)[-1] for a in auto if a))
+    return CLASS_NAME in (named, *(a.rsplit(".", 1)[-1] for a in auto if isinstance(a, str)))
 
 
 def read_ranks(path: Path) -> dict[bytes, int]:
@@ -148,6 +149,9 @@ def load_glm4_tokenizer(folder: Path) -> Any:
     # The added tokens enter the vocabulary under their own ids (gaps and all): registering them
     # below then keeps those ids instead of numbering them on from the ranks. No merge makes them,
     # and the pre-tokenizer never yields them whole, so text reaches them only as added tokens.
+    clash = next((e["content"] for _, e in added if e["content"] in vocab), None)
+    if clash is not None:
+        raise ModelError(f"{WHAT}: added token {clash!r} is also one of the {len(ranks)} ranks")
     vocab |= {entry["content"]: token_id for token_id, entry in added}
     # ignore_merges: a pre-token that is itself in the vocabulary stays whole, as in tiktoken.
     core = Tokenizer(models.BPE(vocab, merges, fuse_unk=False, ignore_merges=True))
