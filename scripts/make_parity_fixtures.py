@@ -22,7 +22,11 @@ What runs where it matters (tiny random-weight models in the official checkpoint
   CosyVoice's MaskedDiffWithXvec (with Matcha-TTS's estimator blocks) and HiFTGenerator; the flow's
   `torch.randn_like` noise and HiFT's excitation are injected so the outputs are deterministic;
 - prompt: the statements of web_demo.py's `inference_fn` that build the prompt, taken from its
-  source with `ast` and executed on our inputs (the system prompts are its own literals).
+  source with `ast` and executed on our inputs (the system prompts are its own literals);
+- streaming (`--only stream`, reads the speech_decoder fixture): flow_inference.py's
+  `AudioDecoder.token2wav` on web_demo.py's blocks and its `offline_inference`, with upstream's
+  random draws (flow noise, HiFT phases and source noise) replaced by voicerag's fixed ones,
+  position by position, so that streamed and whole decoding differ by the streaming scheme only.
 Matcha-TTS's `matcha.utils` package imports hydra/lightning for training only; a two-line logger
 stand-in is registered instead (it carries no arithmetic).
 """
@@ -277,6 +281,117 @@ def speech_decoder(out: Path, decoder_yaml: str) -> dict[str, Any]:
     return {"samples_per_frame": per_frame}
 
 
+# --- streaming -----------------------------------------------------------------------------------
+
+STREAM_TOKENS = 90  # blocks of 25, 50 and the last 15: three calls, two with a prompt
+
+
+@contextlib.contextmanager
+def voicerag_draws(decoder: Any, offset: dict[str, int]):
+    """Upstream's random draws replaced by voicerag's fixed ones, position by position: the flow's
+    initial noise by absolute mel frame (`FlowDecoder.noise`), HiFT's harmonic phases by its fixed
+    initial phases and its source noise by absolute sample (`offset["sample"]`, set per HiFT
+    call). Then upstream's whole-utterance decoding is comparable with voicerag's sample for
+    sample, and its streamed decoding differs from its whole one by its streaming scheme alone."""
+    from torch.distributions.uniform import Uniform
+
+    flow, hift = decoder.flow, decoder.hift
+    rows = hift.config.nb_harmonics + 1
+    original_randn_like, original_sample = torch.randn_like, Uniform.sample
+
+    def randn_like(x, *args, **kwargs):
+        if x.dim() == 3 and x.shape[1] == flow.config.output_size:  # the flow's z = randn_like(mu)
+            return flow.noise(0, x.shape[2], x.device, x.dtype)
+        if x.dim() == 3 and x.shape[1] == rows:  # SineGen's noise over its harmonics
+            start = offset["sample"]
+            return hift._noise_at(start, start + x.shape[2])[None].to(x.dtype)
+        return original_randn_like(x, *args, **kwargs)  # drawn but unused by HiFT's output
+
+    def sample(self, sample_shape=torch.Size()):
+        return (2 * math.pi * hift.start().phase).to(torch.float32).reshape(1, rows, 1).expand(*sample_shape)
+
+    torch.randn_like, Uniform.sample = randn_like, sample
+    try:
+        yield
+    finally:
+        torch.randn_like, Uniform.sample = original_randn_like, original_sample
+
+
+def streaming(out: Path, glm4voice: Path) -> dict[str, Any]:
+    """Upstream's streamed decoding of one answer: `flow_inference.AudioDecoder.token2wav` (flow
+    with the earlier mel as prompt, 5-token mel overlap with a Hamming fade, a 1-frame vocoder
+    cache) on the blocks web_demo.py forms (25, 50, 100, 150, 200 speech tokens; the rest when
+    the answer ends), driven as web_demo.py's loop drives it; and its whole-utterance decoding
+    (`offline_inference`), both on the committed speech_decoder fixture with voicerag's draws."""
+    from flow_inference import AudioDecoder
+
+    from voicerag_cli.models.glm4voice.speech_decoder import SpeechDecoder
+
+    folder = out / "speech_decoder"
+    ours = SpeechDecoder.load(folder)
+    official = AudioDecoder(str(folder / "config.yaml"), str(folder / "flow.pt"), str(folder / "hift.pt"), device="cpu")
+    official.flow.eval()
+    official.hift.eval()
+    per_frame = ours.config.hift.samples_per_frame
+    offset = {"sample": 0, "frame": 0}
+    inference = official.hift.inference
+
+    def located(mel, cache_source=torch.zeros(1, 1, 0)):
+        # the call's first mel frame is the previous call's last (the 1-frame cache) after the first
+        offset["sample"] = offset["frame"] * per_frame
+        offset["frame"] += mel.shape[2] - official.mel_cache_len
+        return inference(mel=mel, cache_source=cache_source)
+
+    official.hift.inference = located
+    generator = torch.Generator().manual_seed(SEED + 7)
+    tokens = torch.randint(0, official.flow.vocab_size, (1, STREAM_TOKENS), generator=generator)
+    blocks = stream_blocks(glm4voice / "web_demo.py")
+    with voicerag_draws(ours, offset), torch.inference_mode():
+        whole = official.offline_inference(tokens)[0]
+        whole_mel = official.flow.inference(
+            token=tokens,
+            token_len=torch.tensor([STREAM_TOKENS], dtype=torch.int32),
+            prompt_token=torch.zeros(1, 0, dtype=torch.int32),
+            prompt_token_len=torch.tensor([0], dtype=torch.int32),
+            prompt_feat=torch.zeros(1, 0, 80),
+            prompt_feat_len=torch.tensor([0], dtype=torch.int32),
+            embedding=torch.zeros(1, 192),
+        )
+        # web_demo.py's loop over the generated ids, the speech tokens arriving one by one
+        offset["frame"] = 0
+        prompt_feat, prompt_tokens = torch.zeros(1, 0, 80), torch.zeros(1, 0, dtype=torch.int64)
+        chunks, mels, sizes, pending, index = [], [], [], [], 0
+        for position in range(STREAM_TOKENS + 1):
+            final = position == STREAM_TOKENS  # the next id is <|user|>
+            if len(pending) >= blocks[index] or (final and pending):
+                index = min(index + 1, len(blocks) - 1)
+                block = torch.tensor([pending])
+                if mels:
+                    prompt_feat = torch.cat(mels, dim=-1).transpose(1, 2)
+                speech, mel = official.token2wav(
+                    block, uuid="answer", prompt_token=prompt_tokens, prompt_feat=prompt_feat, finalize=final
+                )
+                chunks.append(speech[0])
+                mels.append(mel)
+                sizes.append(len(pending))
+                prompt_tokens = torch.cat((prompt_tokens, block), dim=-1)
+                pending = []
+            if not final:
+                pending.append(int(tokens[0, position]))
+    streamed = torch.cat(chunks)
+    # voicerag's whole-utterance decoding of the same tokens equals upstream's (same draws)
+    mine = torch.from_numpy(ours.decode(tokens[0].tolist()))
+    assert mine.shape == whole.shape and (mine - whole).abs().max() < 1e-5, (mine - whole).abs().max()
+    np.savez_compressed(
+        out / "speech_decoder_stream.npz",
+        tokens=tokens.numpy(),
+        whole_mel=whole_mel.numpy(),
+        whole=whole.numpy(),
+        streamed=streamed.numpy().astype(np.float16),  # compared to a few per cent: half is plenty
+    )
+    return {"blocks": sizes, "chunk_samples": [len(c) for c in chunks]}
+
+
 # --- prompt --------------------------------------------------------------------------------------
 
 
@@ -363,7 +478,14 @@ def main() -> None:
     parser.add_argument("--glm4voice", type=Path, required=True, help="THUDM/GLM-4-Voice source tree")
     parser.add_argument("--matcha", type=Path, required=True, help="Matcha-TTS source tree (its submodule)")
     parser.add_argument("--out", type=Path, default=Path("tests/fixtures/parity"))
+    parser.add_argument(
+        "--only",
+        choices=("speech_tokenizer", "speech_decoder", "prompt", "stream"),
+        action="append",
+        help="write only these parts (repeatable; `stream` reads the speech_decoder fixture)",
+    )
     args = parser.parse_args()
+    parts = args.only or ["speech_tokenizer", "speech_decoder", "prompt", "stream"]
     sys.path[:0] = [str(args.glm4voice), str(args.matcha)]
     register_matcha_logger()
     import transformers  # before the torchaudio stand-in: it probes installed packages on import
@@ -377,7 +499,9 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
-    meta: dict[str, Any] = {"seed": SEED, "torch": torch.__version__}
+    reference = args.out / "glm4voice_reference.json"
+    meta: dict[str, Any] = json.loads(reference.read_text(encoding="utf-8")) if reference.is_file() else {}
+    meta |= {"seed": SEED, "torch": torch.__version__}
     meta["transformers"] = transformers.__version__
     meta["glm4voice_commit"] = (
         subprocess.run(
@@ -385,9 +509,14 @@ def main() -> None:
         ).stdout.strip()
         or "unknown"
     )
-    meta["speech_tokenizer"] = speech_tokenizer(args.out)
-    meta["speech_decoder"] = speech_decoder(args.out, DECODER_YAML.format(**TINY_DECODER_SIZES))
-    meta["prompt"] = prompts(args.out, args.glm4voice)
+    if "speech_tokenizer" in parts:
+        meta["speech_tokenizer"] = speech_tokenizer(args.out)
+    if "speech_decoder" in parts:
+        meta["speech_decoder"] = speech_decoder(args.out, DECODER_YAML.format(**TINY_DECODER_SIZES))
+    if "prompt" in parts:
+        meta["prompt"] = prompts(args.out, args.glm4voice)
+    if "stream" in parts:
+        meta["stream"] = streaming(args.out, args.glm4voice)
     (args.out / "glm4voice_reference.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     print("wrote", sorted(p.name for p in args.out.rglob("*") if p.is_file()))
 

@@ -31,7 +31,7 @@ from voicerag_cli.pipeline.ask import AskPipeline
 from voicerag_cli.registry import Registry
 from voicerag_cli.testing.glm4voice import (
     InterleavePattern,
-    write_interleaved_lm,
+    write_chatglm_lm,
     write_speech_decoder,
     write_speech_tokenizer,
 )
@@ -63,7 +63,8 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     )
     return {
         "tokenizer_path": write_speech_tokenizer(root / "glm-4-voice-tokenizer", tokenizer),
-        "lm_path": write_interleaved_lm(root / "glm-4-voice-9b", CODES),
+        # the published layout: ChatGLM weights and upstream's tiktoken tokenizer files, no code
+        "lm_path": write_chatglm_lm(root / "glm-4-voice-9b", CODES)[0],
         "decoder_path": write_speech_decoder(root / "glm-4-voice-decoder"),
     }
 

@@ -142,3 +142,52 @@ def test_first_block_25_is_the_official_streaming_schedule(reference: dict[str, 
     official = tuple(reference["prompt"]["stream_blocks"])
     assert block_schedule(25) == official
     assert block_schedule(10) == (10, *official)
+
+
+@pytest.fixture(scope="module")
+def stream_case() -> dict[str, np.ndarray]:
+    with np.load(FIXTURES / "speech_decoder_stream.npz") as data:
+        return dict(data)
+
+
+def test_whole_answer_equals_the_official_offline_decoding(
+    decoder: SpeechDecoder, stream_case: dict[str, np.ndarray]
+) -> None:
+    """flow_inference.py's `offline_inference` (flow, then HiFT, through `token2wav`) on a 90-token
+    answer, its random draws replaced by voicerag's fixed ones: the same mel and waveform."""
+    tokens = stream_case["tokens"][0].tolist()
+    with torch.inference_mode():
+        mel = decoder.decode_mel(tokens)
+    expected_mel = torch.from_numpy(stream_case["whole_mel"])
+    assert mel.shape == expected_mel.shape and (mel - expected_mel).abs().max() < 1e-5
+    audio, expected = decoder.decode(tokens), stream_case["whole"]
+    assert audio.shape == expected.shape and np.abs(expected).max() > 0.05
+    assert np.abs(audio - expected).max() < 1e-5
+
+
+def test_streaming_is_closer_to_whole_decoding_than_the_official_streamed_answer(
+    decoder: SpeechDecoder, stream_case: dict[str, np.ndarray], reference: dict[str, Any]
+) -> None:
+    """Upstream's streamed answer (web_demo.py's blocks 25, 50, then the rest, through
+    `token2wav` with its mel overlap fade and 1-frame vocoder cache; the same draws) against its
+    whole-utterance decoding, and voicerag's streaming (default first block 10, and upstream's
+    schedule) against the same: voicerag's keeps the whole length and stays closer."""
+    from voicerag_cli.models.glm4voice.backend import block_schedule
+
+    tokens = stream_case["tokens"][0].tolist()
+    whole, official = stream_case["whole"], stream_case["streamed"].astype(np.float32)
+    assert reference["stream"]["blocks"] == [25, 50, 15]
+    assert len(official) == sum(reference["stream"]["chunk_samples"]) < len(whole)  # upstream drops a frame
+    n = len(official)
+    official_error = float(np.linalg.norm(official - whole[:n]) / np.linalg.norm(whole[:n]))
+    assert official_error > 0.01  # its streaming scheme really changes the audio
+    for first in (10, 25):
+        schedule, stream, chunks, start = block_schedule(first), decoder.stream(), [], 0
+        while start < len(tokens):
+            size = schedule[min(len(chunks), len(schedule) - 1)]
+            chunks.append(stream.push(tokens[start : start + size], final=start + size >= len(tokens)))
+            start += size
+        audio = np.concatenate(chunks)
+        assert len(audio) == len(whole)
+        error = float(np.linalg.norm(audio - whole) / np.linalg.norm(whole))
+        assert error < official_error / 2, (first, error, official_error)

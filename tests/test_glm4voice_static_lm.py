@@ -176,7 +176,7 @@ def test_published_chatglm_layout_loads_natively_without_its_code(tmp_path: Path
         assert torch.equal(lm.model(ids).logits, native(ids).logits)
     assert lm.fast is not None
     # The remote runtime would run upstream's code, which is not there and not opted into.
-    with pytest.raises(ModelError, match="ships its own model code"):
+    with pytest.raises(ModelError, match="ships its own model and tokenizer code"):
         InterleavedLM.load(folder, trust_remote_code=False, device="cpu", runtime="remote")
 
 
@@ -187,10 +187,10 @@ def edit_config(folder: Path, **changes: object) -> None:
 
 def test_chatglm_variants_that_are_not_this_network_are_refused(tmp_path: Path) -> None:
     folder, _ = write_chatglm_lm(tmp_path / "lm", AUDIO)
-    edit_config(folder, original_rope=False)  # NeoX-style rotary: a different network
-    with pytest.raises(ModelError, match="original_rope = false"):
+    edit_config(folder, rmsnorm=False)  # LayerNorm blocks: a different network
+    with pytest.raises(ModelError, match="rmsnorm = false"):
         InterleavedLM.load(folder, trust_remote_code=False, device="cpu")
-    edit_config(folder, original_rope=True, num_attention_heads=2)  # fused qkv no longer splits
+    edit_config(folder, rmsnorm=True, num_attention_heads=2)  # fused qkv no longer splits
     with pytest.raises(ModelError, match=r"query_key_value\.\w+ has 64 rows, expected 48"):
         InterleavedLM.load(folder, trust_remote_code=False, device="cpu")
     edit_config(folder, num_attention_heads=4)

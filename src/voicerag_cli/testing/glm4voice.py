@@ -114,8 +114,9 @@ def write_interleaved_lm(folder: Path, audio_count: int, seed: int = 0, **sizes:
 
 def write_chatglm_lm(folder: Path, audio_count: int, seed: int = 0, **sizes: int) -> tuple[Path, Any]:
     """The snapshot of `write_interleaved_lm` re-saved in the published GLM-4-Voice-9B layout
-    (ChatGLM names, fused query/key/value, `model_type = "chatglm"`, upstream's code named in
-    auto_map but not shipped); returns the folder and the native model it was made from."""
+    (ChatGLM names, fused query/key/value, `model_type = "chatglm"`; the tokenizer as
+    `tokenizer.model` tiktoken ranks + `tokenizer_config.json` added tokens; upstream's code named
+    in auto_map but not shipped); returns the folder and the native model it was made from."""
     from safetensors.torch import load_file
     from transformers import GlmForCausalLM
 
@@ -169,7 +170,39 @@ def write_chatglm_lm(folder: Path, audio_count: int, seed: int = 0, **sizes: int
         "pad_token_id": config.pad_token_id,
     }
     (folder / "config.json").write_text(json.dumps(chatglm, indent=2), encoding="utf-8")
+    write_tiktoken_files(folder)
     return folder, native
+
+
+def write_tiktoken_files(folder: Path) -> None:
+    """Replace a byte-level BPE `tokenizer.json` by upstream's tokenizer files: the BPE's tokens
+    as tiktoken ranks (their ids; merges learnt in order, so a token's rank follows its parts')
+    and the added tokens with their ids in `tokenizer_config.json`, naming upstream's class."""
+    import base64
+
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    data = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    to_byte = {c: b for b, c in bytes_to_unicode().items()}
+    ranks = {bytes(to_byte[c] for c in text): rank for text, rank in data["model"]["vocab"].items()}
+    lines = [f"{base64.b64encode(t).decode()} {r}" for t, r in sorted(ranks.items(), key=lambda item: item[1])]
+    (folder / "tokenizer.model").write_text("\n".join(lines) + "\n", encoding="ascii")
+    added = {
+        str(token["id"]): {"content": token["content"], "special": True, "normalized": False}
+        for token in data["added_tokens"]
+    }
+    config = {
+        "added_tokens_decoder": added,
+        "auto_map": {"AutoTokenizer": ["tokenization_chatglm.ChatGLM4Tokenizer", None]},
+        "tokenizer_class": "ChatGLM4Tokenizer",
+        "eos_token": "<|endoftext|>",
+        "pad_token": "<|endoftext|>",
+        "padding_side": "left",
+        "clean_up_tokenization_spaces": False,
+    }
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    for name in ("tokenizer.json", "special_tokens_map.json"):
+        (folder / name).unlink(missing_ok=True)
 
 
 class InterleavePattern:

@@ -3,10 +3,14 @@
 model runs without the snapshot's own code and can use the graphed decoder (`static_lm.py`).
 
 The two are the same network (transformers' GLM was written as this conversion target):
-RMSNorm pre-norm blocks; q, k, v stacked in that order in `query_key_value`; SiLU-gated MLP with
+RMSNorm pre-norm blocks; q, k, v in `query_key_value` (stacked as three blocks under
+multi-query attention, as the published model has it; interleaved head by head, q k v per head,
+under full multi-head attention, where ChatGLM views the rows as heads x 3); SiLU-gated MLP with
 the gate first in `dense_h_to_4h`; rotary angles on interleaved pairs of the first half of each
-head with base 10000 x `rope_ratio`. Configurations outside that (LayerNorm, NeoX-style rotary,
-biased dense layers, post-norm residuals) are refused rather than converted wrongly."""
+head with base 10000 x `rope_ratio` (the official code reads `original_rope` but computes the
+same angles either way). Configurations outside that (LayerNorm, biased dense layers, post-norm
+residuals) are refused rather than converted wrongly. Checked against the official
+`modeling_chatglm.py` on tiny random weights (tests/test_glm4voice_lm_parity.py)."""
 
 from __future__ import annotations
 
@@ -36,7 +40,6 @@ LAYER_RENAMED = {
 # Settings under which the ChatGLM network is not the native GLM one.
 UNSUPPORTED = {
     "rmsnorm": False,
-    "original_rope": False,
     "add_bias_linear": True,
     "apply_residual_connection_post_layernorm": True,
     "post_layer_norm": False,
@@ -65,7 +68,7 @@ def glm_config(config: dict[str, Any]) -> Any:
             num_hidden_layers=int(config["num_layers"]),
             num_attention_heads=heads,
             num_key_value_heads=kv_heads,
-            head_dim=int(config.get("kv_channels") or hidden // heads),
+            head_dim=int(config.get("kv_channels", 128)),  # ChatGLMConfig's default, as upstream reads it
             max_position_embeddings=int(config.get("seq_length", 8192)),
             rms_norm_eps=float(config.get("layernorm_epsilon", 1e-5)),
             attention_bias=bool(config.get("add_qkv_bias", False)),
@@ -82,9 +85,12 @@ def glm_config(config: dict[str, Any]) -> Any:
         raise ModelError(f"{WHAT}: config.json is not a ChatGLM config: {exc}") from exc
 
 
-def native_tensors(name: str, tensor: torch.Tensor, config: Any) -> Iterator[tuple[str, torch.Tensor]]:
+def native_tensors(
+    name: str, tensor: torch.Tensor, config: Any, multi_query: bool = True
+) -> Iterator[tuple[str, torch.Tensor]]:
     """The native name(s) and tensor(s) for one checkpoint tensor; nothing for the rotary table,
-    which the native model computes from its config."""
+    which the native model computes from its config. `multi_query`: the ChatGLM config's
+    `multi_query_attention`, which decides how q, k and v are laid out in the fused rows."""
     if name in RENAMED:
         yield RENAMED[name], tensor
         return
@@ -103,7 +109,12 @@ def native_tensors(name: str, tensor: torch.Tensor, config: Any) -> Iterator[tup
         kv = config.num_key_value_heads * config.head_dim
         if tensor.shape[0] != q + 2 * kv:
             raise ModelError(f"{WHAT}: {name} has {tensor.shape[0]} rows, expected {q + 2 * kv}")
-        for part, piece in zip(("q_proj", "k_proj", "v_proj"), tensor.split([q, kv, kv]), strict=True):
+        if multi_query:
+            pieces = tensor.split([q, kv, kv])
+        else:  # ChatGLM's [heads, 3 * head_dim] view of the rows: q, k, v of head 0, then head 1...
+            per_head = tensor.reshape(config.num_attention_heads, 3, config.head_dim, *tensor.shape[1:])
+            pieces = tuple(per_head[:, i].reshape(q, *tensor.shape[1:]) for i in range(3))
+        for part, piece in zip(("q_proj", "k_proj", "v_proj"), pieces, strict=True):
             yield f"{prefix}self_attn.{part}.{kind}", piece.contiguous()
         return
     raise ModelError(f"{WHAT}: unexpected tensor {name} in a ChatGLM checkpoint")
@@ -116,6 +127,7 @@ def load_chatglm(folder: Path, config: dict[str, Any], device: str, dtype: torch
     from transformers import GlmForCausalLM
 
     native = glm_config(config)
+    multi_query = bool(config.get("multi_query_attention", False))
     with torch.device("meta"):
         model = GlmForCausalLM(native)
     state: dict[str, torch.Tensor] = {}
@@ -123,7 +135,7 @@ def load_chatglm(folder: Path, config: dict[str, Any], device: str, dtype: torch
         try:
             with safe_open(str(shard), framework="pt", device=str(device)) as reader:
                 for name in reader.keys():  # noqa: SIM118 (a safetensors reader is not a dict)
-                    for key, tensor in native_tensors(name, reader.get_tensor(name), native):
+                    for key, tensor in native_tensors(name, reader.get_tensor(name), native, multi_query):
                         if key in state:
                             raise ModelError(f"{WHAT}: {key} appears twice in {folder}")
                         state[key] = tensor.to(dtype)

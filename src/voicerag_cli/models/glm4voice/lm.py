@@ -4,7 +4,8 @@ generated so that it can be parsed, printed and spoken while the model is still 
 Two runtimes (`glm4voice.lm_runtime`):
 - native (default): the weights in transformers' own GLM class (the published ChatGLM layout is
   converted on load, `chatglm_weights.py`), decoded by `static_lm.py` with a static KV cache and,
-  on CUDA, a CUDA graph per token. The snapshot's model code is never run.
+  on CUDA, a CUDA graph per token; the tokenizer's files read by `glm_tokenizer.py`. None of the
+  snapshot's code is run.
 - remote: the snapshot's own model code (opt-in) through transformers' `generate`."""
 
 from __future__ import annotations
@@ -81,8 +82,11 @@ def resolve_sampling(params: GenerationParams, top_k: int, snapshot_top_k: int |
 
 def check_snapshot(folder: Path, trust_remote_code: bool, config_key: str, runtime: str = "native") -> dict[str, Any]:
     """The files a snapshot needs, and the remote-code opt-in, checked before anything loads;
-    returns config.json. Native GLM and ChatGLM layouts need no model code; a tokenizer that ships
-    its own code (upstream's tiktoken one does) and the remote runtime need the opt-in."""
+    returns config.json. Native GLM and ChatGLM layouts need no model code, and upstream's tiktoken
+    tokenizer is read natively (`glm_tokenizer.py`); another tokenizer that ships its own code and
+    the remote runtime need the opt-in."""
+    from voicerag_cli.models.glm4voice.glm_tokenizer import is_glm4_tokenizer
+
     config = read_json(folder, "config.json", WHAT)
     tokenizer_config = read_json(folder, "tokenizer_config.json", WHAT)
     if not any(folder.glob("*.safetensors")):
@@ -94,7 +98,8 @@ def check_snapshot(folder: Path, trust_remote_code: bool, config_key: str, runti
             'run (GLM or ChatGLM); set glm4voice.lm_runtime = "remote" to use the snapshot\'s own code'
         )
     shipped = [part for part, data in (("model", config), ("tokenizer", tokenizer_config)) if "auto_map" in data]
-    needs_code = [part for part in shipped if part == "tokenizer" or not native_model]
+    native_tokenizer = runtime == "native" and is_glm4_tokenizer(folder)
+    needs_code = [part for part in shipped if not native_model or (part == "tokenizer" and not native_tokenizer)]
     if needs_code and not trust_remote_code:
         raise ModelError(
             f"{WHAT}: {folder} ships its own {' and '.join(needs_code)} code (auto_map); review it, then set "
@@ -148,6 +153,7 @@ class InterleavedLM:
 
         from voicerag_cli.models._offline import prepare_hf_offline
         from voicerag_cli.models.glm4voice.chatglm_weights import is_chatglm, load_chatglm
+        from voicerag_cli.models.glm4voice.glm_tokenizer import is_glm4_tokenizer, load_glm4_tokenizer
 
         root = require_dir(folder, WHAT, path_key)
         config = check_snapshot(root, trust_remote_code, trust_key, runtime)
@@ -155,7 +161,10 @@ class InterleavedLM:
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         options = {"trust_remote_code": trust_remote_code, "local_files_only": True}
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(root), **options)
+            if runtime == "native" and is_glm4_tokenizer(root):  # upstream's files, without its code
+                tokenizer = load_glm4_tokenizer(root)
+            else:
+                tokenizer = AutoTokenizer.from_pretrained(str(root), **options)
             if runtime == "native" and is_chatglm(config):
                 model = load_chatglm(root, config, device, dtype)
             elif runtime == "native":

@@ -21,7 +21,7 @@ class Glm4VoiceConfig:
     tokenizer_path: str = ""  # glm-4-voice-tokenizer folder
     lm_path: str = ""  # glm-4-voice-9b snapshot
     decoder_path: str = ""  # glm-4-voice-decoder folder
-    trust_remote_code: bool = False  # run code shipped in the 9B snapshot (its tokenizer's; the model's if remote)
+    trust_remote_code: bool = False  # run code shipped in the 9B snapshot (lm_runtime "remote" only: the native one reads its tokenizer files itself)
     allow_pickle: bool = False  # fully unpickle a flow.pt/hift.pt that holds more than tensors (can run code)
     lm_runtime: str = "native"  # native: built-in GLM, static cache, CUDA graphs; remote: the snapshot's code
     device: str = "auto"  # auto: cuda when available, else cpu
