@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from voicerag_cli.backends import known_backends
 from voicerag_cli.cli.completion_values import generators, index_names, rag_modes
 from voicerag_cli.cli.console import err, out, print_json, safe
 from voicerag_cli.cli.context import STATE
@@ -88,7 +89,7 @@ def ask(
             "--generator",
             "-g",
             autocompletion=generators,
-            help="Answer generator (models.generator): extractive, openai, glm4voice.",
+            help=f"Answer generator (models.generator): {', '.join(known_backends()['generator'])}.",
         ),
     ] = None,
     profile: Profile = None,
@@ -100,16 +101,16 @@ def ask(
             if audio
             else "give exactly one of AUDIO (files or '-') or --text"
         )
-    profile, sonar_lang = resolve(lang, profile)
+    profile, lang_settings = resolve(lang, profile)  # --lang: a profile, and backend keys
     settings = STATE.settings(
         {
             "ask.rag": rag,
             "ask.k": k,
             "ask.rounds": rounds,
             "index.name": index_name,
-            "sonar.lang": sonar_lang,
             "index.store": store,
             "models.generator": generator,
+            **lang_settings,
         },
         profile=profile,
     )

@@ -55,16 +55,16 @@ def chat(
         return
     if sum([mic, input_file is not None, text_mode]) > 1:
         raise typer.BadParameter("choose one of --mic, --input FILE and --text")
-    profile, sonar_lang = resolve(lang, profile)
+    profile, lang_settings = resolve(lang, profile)  # --lang: a profile, and backend keys
     settings = STATE.settings(
         {
             "ask.rag": rag,
             "ask.k": k,
             "index.name": index_name,
-            "sonar.lang": sonar_lang,
             "chat.silence_ms": silence_ms,
             "chat.start_threshold": start_threshold,
             "chat.end_threshold": end_threshold,
+            **lang_settings,
         },
         profile=profile,
     )

@@ -35,8 +35,11 @@ class AppState:
             layered = dict(overrides or {})
             if self.data_dir is not None:
                 layered["paths.data_dir"] = str(self.data_dir)
+            from voicerag_cli.registry import check_models
+
             try:
                 self._settings = load_settings(self.config_file, overrides=layered, profile=profile or self.profile)
+                check_models(self._settings)  # the schema takes any name; the registry knows the backends
             except ConfigError as exc:
                 raise _as_usage_error(exc, layered) from exc
             _name_from_store(self._settings, layered.get("index.name"))
@@ -66,7 +69,6 @@ _FLAGS = {
     "index.name": "--name / --index",
     "index.store": "--store",
     "index.json_text_field": "--json-field",
-    "sonar.lang": "--lang",
     "models.generator": "--generator",
     "paths.data_dir": "--data-dir",
 }
@@ -81,8 +83,11 @@ def _as_usage_error(exc: ConfigError, flags: dict[str, Any]) -> Exception:
         return exc
     import typer
 
+    from voicerag_cli.backends import lang_keys
+
     key = match["key"]
-    flag = _FLAGS.get(key, "--" + key.partition(".")[2].replace("_", "-"))
+    default = "--lang" if key in lang_keys() else "--" + key.partition(".")[2].replace("_", "-")
+    flag = _FLAGS.get(key, default)
     return typer.BadParameter(match["detail"], param_hint=f"'{flag}'")
 
 
