@@ -22,7 +22,7 @@ from transformers import LogitsProcessorList
 from voicerag_cli.config import Settings
 from voicerag_cli.errors import ModelError
 from voicerag_cli.index.builder import build_index
-from voicerag_cli.index.store import IndexRoot
+from voicerag_cli.index.hnsw_store import IndexRoot
 from voicerag_cli.models.base import Passage, Query, StreamingGenerator
 from voicerag_cli.models.glm4voice.backend import Glm4VoiceGenerator, create
 from voicerag_cli.models.glm4voice.protocol import BEGIN_AUDIO

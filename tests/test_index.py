@@ -15,7 +15,7 @@ from test_documents import minimal_pdf
 from voicerag_cli.config import IndexConfig, Settings
 from voicerag_cli.errors import ExitCode, IndexError_, InputError
 from voicerag_cli.index.builder import build_index
-from voicerag_cli.index.store import CHUNKS_DB, CURRENT, MIN_CAPACITY, IndexRoot
+from voicerag_cli.index.hnsw_store import CHUNKS_DB, CURRENT, MIN_CAPACITY, IndexRoot
 from voicerag_cli.registry import Registry
 from vrtest import Isolated, assert_error, run_cli, tree_hash
 

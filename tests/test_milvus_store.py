@@ -23,10 +23,11 @@ import pytest
 
 from voicerag_cli.config import IndexConfig
 from voicerag_cli.errors import BackendError, IndexError_
+from voicerag_cli.index.base import Manifest, parse_store
 from voicerag_cli.index.builder import build_index
 from voicerag_cli.index.chunking import Chunk
-from voicerag_cli.index.selection import open_store, parse_store
-from voicerag_cli.index.store import IndexRoot, Manifest
+from voicerag_cli.index.hnsw_store import IndexRoot
+from voicerag_cli.index.selection import open_store
 from voicerag_cli.models.base import EmbeddingSpace
 
 if TYPE_CHECKING:

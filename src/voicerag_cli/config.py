@@ -430,11 +430,9 @@ def validate(settings: Settings) -> None:
         check = getattr(getattr(settings, section), "check", None)
         if check is not None:
             check()
-    from voicerag_cli.index.selection import parse_store
     from voicerag_cli.paths import validate_index_name
 
-    validate_index_name(settings.index.name, key="index.name")
-    parse_store(settings.index.store)
+    validate_index_name(settings.index.name, key="index.name")  # index.store: index.base.parse_store
 
 
 def render_toml(settings: Settings, redact: bool = False) -> str:

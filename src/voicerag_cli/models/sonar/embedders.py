@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 
 def _output(vectors: torch.Tensor, space: EmbeddingSpace) -> np.ndarray:
-    from voicerag_cli.index.store import metric_of
+    from voicerag_cli.index.base import metric_of
 
     if metric_of(space.space_id) == "l2":
         return vectors.float().numpy().astype(np.float32)
