@@ -116,7 +116,7 @@ class ChatSession:
         self.speak = speak
         self.on_event = on_event or (lambda kind, payload: None)
         self.turns: list[Turn] = []
-        self._audio_dir = save_dir or Path(tempfile.mkdtemp(prefix="voicerag-chat-"))
+        self._audio_dir = save_dir  # a temporary folder, made on first use, when not saving
         self._state = ""
 
     # --- the loop ---------------------------------------------------------------------
@@ -234,6 +234,8 @@ class ChatSession:
 
     # --- saving -----------------------------------------------------------------------
     def _turn_dir(self, turn: Turn) -> Path:
+        if self._audio_dir is None:
+            self._audio_dir = Path(tempfile.mkdtemp(prefix="voicerag-chat-"))
         folder = self._audio_dir / f"turn-{turn.index:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         return folder
