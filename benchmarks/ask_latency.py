@@ -41,7 +41,8 @@ def child(data_dir: Path, wavs: list[Path], repeats: int) -> dict[str, Any]:
     started = time.perf_counter()
     from voicerag_cli.audio.io import read_audio
     from voicerag_cli.config import load_settings
-    from voicerag_cli.index.selection import open_store, parse_store
+    from voicerag_cli.index.base import parse_store
+    from voicerag_cli.index.selection import open_store
     from voicerag_cli.paths import indexes_root
     from voicerag_cli.pipeline.ask import AskPipeline
     from voicerag_cli.registry import Registry

@@ -29,10 +29,11 @@ from typing import Any
 import numpy as np
 
 from voicerag_cli.config import Settings
+from voicerag_cli.index.base import parse_store
 from voicerag_cli.index.builder import build_index
 from voicerag_cli.index.chunking import chunk_text
-from voicerag_cli.index.selection import open_store, parse_store
-from voicerag_cli.index.store import new_hnsw
+from voicerag_cli.index.hnsw_store import new_hnsw
+from voicerag_cli.index.selection import open_store
 from voicerag_cli.registry import Registry
 from voicerag_cli.sentences import split_sentences
 

@@ -26,7 +26,7 @@ from voicerag_cli.audio.stream import FileSource, VirtualSink
 from voicerag_cli.audio.vad import SileroVad, UtteranceSegmenter, VadConfig
 from voicerag_cli.config import Settings
 from voicerag_cli.index.builder import build_index
-from voicerag_cli.index.store import IndexRoot
+from voicerag_cli.index.hnsw_store import IndexRoot
 from voicerag_cli.pipeline.ask import AskPipeline
 from voicerag_cli.pipeline.chat import ChatSession
 from voicerag_cli.registry import Registry

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from voicerag_cli.config import IndexConfig
-from voicerag_cli.index.store import knn, new_hnsw
+from voicerag_cli.index.hnsw_store import knn, new_hnsw
 
 DIM = 384
 

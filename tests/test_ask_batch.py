@@ -11,6 +11,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from test_ask import BEE_QUESTION, check_schema
 from voicerag_cli.errors import ExitCode
 from vrtest import DemoIndex, assert_error, cli_command, run_cli
@@ -24,6 +26,7 @@ def json_lines(stdout: str) -> list[dict]:
     return [json.loads(line) for line in lines]
 
 
+@pytest.mark.slow
 def test_several_audio_files_one_json_line_each(
     on_demo_index: DemoIndex, speech: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -68,6 +71,7 @@ def test_one_question_is_still_one_json_object(on_demo_index: DemoIndex) -> None
     check_schema(result.json(), on_demo_index, "text")
 
 
+@pytest.mark.slow
 def test_bad_input_in_a_batch_fails_before_answering(
     on_demo_index: DemoIndex, speech: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -106,6 +110,7 @@ def run_with_terminal_stderr(*args: object) -> tuple[int, str, str]:
     return proc.returncode, stdout.decode(), b"".join(chunks).decode(errors="replace")
 
 
+@pytest.mark.slow
 def test_status_line_only_on_a_terminal(on_demo_index: DemoIndex, speech: Callable[..., Path]) -> None:
     question = speech(BEE_QUESTION)
     code, stdout, stderr = run_with_terminal_stderr("ask", question, "--json")

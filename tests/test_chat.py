@@ -20,7 +20,7 @@ from voicerag_cli.audio.vad import SileroVad, SpeechStarted, Utterance, Utteranc
 from voicerag_cli.config import Settings
 from voicerag_cli.errors import BackendError
 from voicerag_cli.index.builder import build_index
-from voicerag_cli.index.store import IndexRoot
+from voicerag_cli.index.hnsw_store import IndexRoot
 from voicerag_cli.pipeline.ask import AskPipeline
 from voicerag_cli.pipeline.chat import ChatSession
 from voicerag_cli.registry import Registry
@@ -99,6 +99,7 @@ def test_segmentation_boundaries_in_noise() -> None:
         assert len(utterance.samples) / RATE >= end - start  # pre-roll included, nothing cut
 
 
+@pytest.mark.slow
 def test_file_fed_conversation_turns_barge_in_and_saving(demo: tuple[Registry, IndexRoot], tmp_path: Path) -> None:
     # 1 s after question one the answer (several seconds long) is still playing: barge-in.
     audio, spans = conversation([1.0, 1.5])
@@ -131,6 +132,7 @@ def test_file_fed_conversation_turns_barge_in_and_saving(demo: tuple[Registry, I
         assert json.loads((folder / "turn.json").read_text(encoding="utf-8"))["turn"] == n
 
 
+@pytest.mark.slow
 def test_no_barge_in_when_disabled_or_after_the_answer(demo: tuple[Registry, IndexRoot], tmp_path: Path) -> None:
     audio, _ = conversation([1.0, 1.0])
     turns = session_for(demo, VirtualSink(), barge_in=False).run(FileSource(write_wav(tmp_path / "a.wav", audio)))
@@ -181,6 +183,7 @@ def cli_env(tmp_path: Path, demo_index: bool = True) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_cli_input_file_json_lines(tmp_path: Path) -> None:
     audio, _ = conversation([1.0, 1.5])
     wav = write_wav(tmp_path / "conv44k.wav", _resample(audio, 44_100), 44_100)  # the device's native rate

@@ -104,6 +104,7 @@ def test_fish_protocol() -> None:
     assert complete({**env, "_TYPER_COMPLETE_FISH_ACTION": "is-args"}).returncode == 0
 
 
+@pytest.mark.slow
 def test_values_complete_modes_backends_and_existing_indexes(
     bin_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -22,7 +22,7 @@ from transformers import LogitsProcessorList
 from voicerag_cli.config import Settings
 from voicerag_cli.errors import ModelError
 from voicerag_cli.index.builder import build_index
-from voicerag_cli.index.store import IndexRoot
+from voicerag_cli.index.hnsw_store import IndexRoot
 from voicerag_cli.models.base import Passage, Query, StreamingGenerator
 from voicerag_cli.models.glm4voice.backend import Glm4VoiceGenerator, create
 from voicerag_cli.models.glm4voice.protocol import BEGIN_AUDIO
@@ -35,6 +35,7 @@ from voicerag_cli.testing.glm4voice import (
     write_speech_decoder,
     write_speech_tokenizer,
 )
+from vrtest import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 CODES = 64  # speech-token vocabulary shared by the tiny tokenizer, LM and decoder
@@ -222,19 +223,12 @@ def test_missing_folders_are_one_line_model_errors(folders: dict[str, Path], tmp
         create(settings_for(missing), None)
 
 
-def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "voicerag_cli", *args], env=env, capture_output=True, text=True, timeout=300
-    )
-
-
 def test_cli_ask_with_glm4voice(folders: dict[str, Path], data_dir: Path, question: Path, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
-    env |= {"VOICERAG_DATA_DIR": str(data_dir), "VOICERAG_CONFIG": os.devnull}
+    env = {"VOICERAG_DATA_DIR": str(data_dir), "VOICERAG_CONFIG": os.devnull}
     env |= {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
-    failed = run_cli(["ask", str(question), "--generator", "glm4voice"], env)
-    assert failed.returncode == 5
+    failed = run_cli("ask", question, "--generator", "glm4voice", env=env, inherit=False, timeout=300)
+    assert failed.code == 5
     assert failed.stderr.strip().count("\n") == 0 and "glm4voice.tokenizer_path" in failed.stderr
 
     lines = ["[glm4voice]", *(f'{key} = "{path}"' for key, path in folders.items()), 'device = "cpu"', "seed = 1"]
@@ -242,8 +236,10 @@ def test_cli_ask_with_glm4voice(folders: dict[str, Path], data_dir: Path, questi
     (tmp_path / "config.toml").write_text("\n".join(lines) + "\n")
     env["VOICERAG_CONFIG"] = str(tmp_path / "config.toml")
     out = tmp_path / "out"
-    done = run_cli(["ask", str(question), "--rag", "asr", "-g", "glm4voice", "--out", str(out), "--json"], env)
-    assert done.returncode == 0, done.stderr
+    done = run_cli(
+        "ask", question, "--rag", "asr", "-g", "glm4voice", "--out", out, "--json", env=env, inherit=False, timeout=300
+    )
+    assert done.code == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["models"]["generator"] == "glm4voice"
     assert (out / "answer.txt").read_text().strip() == result["answer"].strip()

@@ -15,7 +15,7 @@ from test_documents import minimal_pdf
 from voicerag_cli.config import IndexConfig, Settings
 from voicerag_cli.errors import ExitCode, IndexError_, InputError
 from voicerag_cli.index.builder import build_index
-from voicerag_cli.index.store import CHUNKS_DB, CURRENT, MIN_CAPACITY, IndexRoot
+from voicerag_cli.index.hnsw_store import CHUNKS_DB, CURRENT, MIN_CAPACITY, IndexRoot
 from voicerag_cli.registry import Registry
 from vrtest import Isolated, assert_error, run_cli, tree_hash
 
@@ -82,6 +82,7 @@ def search_all(root: IndexRoot, name: str, registry: Registry, query: str) -> li
     return [(p.chunk_id, p.source, p.text) for p in passages]
 
 
+@pytest.mark.slow
 def test_build_incremental_update_rebuild(isolated_env: Isolated, tmp_path: Path, registry: Registry) -> None:
     docs = tmp_path / "docs"
     paths = write_topics(docs)
@@ -208,6 +209,7 @@ def test_index_every_document_type(isolated_env: Isolated, tmp_path: Path, regis
     assert "ignored" not in html_text and "<p>" not in html_text
 
 
+@pytest.mark.slow
 def test_list_and_drop(isolated_env: Isolated, tmp_path: Path, registry: Registry) -> None:
     empty = run_cli("index", "--list", "--json")
     assert empty.code == 0, empty
@@ -238,6 +240,7 @@ def test_list_and_drop(isolated_env: Isolated, tmp_path: Path, registry: Registr
     assert tree_hash(isolated_env.data_dir / "indexes" / "beta") == before
 
 
+@pytest.mark.slow
 def test_capacity_grows_past_the_initial_hnsw_size(tmp_path: Path, registry: Registry) -> None:
     """Two incremental runs of short JSONL records: the second pushes the index past
     MIN_CAPACITY elements, so the loaded HNSW index must be resized; every record stays findable."""

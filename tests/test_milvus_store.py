@@ -23,10 +23,11 @@ import pytest
 
 from voicerag_cli.config import IndexConfig
 from voicerag_cli.errors import BackendError, IndexError_
+from voicerag_cli.index.base import Manifest, parse_store
 from voicerag_cli.index.builder import build_index
 from voicerag_cli.index.chunking import Chunk
-from voicerag_cli.index.selection import open_store, parse_store
-from voicerag_cli.index.store import IndexRoot, Manifest
+from voicerag_cli.index.hnsw_store import IndexRoot
+from voicerag_cli.index.selection import open_store
 from voicerag_cli.models.base import EmbeddingSpace
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ def no_embedder() -> Any:
     raise AssertionError("nothing needed embedding, yet the embedder was constructed")
 
 
+@pytest.mark.slow
 def test_add_search_replace_delete_and_reopen(
     docs: Path, lite: tuple[Path, Path], registry: Registry, tmp_path: Path
 ) -> None:
@@ -191,6 +193,7 @@ def test_failed_and_killed_writers_leave_the_published_index(
     assert update.manifest.chunks == first.chunks + 1
 
 
+@pytest.mark.slow
 def test_manifest_checks_rebuild_drop_and_lock(docs: Path, lite: tuple[Path, Path], registry: Registry) -> None:
     path, locks = lite
     root = lite_root(path, locks)
@@ -279,6 +282,7 @@ def test_same_top_k_as_the_hnswlib_store(tmp_path: Path, lite: tuple[Path, Path]
     assert np.mean(exact_a) >= 0.95 and np.mean(exact_b) >= 0.95, (np.mean(exact_a), np.mean(exact_b))
 
 
+@pytest.mark.slow
 def test_real_documents_rank_the_same_in_both_stores(
     docs: Path, tmp_path: Path, lite: tuple[Path, Path], registry: Registry
 ) -> None:
@@ -320,6 +324,7 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     return {"VOICERAG_DATA_DIR": str(tmp_path / "data"), "VOICERAG_CONFIG": os.devnull}
 
 
+@pytest.mark.slow
 def test_cli_index_and_ask_with_milvus_lite(
     docs: Path, tmp_path: Path, cli_env: dict[str, str], speech: Callable[..., Path]
 ) -> None:
@@ -384,6 +389,7 @@ def milvus_server(tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
+@pytest.mark.slow
 def test_cli_with_a_milvus_server_address(docs: Path, cli_env: dict[str, str], milvus_server: str) -> None:
     store = f"milvus://{milvus_server}/papers"
     done = cli("index", docs, "--store", store, "--json", env=cli_env)
@@ -404,6 +410,7 @@ def test_unreachable_server_is_a_one_line_backend_error(tmp_path: Path) -> None:
         root.names()
 
 
+@pytest.mark.slow
 def test_a_milvus_lite_folder_in_use_by_another_process(tmp_path: Path, cli_env: dict[str, str]) -> None:
     path = tmp_path / "busy.db"
     holder = subprocess.Popen(

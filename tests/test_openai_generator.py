@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from voicerag_cli.config import OpenAIConfig, Settings
+from voicerag_cli.config import Settings
 from voicerag_cli.errors import BackendError, ConfigError, ExitCode
 from voicerag_cli.models.base import Passage, Query
-from voicerag_cli.models.openai_http import SYSTEM_PROMPT, OpenAICompatibleGenerator, create
+from voicerag_cli.models.openai_http import SYSTEM_PROMPT, OpenAICompatibleGenerator, OpenAIConfig, create
 from vrtest import DemoIndex, assert_error, run_cli, tree_hash
 
 

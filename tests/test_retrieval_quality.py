@@ -24,8 +24,8 @@ import pytest
 from voicerag_cli.audio.io import read_audio
 from voicerag_cli.config import IndexConfig
 from voicerag_cli.index.builder import build_index
+from voicerag_cli.index.hnsw_store import IndexRoot
 from voicerag_cli.index.memory import MemoryIndex
-from voicerag_cli.index.store import IndexRoot
 from voicerag_cli.pipeline.ask import AskPipeline, Searcher
 from voicerag_cli.registry import Registry
 from vrtest import SHARED

@@ -104,6 +104,7 @@ def test_huge_integers_and_a_byte_order_mark_are_read(isolated_env: Isolated, tm
     ]
 
 
+@pytest.mark.slow
 def test_run_on_single_line_is_chunked(isolated_env: Isolated, tmp_path: Path) -> None:
     words = [f"token{i % 997}" for i in range(12_000)]  # ~110 kB on one line, no full stop
     folder = folder_with(tmp_path, {"line.txt": " ".join(words)})

@@ -7,6 +7,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from vrtest import Isolated, run_cli
 
 SECRET = "The vault combination is 31-41-59 and only the owner knows it."
@@ -22,6 +24,7 @@ def indexed_keys(data_dir: Path, name: str = "default") -> list[str]:
         db.close()
 
 
+@pytest.mark.slow
 def test_symlinks_out_of_the_folder_need_follow_symlinks(isolated_env: Isolated, tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()

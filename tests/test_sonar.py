@@ -275,8 +275,8 @@ def test_reference_l2_metric_keeps_raw_vectors_and_searches_by_euclidean_distanc
     """`sonar.metric = "l2"`: raw SONAR vectors (the normalized ones times their norms), a space
     of their own, an hnswlib index built with the L2 metric whose ranking is the brute-force
     Euclidean one; an index built under one metric refuses queries embedded under the other."""
+    from voicerag_cli.index.base import IndexError_, metric_of
     from voicerag_cli.index.memory import MemoryIndex
-    from voicerag_cli.index.store import IndexError_, metric_of
 
     settings = settings_for(tiny.asset_dir, tmp_path)
     settings.sonar.metric = "l2"
@@ -303,7 +303,7 @@ def test_l2_index_on_disk_keeps_its_metric(tiny: TinyAssets, tmp_path: Path) -> 
     """build_index under sonar.metric = l2: the manifest records l2, the reopened hnswlib index
     searches by Euclidean distance (scores = minus squared distances, nearest first)."""
     from voicerag_cli.index.builder import build_index
-    from voicerag_cli.index.store import IndexRoot
+    from voicerag_cli.index.hnsw_store import IndexRoot
 
     settings = settings_for(tiny.asset_dir, tmp_path)
     settings.sonar.metric = "l2"

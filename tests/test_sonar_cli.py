@@ -122,6 +122,7 @@ def one_error_line(run: Run) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_index_and_e2e_ask_through_the_cli(setup: Setup, cli: Callable[..., Run]) -> None:
     # The commands: `voicerag index docs --profile sonar`, `ask q.wav --rag e2e --profile sonar`.
     flag_only = setup.env(VOICERAG_PROFILE="")

@@ -71,6 +71,7 @@ def test_vector_is_unit_deterministic_and_rate_independent(
     assert float(embedder.embed_speech(resampled, 44_100) @ vector) > 0.97
 
 
+@pytest.mark.slow
 def test_everyday_questions_land_nearest_their_own_text(embedder: DistilledSpeechEmbedder) -> None:
     """Twelve everyday questions outside HotpotQA, spoken by held-out voices (MODEL_CARD.md:
     own text first among the 12 in 58-83 % over four voice assignments; this one measured 75 %).
@@ -88,6 +89,7 @@ def test_everyday_questions_land_nearest_their_own_text(embedder: DistilledSpeec
     assert float((own - others).mean()) > 0.1, np.round(own - others, 3)  # measured 0.24
 
 
+@pytest.mark.slow
 def test_rgb_questions_by_held_out_voices_beat_chance_on_a_pooled_index(embedder: DistilledSpeechEmbedder) -> None:
     """RGB-en questions (never trained on), spoken by held-out voices, search all passages of the
     first 20 questions together. Per-question candidate lists would prove nothing: with 3-4
@@ -145,6 +147,7 @@ def test_mismatched_or_missing_head_is_a_model_error(embedder: DistilledSpeechEm
         DistilledSpeechEmbedder(embedder.frontend, tmp_path / "absent.safetensors", MINILM)
 
 
+@pytest.mark.slow
 def test_cpu_training_path_lowers_the_loss(tmp_path: Path) -> None:
     from voicerag_cli.training import prepare, train
     from voicerag_cli.training.data import load_cache

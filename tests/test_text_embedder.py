@@ -40,6 +40,7 @@ def torch_embedder() -> SentenceEmbedder:
     return SentenceEmbedder(*model_folder(Settings()))
 
 
+@pytest.mark.slow
 def test_default_backend_is_numpy_and_matches_sentence_transformers(torch_embedder: SentenceEmbedder) -> None:
     embedder = Registry(Settings()).text_embedder()
     assert isinstance(embedder, NumpySentenceEmbedder)
@@ -57,6 +58,7 @@ def test_default_backend_is_numpy_and_matches_sentence_transformers(torch_embedd
     assert np.abs(alone - ours[:6]).max() < TOLERANCE
 
 
+@pytest.mark.slow
 def test_index_built_with_torch_is_searched_by_the_numpy_query_path(tmp_path: Path) -> None:
     """Indexing vectors (sentence-transformers backend, through the CLI, stored in hnswlib)
     equal the default query path's vectors for the same chunk texts."""

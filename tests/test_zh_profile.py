@@ -24,11 +24,11 @@ DOCS = {
 
 
 def test_lang_codes_pick_the_profile_and_keep_sonar_codes() -> None:
-    assert resolve("zh", None) == ("zh", "cmn")
-    assert resolve("en", None) == (None, "eng")
-    assert resolve("zh", "sonar") == ("sonar", "cmn")  # an explicit profile wins
-    assert resolve("cmn", None) == (None, "cmn")  # SONAR codes pass through unchanged
-    assert resolve(None, "sonar") == ("sonar", None)
+    assert resolve("zh", None) == ("zh", {"sonar.lang": "cmn"})
+    assert resolve("en", None) == (None, {"sonar.lang": "eng"})
+    assert resolve("zh", "sonar") == ("sonar", {"sonar.lang": "cmn"})  # an explicit profile wins
+    assert resolve("cmn", None) == (None, {"sonar.lang": "cmn"})  # SONAR codes pass through unchanged
+    assert resolve(None, "sonar") == ("sonar", {})
 
 
 def test_a_part_with_a_wrong_checksum_names_its_package(tmp_path: Path) -> None:

@@ -11,11 +11,10 @@ Standard library and `errors` only: config.py and registry.py both read this tab
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from voicerag_cli.errors import ConfigError, ModelError
+from voicerag_cli.errors import ModelError
 
 ROLES = ("text_embedder", "speech_embedder", "asr", "generator", "tts")
 
@@ -38,6 +37,11 @@ class BackendSpec:
     # function(settings, previous extra or None) -> dict: what an index built with this text
     # embedder records in its manifest besides its language
     index_extra: str = ""
+    # The config key ("section.key") that `--lang CODE` sets for this backend, and
+    # function(code) -> its value: `--lang en` also picks the offline profile language en,
+    # which a backend may spell its own way (SONAR: "eng"). Standard library only, like config.
+    lang_key: str = ""
+    lang_value: str = ""
 
 
 def load(target: str) -> Any:
@@ -73,6 +77,8 @@ BACKENDS: tuple[BackendSpec, ...] = (
         section="sonar",
         config=f"{_M}.sonar.settings:SonarConfig",
         index_extra=f"{_M}.sonar.selection:index_extra",
+        lang_key="sonar.lang",
+        lang_value=f"{_M}.sonar.settings:lang_code",
     ),
     BackendSpec(
         "text_embedder",
@@ -104,6 +110,8 @@ BACKENDS: tuple[BackendSpec, ...] = (
         "Meta SONAR speech encoder for [sonar] lang (into the SONAR text space); checkpoints via [sonar] asset_dir",
         section="sonar",
         config=f"{_M}.sonar.settings:SonarConfig",
+        lang_key="sonar.lang",
+        lang_value=f"{_M}.sonar.settings:lang_code",
     ),
     BackendSpec(
         "asr",
@@ -194,10 +202,15 @@ def config_sections(table: tuple[BackendSpec, ...] = BACKENDS) -> dict[str, str]
     return sections
 
 
-def check_models(chosen: Mapping[str, str], table: tuple[BackendSpec, ...] = BACKENDS) -> None:
-    """Every role's configured backend (models.<role>) is in the table."""
-    for role, backends in known_backends(table).items():
-        if chosen[role] not in backends:
-            raise ConfigError(
-                f"config key 'models.{role}': unknown backend {chosen[role]!r}; choose from {', '.join(backends)}"
-            )
+def lang_keys(table: tuple[BackendSpec, ...] = BACKENDS) -> dict[str, str]:
+    """Config key -> the import string of its value function, for the keys `--lang` sets."""
+    keys: dict[str, str] = {}
+    for spec in table:
+        if spec.lang_key:
+            keys.setdefault(spec.lang_key, spec.lang_value)
+    return keys
+
+
+def lang_settings(code: str, table: tuple[BackendSpec, ...] = BACKENDS) -> dict[str, Any]:
+    """The config overrides `--lang CODE` makes through the backends' hooks."""
+    return {key: load(value)(code) for key, value in lang_keys(table).items()}

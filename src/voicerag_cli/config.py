@@ -4,7 +4,10 @@ A profile (`--profile NAME` / `VOICERAG_PROFILE`) is a named set of keys: built 
 a `[profiles.NAME.<section>]` table in the TOML file.
 
 The schema is a set of dataclasses; every key a user can set is a field there, so unknown
-keys and wrongly typed values are reported with their full dotted name.
+keys and wrongly typed values are reported with their full dotted name. The core sections are
+declared here; a backend's own section (`[sonar]`, `[openai]`, ...) is the dataclass its row in
+the backend table names (backends.py), so this module names no backend. Which backend names are
+valid is the registry's to check (registry.check_models), not the schema's.
 """
 
 from __future__ import annotations
@@ -19,12 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from voicerag_cli.backends import BACKENDS, config_sections, default_backend, load
 from voicerag_cli.errors import ConfigError
-from voicerag_cli.models.glm4voice.settings import Glm4VoiceConfig
-from voicerag_cli.models.openai_http import OpenAIConfig
-from voicerag_cli.models.sonar.settings import SonarConfig
 
-__all__ = ["Glm4VoiceConfig", "OpenAIConfig", "Settings", "SonarConfig", "load_settings"]
+__all__ = ["Settings", "load_settings"]
 
 ENV_PREFIX = "VOICERAG_"
 # Short aliases for the variables people set most; everything else is VOICERAG_<SECTION>__<KEY>.
@@ -53,11 +54,13 @@ class PathsConfig:
 
 @dataclass
 class ModelsConfig:
-    text_embedder: str = "minilm"
-    speech_embedder: str = "whisper-tiny-distilled"
-    asr: str = "whisper-tiny-en"
-    generator: str = "extractive"
-    tts: str = "espeak"
+    """Each role's backend; the defaults are the rows marked default in the backend table."""
+
+    text_embedder: str = default_backend("text_embedder")
+    speech_embedder: str = default_backend("speech_embedder")
+    asr: str = default_backend("asr")
+    generator: str = default_backend("generator")
+    tts: str = default_backend("tts")
 
 
 @dataclass
@@ -158,7 +161,9 @@ class TtsConfig:
 
 
 @dataclass
-class Settings:
+class CoreSettings:
+    """The sections every install has; `Settings` adds the backends' own sections."""
+
     paths: PathsConfig = field(default_factory=PathsConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
@@ -166,16 +171,45 @@ class Settings:
     chat: ChatConfig = field(default_factory=ChatConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
     text_embedder: TextEmbedderConfig = field(default_factory=TextEmbedderConfig)
-    sonar: SonarConfig = field(default_factory=SonarConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    openai: OpenAIConfig = field(default_factory=OpenAIConfig)
-    glm4voice: Glm4VoiceConfig = field(default_factory=Glm4VoiceConfig)
     tts: TtsConfig = field(default_factory=TtsConfig)
     source: str = "defaults"  # where the file layer came from, for `config show`
     profile: str = "default"  # the profile layer applied
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {name: dataclasses.asdict(getattr(self, name)) for name in section_names()}
+
+
+def _backend_sections() -> dict[str, type]:
+    """Section name -> its dataclass, for every backend that declares one (standard-library
+    modules by the table's rule: loading them loads no model library)."""
+    return {section: load(target) for section, target in config_sections().items()}
+
+
+BACKEND_SECTIONS = _backend_sections()
+_NOT_SECTIONS = {"source", "profile"}
+
+
+def _section_order() -> list[str]:
+    """Core sections in declaration order, each backend section right after the section of
+    the role its backend serves (`[sonar]` after `[text_embedder]`), as `config show` prints them."""
+    core = [f.name for f in dataclasses.fields(CoreSettings) if f.name not in _NOT_SECTIONS]
+    after: dict[str, list[str]] = {}
+    placed: set[str] = set()
+    for spec in BACKENDS:
+        if spec.section and spec.section not in placed:
+            placed.add(spec.section)
+            after.setdefault(spec.role if spec.role in core else core[-1], []).append(spec.section)
+    return [name for section in core for name in (section, *after.get(section, []))]
+
+
+# Settings: the core sections plus one field per backend section, each defaulting to its dataclass.
+Settings = dataclasses.make_dataclass(
+    "Settings",
+    [(name, cls, field(default_factory=cls)) for name, cls in BACKEND_SECTIONS.items()],
+    bases=(CoreSettings,),
+)
+Settings.__module__ = __name__
 
 
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:)(?P<secret>[^@\s]*)(?=@)")
@@ -196,19 +230,23 @@ def redacted(settings: Settings) -> dict[str, dict[str, Any]]:
         for key, value in values.items():
             if isinstance(value, str):
                 values[key] = redact_url(value)
-    env_name = data["openai"]["api_key_env"]
-    if env_name and not _ENV_NAME.match(env_name):
-        data["openai"]["api_key_env"] = REDACTED
+    for section, cls in BACKEND_SECTIONS.items():
+        # a backend section names the keys that hold an environment variable's name
+        for key in getattr(cls, "ENV_NAME_KEYS", ()):
+            env_name = data[section][key]
+            if env_name and not _ENV_NAME.match(env_name):
+                data[section][key] = REDACTED
     return data
 
 
 def section_names() -> list[str]:
-    return [f.name for f in dataclasses.fields(Settings) if f.name not in {"source", "profile"}]
+    return _section_order()
 
 
 def _section_types(section: str) -> dict[str, Any]:
     cls = type(getattr(Settings(), section))
-    return get_type_hints(cls)
+    hints = get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}  # fields only, no ClassVar
 
 
 def _coerce(dotted: str, expected: Any, value: Any, from_text: bool) -> Any:
@@ -334,10 +372,7 @@ def load_settings(
 
 
 def validate(settings: Settings) -> None:
-    """Checks that span beyond one value's type."""
-    from voicerag_cli.backends import check_models
-
-    check_models(dataclasses.asdict(settings.models))  # names of backends: the table knows them
+    """Checks that span beyond one value's type (backend names: registry.check_models)."""
     if settings.ask.rounds not in (1, 2):
         raise ConfigError(f"config key 'ask.rounds': expected 1 or 2, got {settings.ask.rounds}")
     if settings.ask.rag not in {"asr", "e2e"}:
@@ -391,14 +426,13 @@ def validate(settings: Settings) -> None:
     if not 0 <= settings.tts.pitch <= 99:
         raise ConfigError(f"config key 'tts.pitch': must be in 0..99, got {settings.tts.pitch}")
     # Backends' own sections check themselves.
-    settings.openai.check()
-    settings.glm4voice.check()
-    settings.sonar.check()
-    from voicerag_cli.index.selection import parse_store
+    for section in BACKEND_SECTIONS:
+        check = getattr(getattr(settings, section), "check", None)
+        if check is not None:
+            check()
     from voicerag_cli.paths import validate_index_name
 
-    validate_index_name(settings.index.name, key="index.name")
-    parse_store(settings.index.store)
+    validate_index_name(settings.index.name, key="index.name")  # index.store: index.base.parse_store
 
 
 def render_toml(settings: Settings, redact: bool = False) -> str:

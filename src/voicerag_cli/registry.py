@@ -2,41 +2,57 @@
 
 The backends themselves are rows of the table in backends.py (import strings only), so
 nothing heavy (torch, transformers, ctranslate2) is imported until a command needs that role.
+Which backend names are valid is checked here (check_models), against that table.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from voicerag_cli.backends import BACKENDS, ROLES, BackendSpec, find_spec, known_backends, load
+from voicerag_cli.errors import ConfigError
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
+    from voicerag_cli.models.base import Generator, SpeechEmbedder, SpeechRecognizer, SpeechSynthesizer, TextEmbedder
 
-__all__ = ["BACKENDS", "ROLES", "BackendSpec", "Registry", "find_spec", "known_backends"]
+__all__ = ["BACKENDS", "ROLES", "BackendSpec", "Registry", "check_models", "find_spec", "known_backends"]
+
+
+def check_models(settings: Settings, table: tuple[BackendSpec, ...] = BACKENDS) -> None:
+    """Every role's configured backend (models.<role>) is a row of the table."""
+    chosen = dataclasses.asdict(settings.models)
+    for role, backends in known_backends(table).items():
+        if chosen[role] not in backends:
+            raise ConfigError(
+                f"config key 'models.{role}': unknown backend {chosen[role]!r}; choose from {', '.join(backends)}"
+            )
 
 
 class Registry:
     """Constructs each configured backend on first use and keeps it for the process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, table: tuple[BackendSpec, ...] = BACKENDS) -> None:
+        check_models(settings, table)
         self.settings = settings
-        self._instances: dict[str, Any] = {}
+        self.table = table
+        self._instances: dict[str, object] = {}
         self.load_seconds: dict[str, float] = {}
         self.on_load: Callable[[str, str], None] | None = None  # told (role, backend) before a load
 
     def backend_name(self, role: str) -> str:
-        return getattr(self.settings.models, role)
+        return str(getattr(self.settings.models, role))
 
     def spec(self, role: str) -> BackendSpec:
-        return find_spec(role, self.backend_name(role))
+        return find_spec(role, self.backend_name(role), self.table)
 
     def is_loaded(self, role: str) -> bool:
         return role in self._instances
 
-    def get(self, role: str) -> Any:
+    def get(self, role: str) -> object:
         if role not in self._instances:
             spec = self.spec(role)
             if self.on_load is not None:
@@ -47,18 +63,25 @@ class Registry:
             self.load_seconds[role] = time.perf_counter() - started
         return self._instances[role]
 
-    # Typed accessors keep call sites readable.
-    def text_embedder(self) -> Any:
-        return self.get("text_embedder")
+    def index_extra(self, previous: dict[str, Any] | None) -> dict[str, Any]:
+        """What the configured text embedder records in an index's manifest besides its
+        language (the row's index_extra hook; most record nothing)."""
+        hook = self.spec("text_embedder").index_extra
+        return dict(load(hook)(self.settings, previous)) if hook else {}
 
-    def speech_embedder(self) -> Any:
-        return self.get("speech_embedder")
+    # Typed accessors: each role's instance as its protocol (models/base.py). The factory's
+    # return type is the backend's promise; the registry does not re-check it per call.
+    def text_embedder(self) -> TextEmbedder:
+        return cast("TextEmbedder", self.get("text_embedder"))
 
-    def asr(self) -> Any:
-        return self.get("asr")
+    def speech_embedder(self) -> SpeechEmbedder:
+        return cast("SpeechEmbedder", self.get("speech_embedder"))
 
-    def generator(self) -> Any:
-        return self.get("generator")
+    def asr(self) -> SpeechRecognizer:
+        return cast("SpeechRecognizer", self.get("asr"))
 
-    def tts(self) -> Any:
-        return self.get("tts")
+    def generator(self) -> Generator:
+        return cast("Generator", self.get("generator"))
+
+    def tts(self) -> SpeechSynthesizer:
+        return cast("SpeechSynthesizer", self.get("tts"))

@@ -38,6 +38,10 @@ class AudioSink(Protocol):
 
     def is_playing(self, now_s: float) -> bool: ...
 
+    def wait(self) -> None:
+        """Block until what is playing has ended (typed chat: one answer after another)."""
+        ...
+
 
 class StreamResampler:
     """Incremental resampling of a native-rate stream to 16 kHz (soxr keeps filter state)."""
@@ -167,6 +171,9 @@ class SpeakerSink:
     def stop(self, now_s: float) -> None:
         self.sd.stop()
 
+    def wait(self) -> None:
+        self.sd.wait()
+
     def is_playing(self, now_s: float) -> bool:
         stream = self.sd.get_stream() if hasattr(self.sd, "get_stream") else None
         try:
@@ -188,6 +195,9 @@ class VirtualSink:
     def stop(self, now_s: float) -> None:
         if self.log and self.is_playing(now_s):
             self.log[-1]["stopped_s"] = now_s
+
+    def wait(self) -> None:
+        pass  # stream time does not pass while nothing is fed: nothing to wait for
 
     def is_playing(self, now_s: float) -> bool:
         if not self.log:

@@ -5,27 +5,27 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from voicerag_cli.backends import known_backends
 from voicerag_cli.cli.completion_values import generators, index_names, rag_modes
 from voicerag_cli.cli.console import err, out, print_json, safe
 from voicerag_cli.cli.context import STATE
 from voicerag_cli.cli.options import Profile
 from voicerag_cli.cli.status import StatusLine
 from voicerag_cli.errors import BackendError, InputError
-from voicerag_cli.languages import LANG_HELP, check_language, resolve
+from voicerag_cli.languages import LANG_HELP, resolve
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from voicerag_cli.audio.io import Audio
     from voicerag_cli.cli.answer_stream import AnswerStream
     from voicerag_cli.config import Settings
     from voicerag_cli.pipeline.ask import AskPipeline, AskResult
+    from voicerag_cli.pipeline.question import Question
 
 
 def ask(
@@ -89,7 +89,7 @@ def ask(
             "--generator",
             "-g",
             autocompletion=generators,
-            help="Answer generator (models.generator): extractive, openai, glm4voice.",
+            help=f"Answer generator (models.generator): {', '.join(known_backends()['generator'])}.",
         ),
     ] = None,
     profile: Profile = None,
@@ -101,16 +101,16 @@ def ask(
             if audio
             else "give exactly one of AUDIO (files or '-') or --text"
         )
-    profile, sonar_lang = resolve(lang, profile)
+    profile, lang_settings = resolve(lang, profile)  # --lang: a profile, and backend keys
     settings = STATE.settings(
         {
             "ask.rag": rag,
             "ask.k": k,
             "ask.rounds": rounds,
             "index.name": index_name,
-            "sonar.lang": sonar_lang,
             "index.store": store,
             "models.generator": generator,
+            **lang_settings,
         },
         profile=profile,
     )
@@ -132,7 +132,7 @@ def _answer_all(
     play: bool,
     status: StatusLine,
 ) -> None:
-    from voicerag_cli.pipeline.ask import AskPipeline
+    from voicerag_cli.pipeline.build import open_pipeline
 
     # Read and check every input before loading any model: bad input fails fast and cheap.
     questions = _read_questions(audio, settings.ask.max_audio_s) if audio else _typed_questions(texts)
@@ -144,25 +144,20 @@ def _answer_all(
         check_output_device()
     registry = STATE.registry()
     registry.on_load = status.loading
-    reader = STATE.index_root().open(settings.index.name)
-    try:
-        check_language(reader.name, reader.manifest.extra, settings)
+    with open_pipeline(registry, STATE.index_root(), on_stage=status.stage) as pipeline:
         from voicerag_cli.cli.answer_stream import attach
 
         stream = attach(registry, show_text=not as_json, play=play)  # None unless the generator streams
-        pipeline = AskPipeline(registry, reader, settings.ask.k, settings.index.hnsw_ef_search, settings.ask.rounds)
-        pipeline.on_stage = status.stage
         for number, question in enumerate(questions, start=1):
             if len(questions) > 1:
                 status.prefix = f"[{number}/{len(questions)}] "
             folder = None if out_dir is None else out_dir if len(questions) == 1 else out_dir / f"{number:03d}"
             _answer_one(pipeline, question, folder, as_json, play, stream, status)
-    finally:
-        reader.close()
 
 
 def _read_questions(sources: list[str], max_seconds: float) -> list[Question]:
     from voicerag_cli.audio.io import read_audio
+    from voicerag_cli.pipeline.question import Question
 
     if sources.count("-") > 1:
         raise InputError("'-' (audio on stdin) can be given only once")
@@ -176,6 +171,8 @@ def _read_questions(sources: list[str], max_seconds: float) -> list[Question]:
 
 def _typed_questions(texts: list[str]) -> list[Question]:
     """`--text Q` (repeatable); `--text -` reads one question per line from stdin, skipping blank lines."""
+    from voicerag_cli.pipeline.question import Question
+
     questions = []
     for text in texts:
         if text == "-":
@@ -191,13 +188,6 @@ def _typed_questions(texts: list[str]) -> list[Question]:
     return questions
 
 
-@dataclass
-class Question:
-    clip: Audio | None
-    text: str | None
-    read_ms: float
-
-
 def _answer_one(
     pipeline: AskPipeline,
     question: Question,
@@ -207,23 +197,9 @@ def _answer_one(
     stream: AnswerStream | None,
     status: StatusLine,
 ) -> None:
-    settings = STATE.settings()
-    registry = pipeline.registry
-    loaded_before = set(registry.load_seconds)
+    speak_to = (out_dir or _temp_dir()) / "answer.wav" if out_dir is not None or play else None
     try:
-        if question.clip is not None:
-            result = pipeline.ask_audio(question.clip, settings.ask.rag)
-            result.timings_ms = {"read_audio": question.read_ms, **result.timings_ms}
-        else:
-            assert question.text is not None
-            result = pipeline.ask_text(question.text)
-        if out_dir is not None or play:
-            target = (out_dir or _temp_dir()) / "answer.wav"
-            pipeline.speak(result, target)
-        result.timings_ms["total"] = sum(result.timings_ms.values())
-        result.extra["model_load_s"] = {
-            role: round(s, 3) for role, s in registry.load_seconds.items() if role not in loaded_before
-        }
+        result = pipeline.ask(question, STATE.settings().ask.rag, speak_to)
     finally:
         if stream is not None:
             stream.close()  # waits for streamed playback to end

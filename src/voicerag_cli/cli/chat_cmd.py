@@ -12,10 +12,10 @@ from voicerag_cli.cli.completion_values import index_names, rag_modes
 from voicerag_cli.cli.console import err, out, print_json, safe
 from voicerag_cli.cli.context import STATE
 from voicerag_cli.cli.options import Profile
-from voicerag_cli.errors import InputError
-from voicerag_cli.languages import LANG_HELP, check_language, resolve
+from voicerag_cli.languages import LANG_HELP, resolve
 
 if TYPE_CHECKING:
+    from voicerag_cli.config import Settings
     from voicerag_cli.pipeline.ask import AskPipeline, AskResult
     from voicerag_cli.pipeline.chat import Turn
 
@@ -55,35 +55,28 @@ def chat(
         return
     if sum([mic, input_file is not None, text_mode]) > 1:
         raise typer.BadParameter("choose one of --mic, --input FILE and --text")
-    profile, sonar_lang = resolve(lang, profile)
+    profile, lang_settings = resolve(lang, profile)  # --lang: a profile, and backend keys
     settings = STATE.settings(
         {
             "ask.rag": rag,
             "ask.k": k,
             "index.name": index_name,
-            "sonar.lang": sonar_lang,
             "chat.silence_ms": silence_ms,
             "chat.start_threshold": start_threshold,
             "chat.end_threshold": end_threshold,
+            **lang_settings,
         },
         profile=profile,
     )
-    from voicerag_cli.pipeline.ask import AskPipeline
+    from voicerag_cli.pipeline.build import open_pipeline
 
-    reader = STATE.index_root().open(settings.index.name)
-    try:
-        check_language(reader.name, reader.manifest.extra, settings)
-        pipeline = AskPipeline(
-            STATE.registry(), reader, settings.ask.k, settings.index.hnsw_ef_search, settings.ask.rounds
-        )
+    with open_pipeline(STATE.registry(), STATE.index_root()) as pipeline:
         if text_mode:
-            _text_chat(pipeline, settings.chat.history_turns, mute, output_device, save, as_json)
+            _text_chat(pipeline, settings, mute, output_device, save, as_json)
         else:
             _voice_chat(
                 pipeline, settings, input_file, realtime, device, output_device, save, mute, no_barge_in, as_json
             )
-    finally:
-        reader.close()
 
 
 def _device(value: str | None) -> int | str | None:
@@ -92,7 +85,7 @@ def _device(value: str | None) -> int | str | None:
 
 def _voice_chat(
     pipeline: AskPipeline,
-    settings: Any,
+    settings: Settings,
     input_file: Path | None,
     realtime: bool,
     device: str | None,
@@ -162,58 +155,36 @@ def _warm_up(pipeline: AskPipeline, rag: str, speak: bool) -> None:
 
 
 def _text_chat(
-    pipeline: AskPipeline, history_turns: int, mute: bool, output_device: str | None, save: Path | None, as_json: bool
+    pipeline: AskPipeline, settings: Settings, mute: bool, output_device: str | None, save: Path | None, as_json: bool
 ) -> None:
-    import json
-
-    from voicerag_cli.errors import VoiceragError
+    from voicerag_cli.pipeline.chat import ChatSession, TypedLines
 
     speaker = None
     if not mute:
         from voicerag_cli.audio import stream
 
         speaker = stream.SpeakerSink(_device(output_device))
-    history: list[tuple[str, str]] = []
-    interactive = sys.stdin.isatty()
-    turn = 0
-    while True:
-        if interactive:
-            err.print("[bold]you>[/] ", end="")
-        line = sys.stdin.readline()
-        if not line:
-            break
-        question = line.strip()
-        if not question:
-            continue
-        turn += 1
-        pipeline.history = history[-history_turns:] if history_turns else []
-        try:
-            result = pipeline.ask_text(question)
-        except InputError as exc:
-            err.print(f"[yellow]{exc}[/]")
-            continue
-        history.append((question, result.answer.text))
-        folder = save / f"turn-{turn:03d}" if save else None
-        if speaker is not None or folder is not None:
-            import tempfile
 
-            wav = (folder or Path(tempfile.mkdtemp(prefix="voicerag-"))) / "answer.wav"
-            try:
-                pipeline.speak(result, wav)
-            except VoiceragError as exc:
-                err.print(f"[yellow]{exc}[/]")
-            if speaker is not None and result.answer_audio:
-                import soundfile as sf
+    def shown(kind: str, payload: Any) -> None:
+        if kind == "warning":
+            err.print(f"[yellow]{payload}[/]")
+        elif kind == "turn" and payload.result is None:
+            err.print(f"[yellow]{payload.error}[/]")
+        elif kind == "turn":
+            _print_result(payload.index, payload.result, as_json)
 
-                samples, rate = sf.read(result.answer_audio, dtype="float32")
-                speaker.play(samples, rate, 0.0)
-                speaker.sd.wait()
-        if folder is not None:
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "turn.json").write_text(
-                json.dumps(result.to_json(), ensure_ascii=False, indent=2), encoding="utf-8"
-            )
-        _print_result(turn, result, as_json)
+    session = ChatSession(
+        pipeline,
+        None,
+        speaker,
+        rag="text",
+        save_dir=save,
+        history_turns=settings.chat.history_turns,
+        speak=speaker is not None or save is not None,  # a saved turn keeps its spoken answer, even muted
+        on_event=shown,
+    )
+    prompt = (lambda: err.print("[bold]you>[/] ", end="")) if sys.stdin.isatty() else None
+    session.run(TypedLines(sys.stdin, prompt))
 
 
 def _print_turn(turn: Turn, as_json: bool) -> None:

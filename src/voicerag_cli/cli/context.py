@@ -11,7 +11,7 @@ from voicerag_cli.errors import ConfigError
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
-    from voicerag_cli.index.base import StoreRoot
+    from voicerag_cli.index.base import StoreRoot, StoreSpec
     from voicerag_cli.registry import Registry
 
 
@@ -26,6 +26,7 @@ class AppState:
     exit_when_done: bool = False
     _settings: Settings | None = field(default=None, repr=False)
     _registry: Registry | None = field(default=None, repr=False)
+    _store: StoreSpec | None = field(default=None, repr=False)  # index.store, parsed once
 
     def settings(self, overrides: dict[str, Any] | None = None, profile: str | None = None) -> Settings:
         """Load settings once per process; `overrides` and `profile` are this command's flags."""
@@ -35,12 +36,24 @@ class AppState:
             layered = dict(overrides or {})
             if self.data_dir is not None:
                 layered["paths.data_dir"] = str(self.data_dir)
+            from voicerag_cli.index.base import parse_store
+            from voicerag_cli.registry import check_models
+
             try:
-                self._settings = load_settings(self.config_file, overrides=layered, profile=profile or self.profile)
+                settings = load_settings(self.config_file, overrides=layered, profile=profile or self.profile)
+                check_models(settings)  # the schema takes any name; the registry knows the backends
+                store = parse_store(settings.index.store)  # the one parse of this command's store address
             except ConfigError as exc:
                 raise _as_usage_error(exc, layered) from exc
-            _name_from_store(self._settings, layered.get("index.name"))
+            _name_from_store(settings, store, layered.get("index.name"))
+            self._settings, self._store = settings, store
         return self._settings
+
+    def store(self) -> StoreSpec:
+        """The parsed `index.store` address."""
+        self.settings()
+        assert self._store is not None
+        return self._store
 
     def registry(self) -> Registry:
         if self._registry is None:
@@ -51,11 +64,11 @@ class AppState:
 
     def index_root(self) -> StoreRoot:
         """The store named by `index.store` (`--store`): hnswlib under the data dir by default."""
-        from voicerag_cli.index.selection import open_store, parse_store
+        from voicerag_cli.index.selection import open_store
         from voicerag_cli.paths import data_dir, indexes_root
 
         settings = self.settings()
-        return open_store(parse_store(settings.index.store), indexes_root(data_dir(settings.paths.data_dir)))
+        return open_store(self.store(), indexes_root(data_dir(settings.paths.data_dir)))
 
 
 # The flag that sets a key, where its name differs from --<key with dashes>.
@@ -66,7 +79,6 @@ _FLAGS = {
     "index.name": "--name / --index",
     "index.store": "--store",
     "index.json_text_field": "--json-field",
-    "sonar.lang": "--lang",
     "models.generator": "--generator",
     "paths.data_dir": "--data-dir",
 }
@@ -81,17 +93,17 @@ def _as_usage_error(exc: ConfigError, flags: dict[str, Any]) -> Exception:
         return exc
     import typer
 
+    from voicerag_cli.backends import lang_keys
+
     key = match["key"]
-    flag = _FLAGS.get(key, "--" + key.partition(".")[2].replace("_", "-"))
+    default = "--lang" if key in lang_keys() else "--" + key.partition(".")[2].replace("_", "-")
+    flag = _FLAGS.get(key, default)
     return typer.BadParameter(match["detail"], param_hint=f"'{flag}'")
 
 
-def _name_from_store(settings: Settings, flag: str | None) -> None:
+def _name_from_store(settings: Settings, store: StoreSpec, flag: str | None) -> None:
     """A `milvus://host:port/collection` store names the index; a different --name/--index is an error."""
-    from voicerag_cli.errors import ConfigError
-    from voicerag_cli.index.selection import parse_store
-
-    collection = parse_store(settings.index.store).collection
+    collection = store.collection
     if collection is None:
         return
     if flag is not None and flag != collection:

@@ -68,16 +68,16 @@ def index(
 
     Re-running is incremental: unchanged files are skipped, changed ones re-embedded, deleted ones removed.
     """
-    profile, sonar_lang = resolve(lang, profile)
+    profile, lang_settings = resolve(lang, profile)  # --lang: a profile, and backend keys
     settings = STATE.settings(
         {
             "index.name": name,
-            "sonar.lang": sonar_lang,
             "index.chunk_words": chunk_words,
             "index.overlap_words": overlap_words,
             "index.json_text_field": json_field,
             "index.store": store,
             "index.follow_symlinks": follow_symlinks,
+            **lang_settings,
         },
         profile=profile,
     )
@@ -149,16 +149,14 @@ def index(
 
 
 def _manifest_extra(settings: Settings, root: StoreRoot, rebuild: bool) -> dict[str, Any] | None:
-    """Every index records its language; SONAR indexes also their text languages (models/sonar/selection.py)."""
+    """Every index records its language, and what the text embedder's index_extra hook adds
+    (the backend table: SONAR records its text languages)."""
     name = settings.index.name
     previous = None if rebuild or not root.exists(name) else root.manifest(name).extra
     if previous:
         check_language(name, previous, settings)  # adding Chinese files to an English index is a mistake
     extra: dict[str, Any] = {"language": index_language(settings)}
-    if settings.models.text_embedder == "sonar":
-        from voicerag_cli.models.sonar.selection import index_extra
-
-        extra.update(index_extra(settings, previous))
+    extra.update(STATE.registry().index_extra(previous))
     return extra
 
 

@@ -15,7 +15,7 @@ from voicerag_cli.errors import InputError, VoiceragError
 from voicerag_cli.eval import metrics
 from voicerag_cli.index.memory import MemoryIndex
 from voicerag_cli.models.base import Query
-from voicerag_cli.pipeline.ask import AskPipeline
+from voicerag_cli.pipeline.build import build_pipeline
 from voicerag_cli.pipeline.timing import Stopwatch
 
 if TYPE_CHECKING:
@@ -207,8 +207,8 @@ class Evaluator:
             return result
 
         assert index is not None
-        pipeline = AskPipeline(
-            self.registry, index, self.config.k, self.ef_search, rounds=self.config.rounds, depth=self.config.depth
+        pipeline = build_pipeline(
+            self.registry, index, k=self.config.k, rounds=self.config.rounds, depth=self.config.depth
         )
         if mode == "asr":
             assert audio is not None

@@ -1,21 +1,186 @@
-"""The index store interface: what the builder writes through and what `ask` searches.
+"""What every index store shares: the store interface (what the builder writes through and
+what `ask` searches), the manifest, the writer lock, the embedding-space check, and the store
+address (`index.store` / `--store`), parsed once per command.
 
-Two implementations: `store.IndexRoot` (hnswlib + SQLite generations under the data dir, the
-default) and `milvus_store.MilvusRoot` (a Milvus server or a local milvus-lite folder).
-`selection.open_store` picks one from the `index.store` setting.
+Two implementations stand beside each other: `hnsw_store.IndexRoot` (hnswlib + SQLite
+generations under the data dir, the default) and `milvus_store.MilvusRoot` (a Milvus server or
+a local milvus-lite folder). `selection.open_store` picks one for a parsed address.
+
+Store addresses:
+
+    ""  or "hnswlib"                      the embedded hnswlib + SQLite store under the data dir
+    milvus://[user:password@]host:port[/collection]
+    milvuss://...                          the same over TLS
+    milvus-lite:PATH.db                    a local milvus-lite folder, started in-process
+
+A collection in a `milvus://` address names the index (it takes the place of `index.name`).
+Nothing here imports numpy, hnswlib or pymilvus.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
+import time
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+from voicerag_cli.config import redact_url
+from voicerag_cli.errors import ConfigError, IndexError_
+from voicerag_cli.models.base import EmbeddingSpace
+from voicerag_cli.paths import validate_index_name
 
 if TYPE_CHECKING:
     import numpy as np
 
     from voicerag_cli.index.chunking import Chunk
-    from voicerag_cli.index.store import Manifest
-    from voicerag_cli.models.base import EmbeddingSpace, Passage
+    from voicerag_cli.models.base import Passage
+
+FORMAT_VERSION = 1
+
+
+@contextlib.contextmanager
+def writer_lock(lock_path: Path, name: str) -> Iterator[None]:
+    """Hold an exclusive flock on `lock_path` for index `name`; a second writer fails fast (every store uses it)."""
+    with lock_path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise IndexError_(f"index {name!r} is being written by another voicerag process") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass
+class Manifest:
+    name: str
+    space_id: str
+    dim: int
+    chunk_words: int
+    overlap_words: int
+    hnsw_m: int
+    hnsw_ef_construction: int
+    generation: int = 0
+    files: int = 0
+    chunks: int = 0
+    capacity: int = 0
+    next_id: int = 0
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    metric: str = "cosine"
+    format: int = FORMAT_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. the text language
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise IndexError_(f"index manifest {path} is unreadable: {exc}") from exc
+        return cls.from_text(text, where=str(path.parent))
+
+    @classmethod
+    def from_text(cls, text: str, where: str) -> Manifest:
+        """Parse a manifest's JSON; `where` names the index in error messages."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise IndexError_(f"index manifest of {where} is unreadable: {exc}") from exc
+        if data.get("format") != FORMAT_VERSION:
+            raise IndexError_(f"index at {where} has format {data.get('format')}; this voicerag reads {FORMAT_VERSION}")
+        known = set(cls.__dataclass_fields__)
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=2, sort_keys=True)
+
+    @property
+    def space(self) -> EmbeddingSpace:
+        return EmbeddingSpace(self.space_id, self.dim)
+
+
+# A space whose vectors are compared by (squared) Euclidean distance rather than cosine: SONAR's
+# raw, unnormalized vectors under `sonar.metric = "l2"` (the reference system's metric).
+L2_SPACE_SUFFIX = "+l2"
+METRICS = ("cosine", "l2")
+
+
+def metric_of(space_id: str) -> str:
+    return "l2" if space_id.endswith(L2_SPACE_SUFFIX) else "cosine"
+
+
+def ensure_same_space(index_name: str, index_space: EmbeddingSpace, space: EmbeddingSpace, role: str) -> None:
+    if space != index_space:
+        raise IndexError_(
+            f"index {index_name!r} holds {index_space.space_id} vectors (dim {index_space.dim}) "
+            f"but the {role} produces {space.space_id} (dim {space.dim}); re-index with that embedder "
+            "or choose a matching backend"
+        )
+
+
+FORMS = "'hnswlib', 'milvus://host:port[/collection]' or 'milvus-lite:PATH.db'"
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    kind: str  # "hnswlib", "milvus" or "milvus-lite"
+    uri: str = ""  # what pymilvus connects to: http(s)://host:port, or the milvus-lite folder
+    token: str = ""  # "user:password" for a server with authentication
+    collection: str | None = None  # the index name, when the address names one
+    text: str = ""  # as the user wrote it, without the password
+
+    @property
+    def is_milvus(self) -> bool:
+        return self.kind != "hnswlib"
+
+
+def parse_store(text: str, key: str = "index.store") -> StoreSpec:
+    value = text.strip()
+    if value in {"", "hnswlib"}:
+        return StoreSpec("hnswlib", text="hnswlib")
+    if value.startswith("milvus-lite:"):
+        path = value[len("milvus-lite:") :]
+        if not path.endswith(".db"):
+            raise ConfigError(f"config key '{key}': a milvus-lite store is a path ending in .db, got {value!r}")
+        resolved = str(Path(path).expanduser().resolve())
+        return StoreSpec("milvus-lite", uri=resolved, text=f"milvus-lite:{resolved}")
+    if value.startswith(("milvus://", "milvuss://")):
+        return _parse_server(value, key)
+    raise ConfigError(f"config key '{key}': unknown store {redact_url(value)!r}; use {FORMS}")
+
+
+def _parse_server(value: str, key: str) -> StoreSpec:
+    shown_value = redact_url(value)
+    try:
+        parts = urlsplit(value)
+        hostname = parts.hostname
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket: milvus://[::1:9
+        raise ConfigError(f"config key '{key}': malformed address {shown_value!r} ({exc})") from exc
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"config key '{key}': bad port in {shown_value!r}") from exc
+    if not hostname or port is None:
+        raise ConfigError(f"config key '{key}': a Milvus address needs host and port, e.g. milvus://localhost:19530")
+    collection = parts.path.strip("/") or None
+    if collection is not None:
+        if "/" in collection:
+            raise ConfigError(f"config key '{key}': one collection name after host:port, got {parts.path!r}")
+        validate_index_name(collection, key=key)
+    scheme = "https" if parts.scheme == "milvuss" else "http"
+    host = f"[{hostname}]" if ":" in hostname else hostname
+    token = ""
+    if parts.username is not None:
+        token = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    shown = f"{parts.scheme}://{host}:{port}" + (f"/{collection}" if collection else "")
+    return StoreSpec("milvus", uri=f"{scheme}://{host}:{port}", token=token, collection=collection, text=shown)
 
 
 class StoreReader(Protocol):

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from voicerag_cli.errors import IndexError_, InputError
+from voicerag_cli.index.base import Manifest, metric_of
 from voicerag_cli.index.chunking import Chunk, chunk_text
 from voicerag_cli.index.documents import display_path, find_files, hash_file, json_fields, read_documents
-from voicerag_cli.index.store import Manifest, metric_of
 
 if TYPE_CHECKING:
     from voicerag_cli.config import IndexConfig

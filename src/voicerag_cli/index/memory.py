@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from voicerag_cli.errors import IndexError_
-from voicerag_cli.index.store import ensure_same_space, knn, metric_of, new_hnsw
+from voicerag_cli.index.base import ensure_same_space, metric_of
+from voicerag_cli.index.hnsw_store import knn, new_hnsw
 from voicerag_cli.models.base import EmbeddingSpace, Passage
 
 

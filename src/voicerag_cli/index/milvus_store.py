@@ -31,9 +31,8 @@ import numpy as np
 
 from voicerag_cli.errors import BackendError, IndexError_, VoiceragError
 from voicerag_cli.index import milvus_schema as ms
+from voicerag_cli.index.base import Manifest, StoreSpec, ensure_same_space, writer_lock
 from voicerag_cli.index.chunking import Chunk
-from voicerag_cli.index.selection import StoreSpec
-from voicerag_cli.index.store import Manifest, ensure_same_space, writer_lock
 from voicerag_cli.models.base import EmbeddingSpace, Passage
 from voicerag_cli.paths import validate_index_name
 

@@ -134,3 +134,19 @@ def embed_queries(embedder: TextEmbedder, texts: list[str]) -> np.ndarray:
     """Questions through the embedder's query side where it has one (e5's "query: " prefix)."""
     method = getattr(embedder, "embed_queries", None)
     return method(texts) if method is not None else embedder.embed_texts(texts)
+
+
+class Roles(Protocol):
+    """What a backend's factory may ask for besides its settings: the other roles' instances
+    (the registry, registry.Registry, is one). The extractive generator scores sentences with
+    the text embedder this way."""
+
+    def text_embedder(self) -> TextEmbedder: ...
+
+    def speech_embedder(self) -> SpeechEmbedder: ...
+
+    def asr(self) -> SpeechRecognizer: ...
+
+    def generator(self) -> Generator: ...
+
+    def tts(self) -> SpeechSynthesizer: ...

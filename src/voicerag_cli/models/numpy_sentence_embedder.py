@@ -22,7 +22,7 @@ from voicerag_cli.models.bert_numpy import NumpyBert, mean_pool_normalised
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
-    from voicerag_cli.models.base import TextEmbedder
+    from voicerag_cli.models.base import Roles, TextEmbedder
 
 DEFAULT_MAX_TOKENS = 256  # all-MiniLM-L6-v2's sentence_bert_config.json
 
@@ -125,7 +125,7 @@ def _read_json(path: Path, default: Any) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def create(settings: Settings, registry: Any) -> TextEmbedder:
+def create(settings: Settings, registry: Roles) -> TextEmbedder:
     from voicerag_cli.models.sentence_embedder import SentenceEmbedder, model_folder
 
     model_dir, space_id = model_folder(settings)

@@ -8,7 +8,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, ClassVar
 
 from voicerag_cli.errors import BackendError, ConfigError
 from voicerag_cli.models.base import Answer, Passage, Query
@@ -16,6 +16,7 @@ from voicerag_cli.models.weights_info import WeightsInfo
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
+    from voicerag_cli.models.base import Roles
 
 SYSTEM_PROMPT = (
     "You answer questions using only the numbered passages provided. Answer briefly and cite the "
@@ -28,6 +29,9 @@ _CITATION = re.compile(r"\[(\d+)\]")
 class OpenAIConfig:
     """The `[openai]` config section. Every command's settings hold it, so this module imports
     urllib (70 ms) only when a request is sent."""
+
+    # keys holding the name of an environment variable: `config show` hides a pasted key there
+    ENV_NAME_KEYS: ClassVar[tuple[str, ...]] = ("api_key_env",)
 
     base_url: str = "http://127.0.0.1:8080/v1"
     model: str = ""
@@ -107,7 +111,7 @@ def openai_weights(settings: Settings) -> WeightsInfo:
     return WeightsInfo(f"{settings.openai.base_url} (model {settings.openai.model or '?'})", True)
 
 
-def create(settings: Settings, registry: Any) -> OpenAICompatibleGenerator:
+def create(settings: Settings, registry: Roles) -> OpenAICompatibleGenerator:
     if not settings.openai.model:
         raise ConfigError("config key 'openai.model': set the model name your server serves")
     return OpenAICompatibleGenerator(settings.openai)

@@ -6,7 +6,7 @@ it cannot run."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from voicerag_cli.models.weights_info import WeightsInfo, folder_weights
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
+    from voicerag_cli.models.base import Roles
 
 MINILM_SPACE_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -70,5 +71,5 @@ def model_folder(settings: Settings) -> tuple[Path, str]:
     return Path(weights.location), space_id
 
 
-def create(settings: Settings, registry: Any) -> SentenceEmbedder:
+def create(settings: Settings, registry: Roles) -> SentenceEmbedder:
     return SentenceEmbedder(*model_folder(settings))

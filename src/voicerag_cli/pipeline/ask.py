@@ -16,6 +16,7 @@ import numpy as np
 
 from voicerag_cli.errors import InputError
 from voicerag_cli.models.base import Answer, EmbeddingSpace, Passage, Query, embed_queries
+from voicerag_cli.pipeline.question import History, Question
 from voicerag_cli.pipeline.timing import Stopwatch
 
 if TYPE_CHECKING:
@@ -161,7 +162,6 @@ class AskPipeline:
         self.searcher = searcher
         self.k = k
         self.depth = max(k, depth)
-        self.history: list[tuple[str, str]] = []  # set by a conversation before each turn
         self.ef_search = ef_search
         self.rounds = rounds
         self.on_stage: Callable[[str], None] | None = None  # told each stage as it starts (a status line)
@@ -182,24 +182,25 @@ class AskPipeline:
             raise InputError(f"no speech recognized in {audio.source}")
         return transcript
 
-    def text_query(self, text: str, watch: Stopwatch) -> Query:
+    def text_query(self, text: str, watch: Stopwatch, history: History = ()) -> Query:
+        """`history`: the conversation's earlier (question, answer) turns, oldest first."""
         embedder = self.registry.text_embedder()
         self.searcher.check_space(embedder.space, "text embedder")
-        previous = next((q for q, _ in reversed(self.history) if q), "")
+        previous = next((q for q, _ in reversed(history) if q), "")
         with watch.stage("embed_text"):
             if previous:
                 current, before = embed_queries(embedder, [text, previous])
                 vector = _normalized(current + FOLLOW_UP_WEIGHT * before)
             else:
                 vector = embed_queries(embedder, [text])[0]
-        return Query(text=text, vector=vector, history=list(self.history))
+        return Query(text=text, vector=vector, history=list(history))
 
-    def speech_query(self, audio: Audio, watch: Stopwatch) -> Query:
+    def speech_query(self, audio: Audio, watch: Stopwatch, history: History = ()) -> Query:
         embedder = self.registry.speech_embedder()
         self.searcher.check_space(embedder.space, "speech embedder")
         with watch.stage("embed_speech"):
             vector = embedder.embed_speech(audio.samples, audio.sample_rate)
-        return Query(text=None, vector=np.asarray(vector, dtype=np.float32), history=list(self.history))
+        return Query(text=None, vector=np.asarray(vector, dtype=np.float32), history=list(history))
 
     def retrieve(self, query: Query, watch: Stopwatch, stage: str = "search") -> list[Passage]:
         assert query.vector is not None
@@ -237,15 +238,36 @@ class AskPipeline:
         return Outcome(context, ranked, final, first)
 
     # --- whole questions ----------------------------------------------------------------
-    def ask_audio(self, audio: Audio, rag: str) -> AskResult:
+    def ask(self, question: Question, rag: str, speak_to: Path | None = None) -> AskResult:
+        """One question of `voicerag ask`, answered (and spoken to `speak_to`): its timings start
+        with reading the audio and end with their total; models loaded for it are noted in
+        `extra["model_load_s"]` (their load time is in no stage)."""
+        loaded_before = set(self.registry.load_seconds)
+        if question.clip is not None:
+            result = self.ask_audio(question.clip, rag, read_ms=question.read_ms)
+        else:
+            assert question.text is not None
+            result = self.ask_text(question.text)
+        if speak_to is not None:
+            self.speak(result, speak_to)
+        result.timings_ms["total"] = sum(result.timings_ms.values())
+        result.extra["model_load_s"] = {
+            role: round(s, 3) for role, s in self.registry.load_seconds.items() if role not in loaded_before
+        }
+        return result
+
+    def ask_audio(self, audio: Audio, rag: str, history: History = (), read_ms: float | None = None) -> AskResult:
+        """`read_ms`: how long reading `audio` took, reported as the first stage."""
         watch = self.stopwatch()
+        if read_ms is not None:
+            watch.ms["read_audio"] = read_ms
         if rag == "asr":
             transcript: str | None = self.transcribe(audio, watch)
             assert transcript is not None
-            query = self.text_query(transcript, watch)
+            query = self.text_query(transcript, watch, history)
         elif rag == "e2e":
             transcript = None
-            query = self.speech_query(audio, watch)
+            query = self.speech_query(audio, watch, history)
         else:
             raise InputError(f"unknown --rag mode {rag!r}; choose from {', '.join(RAG_MODES)}")
         query.audio, query.audio_rate = audio.samples, audio.sample_rate  # for speech-in generators
@@ -255,11 +277,11 @@ class AskPipeline:
         result.audio_seconds = audio.duration_s
         return result
 
-    def ask_text(self, question: str) -> AskResult:
+    def ask_text(self, question: str, history: History = ()) -> AskResult:
         if not question.strip():
             raise InputError("the question text is empty")
         watch = self.stopwatch()
-        query = self.text_query(question.strip(), watch)
+        query = self.text_query(question.strip(), watch, history)
         query.typed = True
         result = self._result(query, watch, rag="text")
         result.input = "text"

@@ -1,12 +1,13 @@
-"""A spoken conversation: segment the input stream into utterances, answer each through the
-ask pipeline, speak the answer, and let the user interrupt it (barge-in)."""
+"""A conversation, spoken or typed, in one loop: segment the input stream into utterances (or
+read typed lines), answer each through the ask pipeline with the earlier turns as history,
+speak the answer, and let the user interrupt it (barge-in, spoken input only)."""
 
 from __future__ import annotations
 
 import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,9 +16,11 @@ import numpy as np
 
 from voicerag_cli.audio.io import Audio
 from voicerag_cli.audio.vad import SpeechStarted, Utterance, UtteranceSegmenter
-from voicerag_cli.errors import InputError
+from voicerag_cli.errors import InputError, VoiceragError
 
 if TYPE_CHECKING:
+    from typing import TextIO
+
     from voicerag_cli.audio.stream import AudioSink, AudioSource
     from voicerag_cli.pipeline.ask import AskPipeline, AskResult
 
@@ -53,16 +56,49 @@ class Turn:
         }
 
 
-# on_event(kind, payload): kinds are "state" (listening/thinking/speaking), "level", "turn", "barge_in"
+# on_event(kind, payload): kinds are "state" (listening/thinking/speaking), "level", "turn",
+# "barge_in", and "warning" (a typed turn's answer could not be spoken: the message)
 EventFn = Callable[[str, Any], None]
 
 
+@dataclass
+class Typed:
+    """A typed question (chat --text)."""
+
+    text: str
+
+
+class TypedLines:
+    """Typed questions, one per line of `stream`, blank lines skipped; `prompt` is called
+    before each line is read (an interactive "you>")."""
+
+    def __init__(self, stream: TextIO, prompt: Callable[[], None] | None = None) -> None:
+        self.stream = stream
+        self.prompt = prompt
+
+    def questions(self) -> Iterator[Typed]:
+        while True:
+            if self.prompt is not None:
+                self.prompt()
+            line = self.stream.readline()
+            if not line:
+                return
+            if line.strip():
+                yield Typed(line.strip())
+
+    def close(self) -> None:
+        pass
+
+
 class ChatSession:
+    """`segmenter` splits a spoken source into utterances (None for typed input only); `sink`
+    plays answers (None: not played, as chat --text --mute)."""
+
     def __init__(
         self,
         pipeline: AskPipeline,
-        segmenter: UtteranceSegmenter,
-        sink: AudioSink,
+        segmenter: UtteranceSegmenter | None,
+        sink: AudioSink | None,
         rag: str,
         save_dir: Path | None = None,
         history_turns: int = 3,
@@ -80,36 +116,53 @@ class ChatSession:
         self.speak = speak
         self.on_event = on_event or (lambda kind, payload: None)
         self.turns: list[Turn] = []
-        self._audio_dir = save_dir or Path(tempfile.mkdtemp(prefix="voicerag-chat-"))
+        self._audio_dir = save_dir  # a temporary folder, made on first use, when not saving
         self._state = ""
 
     # --- the loop ---------------------------------------------------------------------
-    def run(self, source: AudioSource) -> list[Turn]:
+    def run(self, source: AudioSource | TypedLines) -> list[Turn]:
+        """The one turn loop of spoken and typed chat."""
         try:
-            for block in source.blocks():
-                self._handle(self.segmenter.feed(block))
-                now = self.segmenter.now_s
-                self._set_state("speaking" if self.sink.is_playing(now) else "listening")
-                self.on_event("level", (self.segmenter.last_level_db, self.segmenter.last_probability))
-            self._handle(self.segmenter.flush())
+            for event in self._events(source):
+                if isinstance(event, SpeechStarted):
+                    self._speech_started(event)
+                elif isinstance(event, Utterance):
+                    self._answer(event)
+                else:
+                    self._answer_typed(event)
         finally:
             source.close()
-            if self.sink.is_playing(self.segmenter.now_s):
-                self.sink.stop(self.segmenter.now_s)
+            if self.sink is not None and self.sink.is_playing(self.now_s):
+                self.sink.stop(self.now_s)
         return self.turns
 
-    def _handle(self, events: list[SpeechStarted | Utterance]) -> None:
-        for event in events:
-            if isinstance(event, SpeechStarted):
-                now = self.segmenter.now_s
-                if self.barge_in and self.sink.is_playing(now):
-                    self.sink.stop(now)
-                    if self.turns:
-                        self.turns[-1].interrupted_s = event.at_s
-                        self._save(self.turns[-1])
-                    self.on_event("barge_in", (len(self.turns), event.at_s))
-            else:
-                self._answer(event)
+    @property
+    def now_s(self) -> float:
+        """Stream time: how much spoken input has been heard (0 for typed input)."""
+        return 0.0 if self.segmenter is None else self.segmenter.now_s
+
+    def _events(self, source: AudioSource | TypedLines) -> Iterator[SpeechStarted | Utterance | Typed]:
+        if isinstance(source, TypedLines):
+            yield from source.questions()
+            return
+        segmenter = self.segmenter
+        if segmenter is None:
+            raise InputError("spoken chat needs an utterance segmenter")
+        for block in source.blocks():
+            yield from segmenter.feed(block)
+            playing = self.sink is not None and self.sink.is_playing(segmenter.now_s)
+            self._set_state("speaking" if playing else "listening")
+            self.on_event("level", (segmenter.last_level_db, segmenter.last_probability))
+        yield from segmenter.flush()
+
+    def _speech_started(self, event: SpeechStarted) -> None:
+        now = self.now_s
+        if self.barge_in and self.sink is not None and self.sink.is_playing(now):
+            self.sink.stop(now)
+            if self.turns:
+                self.turns[-1].interrupted_s = event.at_s
+                self._save(self.turns[-1])
+            self.on_event("barge_in", (len(self.turns), event.at_s))
 
     def _set_state(self, state: str) -> None:
         if state != self._state:
@@ -121,16 +174,17 @@ class ChatSession:
         self._set_state("thinking")
         turn = Turn(len(self.turns) + 1, None, utterance.start_s, utterance.end_s, utterance.detected_s)
         started = time.perf_counter()
-        self.pipeline.history = self._history()
         try:
-            result = self.pipeline.ask_audio(Audio(utterance.samples, RATE, f"turn {turn.index}"), self.rag)
+            clip = Audio(utterance.samples, RATE, f"turn {turn.index}")
+            result = self.pipeline.ask_audio(clip, self.rag, self._history())
         except InputError as exc:  # e.g. nothing recognizable: tell the user, keep listening
             turn.error = str(exc)
         else:
             turn.result = result
             if self.speak:
                 path = self.pipeline.speak(result, self._turn_dir(turn) / "answer.wav")
-                self._play(path, turn)
+                if self.sink is not None:
+                    self._play(path, turn)
         processing_ms = (time.perf_counter() - started) * 1000
         tail_ms = (utterance.detected_s - utterance.end_s) * 1000
         turn.latency_ms = {"vad_tail": tail_ms, **(turn.result.timings_ms if turn.result else {})}
@@ -141,12 +195,37 @@ class ChatSession:
         self.on_event("turn", turn)
         return turn
 
+    def _answer_typed(self, typed: Typed) -> Turn:
+        """A typed turn: answered with the same history; its answer is spoken (when `speak`) and
+        played to the end before the next line is read, and saved as the ask result itself."""
+        turn = Turn(len(self.turns) + 1, None, self.now_s, self.now_s, self.now_s)
+        try:
+            turn.result = self.pipeline.ask_text(typed.text, self._history())
+        except InputError as exc:
+            turn.error = str(exc)
+        self.turns.append(turn)
+        if turn.result is not None and self.speak:
+            folder = self._turn_dir(turn) if self.save_dir is not None else Path(tempfile.mkdtemp(prefix="voicerag-"))
+            try:
+                self.pipeline.speak(turn.result, folder / "answer.wav")
+            except VoiceragError as exc:  # no voice: the text answer still stands
+                self.on_event("warning", str(exc))
+            if self.sink is not None and turn.result.answer_audio:
+                self._play(Path(turn.result.answer_audio), turn)
+                self.sink.wait()
+        if turn.result is not None and self.save_dir is not None:
+            _write_json(self._turn_dir(turn) / "turn.json", turn.result.to_json())
+            turn.saved = self._turn_dir(turn)
+        self.on_event("turn", turn)
+        return turn
+
     def _play(self, path: Path, turn: Turn) -> None:
         import soundfile as sf
 
+        assert self.sink is not None
         samples, rate = sf.read(str(path), dtype="float32")
-        turn.answer_started_s = self.segmenter.now_s
-        self.sink.play(samples, rate, self.segmenter.now_s)
+        turn.answer_started_s = self.now_s
+        self.sink.play(samples, rate, self.now_s)
         self._set_state("speaking")
 
     def _history(self) -> list[tuple[str, str]]:
@@ -155,6 +234,8 @@ class ChatSession:
 
     # --- saving -----------------------------------------------------------------------
     def _turn_dir(self, turn: Turn) -> Path:
+        if self._audio_dir is None:
+            self._audio_dir = Path(tempfile.mkdtemp(prefix="voicerag-chat-"))
         folder = self._audio_dir / f"turn-{turn.index:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         return folder

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from voicerag_cli.models.base import EmbeddingSpace
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
+    from voicerag_cli.models.base import Roles
     from voicerag_cli.models.distilled.frontend import WhisperEncoderFrontend
 
 TARGET_DIM = 384  # all-MiniLM-L6-v2
@@ -87,7 +88,7 @@ class DistilledSpeechEmbedder:
 MAX_SECONDS = 30  # Whisper's positional table: 1500 encoder frames
 
 
-def create(settings: Settings, registry: Any) -> DistilledSpeechEmbedder:
+def create(settings: Settings, registry: Roles) -> DistilledSpeechEmbedder:
     from voicerag_cli.config import Settings
     from voicerag_cli.models.distilled.frontend import WhisperEncoderFrontend
     from voicerag_cli.models.distilled.paths import bundled_whisper_dir, head_weights

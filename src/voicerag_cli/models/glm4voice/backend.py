@@ -35,6 +35,7 @@ from voicerag_cli.models.glm4voice.speech_tokenizer import SpeechTokenizer
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
+    from voicerag_cli.models.base import Roles
 
 _CITATION = re.compile(r"\[(\d+)\]")
 
@@ -187,7 +188,7 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def create(settings: Settings, registry: Any) -> Glm4VoiceGenerator:
+def create(settings: Settings, registry: Roles) -> Glm4VoiceGenerator:
     from voicerag_cli.models.glm4voice.checkpoint import require_dir
 
     config = settings.glm4voice

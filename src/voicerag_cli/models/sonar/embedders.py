@@ -34,10 +34,11 @@ from voicerag_cli.models.sonar.tokenizer import NllbTokenizer
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
+    from voicerag_cli.models.base import Roles
 
 
 def _output(vectors: torch.Tensor, space: EmbeddingSpace) -> np.ndarray:
-    from voicerag_cli.index.store import metric_of
+    from voicerag_cli.index.base import metric_of
 
     if metric_of(space.space_id) == "l2":
         return vectors.float().numpy().astype(np.float32)
@@ -124,7 +125,7 @@ class SonarSpeechEmbedder:
         return _output(vector, self.space)[0]
 
 
-def create_text_embedder(settings: Settings, registry: Any) -> SonarTextEmbedder:
+def create_text_embedder(settings: Settings, registry: Roles) -> SonarTextEmbedder:
     store = AssetStore.from_settings(settings)
     card = store.card(settings.sonar.text_encoder)
     _check_family(card, TEXT_FAMILY)
@@ -145,7 +146,7 @@ def create_text_embedder(settings: Settings, registry: Any) -> SonarTextEmbedder
     return SonarTextEmbedder(model, tokenizer, lang, EmbeddingSpace(space_id(settings), config.model_dim))
 
 
-def create_speech_embedder(settings: Settings, registry: Any) -> SonarSpeechEmbedder:
+def create_speech_embedder(settings: Settings, registry: Roles) -> SonarSpeechEmbedder:
     store = AssetStore.from_settings(settings)
     name = speech_card_name(settings)
     if not settings.sonar.speech_encoder and name not in store.names():

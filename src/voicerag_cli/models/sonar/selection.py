@@ -22,7 +22,7 @@ def space_id(settings: Settings) -> str:
     trained as students of text_sonar_basic_encoder), so both report its name; with
     `sonar.metric = "l2"` the space is another one (raw vectors, Euclidean distance), so an index
     built under one metric is never searched under the other."""
-    from voicerag_cli.index.store import L2_SPACE_SUFFIX
+    from voicerag_cli.index.base import L2_SPACE_SUFFIX
 
     suffix = L2_SPACE_SUFFIX if settings.sonar.metric == "l2" else ""
     return f"{SPACE_PREFIX}{settings.sonar.text_encoder}{suffix}"

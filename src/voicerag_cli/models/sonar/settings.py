@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from voicerag_cli.errors import ConfigError
 
+# The offline profile languages of `--lang` (languages.py), as SONAR's speech encoders name them.
+PROFILE_CODES = {"en": "eng", "zh": "cmn"}
+
 
 @dataclass
 class SonarConfig:
@@ -21,3 +24,9 @@ class SonarConfig:
         """Checks beyond each value's type (config.validate calls it)."""
         if self.metric not in ("cosine", "l2"):
             raise ConfigError(f"config key 'sonar.metric': must be cosine or l2, got {self.metric!r}")
+
+
+def lang_code(code: str) -> str:
+    """`sonar.lang` for `--lang CODE` (the backend table's lang hook): en/zh in SONAR's
+    spelling; any other code (eng, cmn, an NLLB code) is SONAR's already."""
+    return PROFILE_CODES.get(code.strip().lower(), code)

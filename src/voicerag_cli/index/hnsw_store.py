@@ -17,26 +17,23 @@ reader that opened it just before the swap can finish.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import os
 import shutil
 import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from voicerag_cli.errors import ConfigError, IndexError_
+from voicerag_cli.index.base import Manifest, ensure_same_space, writer_lock
 from voicerag_cli.index.chunking import Chunk
 from voicerag_cli.models.base import EmbeddingSpace, Passage
 from voicerag_cli.paths import validate_index_name
 
-FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 VECTORS = "vectors.hnsw"
 CHUNKS_DB = "chunks.sqlite"
@@ -64,68 +61,6 @@ CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks(file_key);
 """
 
 
-@contextlib.contextmanager
-def writer_lock(lock_path: Path, name: str) -> Iterator[None]:
-    """Hold an exclusive flock on `lock_path` for index `name`; a second writer fails fast (every store uses it)."""
-    with lock_path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise IndexError_(f"index {name!r} is being written by another voicerag process") from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-@dataclass
-class Manifest:
-    name: str
-    space_id: str
-    dim: int
-    chunk_words: int
-    overlap_words: int
-    hnsw_m: int
-    hnsw_ef_construction: int
-    generation: int = 0
-    files: int = 0
-    chunks: int = 0
-    capacity: int = 0
-    next_id: int = 0
-    created_at: float = field(default_factory=time.time)
-    updated_at: float = field(default_factory=time.time)
-    metric: str = "cosine"
-    format: int = FORMAT_VERSION
-    extra: dict[str, Any] = field(default_factory=dict)  # e.g. the text language
-
-    @classmethod
-    def read(cls, path: Path) -> Manifest:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise IndexError_(f"index manifest {path} is unreadable: {exc}") from exc
-        return cls.from_text(text, where=str(path.parent))
-
-    @classmethod
-    def from_text(cls, text: str, where: str) -> Manifest:
-        """Parse a manifest's JSON; `where` names the index in error messages."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise IndexError_(f"index manifest of {where} is unreadable: {exc}") from exc
-        if data.get("format") != FORMAT_VERSION:
-            raise IndexError_(f"index at {where} has format {data.get('format')}; this voicerag reads {FORMAT_VERSION}")
-        known = set(cls.__dataclass_fields__)
-        return cls(**{key: value for key, value in data.items() if key in known})
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__, indent=2, sort_keys=True)
-
-    @property
-    def space(self) -> EmbeddingSpace:
-        return EmbeddingSpace(self.space_id, self.dim)
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -150,31 +85,12 @@ def _leftovers(base: Path) -> Iterator[Path]:
     yield from base.glob(f".{CURRENT}.*.tmp")
 
 
-# A space whose vectors are compared by (squared) Euclidean distance rather than cosine: SONAR's
-# raw, unnormalized vectors under `sonar.metric = "l2"` (the reference system's metric).
-L2_SPACE_SUFFIX = "+l2"
-METRICS = ("cosine", "l2")
-
-
-def metric_of(space_id: str) -> str:
-    return "l2" if space_id.endswith(L2_SPACE_SUFFIX) else "cosine"
-
-
 def new_hnsw(dim: int, capacity: int, m: int, ef_construction: int, metric: str = "cosine") -> Any:
     import hnswlib
 
     index = hnswlib.Index(space=metric, dim=dim)
     index.init_index(max_elements=capacity, ef_construction=ef_construction, M=m, random_seed=100)
     return index
-
-
-def ensure_same_space(index_name: str, index_space: EmbeddingSpace, space: EmbeddingSpace, role: str) -> None:
-    if space != index_space:
-        raise IndexError_(
-            f"index {index_name!r} holds {index_space.space_id} vectors (dim {index_space.dim}) "
-            f"but the {role} produces {space.space_id} (dim {space.dim}); re-index with that embedder "
-            "or choose a matching backend"
-        )
 
 
 def knn(index: Any, vector: np.ndarray, k: int, ef: int) -> tuple[list[int], list[float]]:

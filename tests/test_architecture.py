@@ -1,0 +1,180 @@
+"""The package's shape: its import graph (read from the source with ast, every import counted:
+at module level, inside functions, and under TYPE_CHECKING) has no cycle and no import from a
+lower layer to a higher one (cli -> pipeline/eval -> models/index/audio/registry -> shared
+modules), and the light entry points load no backend: importing the registry and printing
+`voicerag --help` import no backend module and no torch (checked in a fresh interpreter)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from voicerag_cli.backends import BACKENDS
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "voicerag_cli"
+
+# Layer of each subpackage or top-level module; anything not named is a shared module (errors,
+# paths, config, backends, markup, ...), the lowest layer. Higher layers may import lower ones.
+LAYERS = {
+    "__main__": 4,
+    "cli": 4,
+    "pipeline": 3,
+    "eval": 3,
+    "registry": 2,
+    "models": 2,
+    "index": 2,
+    "audio": 2,
+    "training": 2,
+    "testing": 2,
+}
+
+
+def module_files() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+def imports_of(path: Path, package: set[str], me: str) -> set[str]:
+    """The package modules `path` imports anywhere in its source ("from a.b import c" counts a.b
+    and, when c is a module, a.b.c)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{me}: relative import (the project imports absolutely)"
+            base = node.module or ""
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return {name for name in names if name in package and name != me}
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = module_files()
+    package = set(files)
+    return {module: imports_of(path, package, module) for module, path in files.items()}
+
+
+def layer(module: str) -> int:
+    parts = module.split(".")
+    return LAYERS.get(parts[1], 0) if len(parts) > 1 else 0
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan's algorithm)."""
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        order[node] = low[node] = len(order)
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if target not in order:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], order[target])
+        if low[node] == order[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10 * len(graph)))
+    for node in sorted(graph):
+        if node not in order:
+            visit(node)
+    return found
+
+
+def test_the_graph_is_read_from_the_real_package() -> None:
+    graph = import_graph()
+    # a sample of edges the code is known to have: the reader must see each kind of import
+    assert "voicerag_cli.pipeline.ask" in graph["voicerag_cli.pipeline.build"]  # module level
+    assert "voicerag_cli.languages" in graph["voicerag_cli.pipeline.build"]  # inside a function
+    assert "voicerag_cli.registry" in graph["voicerag_cli.pipeline.build"]  # under TYPE_CHECKING
+    assert len(graph) > 80
+
+
+def test_cycles_are_found_when_there_are_some() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_import_graph_has_no_cycles() -> None:
+    assert cycles(import_graph()) == []
+
+
+def test_no_import_from_a_lower_layer_to_a_higher_one() -> None:
+    upward = sorted(
+        f"{source} -> {target}"
+        for source, targets in import_graph().items()
+        for target in targets
+        if layer(target) > layer(source)
+    )
+    assert upward == []
+
+
+def test_models_index_audio_never_import_cli_or_pipeline() -> None:
+    graph = import_graph()
+    lower = [m for m in graph if m.split(".")[1:2] and m.split(".")[1] in {"models", "index", "audio"}]
+    assert len(lower) > 40
+    for module in lower:
+        higher = {t for t in graph[module] if t.split(".")[1] in {"cli", "pipeline", "eval"}}
+        assert not higher, f"{module} imports {sorted(higher)}"
+
+
+PROBE = """
+import json, sys
+what = sys.argv[1]
+if what == "registry":
+    from voicerag_cli.registry import Registry, find_spec, known_backends
+    [find_spec(role, name) for role, names in known_backends().items() for name in names]
+else:
+    import voicerag_cli.cli.app as app
+    try:
+        app.main(["--help"])
+    except SystemExit:
+        pass
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def backend_modules() -> set[str]:
+    """Every module the backend table names for a factory or a weights probe."""
+    return {target.partition(":")[0] for spec in BACKENDS for target in (spec.factory, spec.weights)}
+
+
+def loaded_by(what: str) -> set[str]:
+    done = subprocess.run([sys.executable, "-c", PROBE, what], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+def test_importing_the_registry_imports_no_backend() -> None:
+    loaded = loaded_by("registry")
+    assert "voicerag_cli.registry" in loaded
+    assert not loaded & backend_modules()
+    assert "torch" not in loaded and "numpy" not in loaded
+
+
+def test_help_imports_no_backend_and_no_torch() -> None:
+    loaded = loaded_by("help")
+    assert "voicerag_cli.cli.app" in loaded
+    assert not loaded & backend_modules()
+    assert not {m for m in loaded if m.startswith("voicerag_cli.models.")}
+    assert "torch" not in loaded
