@@ -58,7 +58,9 @@ def imported(command: list[str], env: dict[str, str]) -> list[str]:
 def prepare(folder: Path) -> tuple[dict[str, str], Path, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
     env["VOICERAG_DATA_DIR"] = str(folder / "data")
-    env["VOICERAG_CONFIG"] = str(folder / "absent.toml")  # built-in defaults: the embedded models
+    # Built-in defaults (the embedded models) from an empty file: a missing one is an error (exit 6).
+    (folder / "empty.toml").write_text("")
+    env["VOICERAG_CONFIG"] = str(folder / "empty.toml")
     env["HF_HUB_OFFLINE"] = "1"
     started = time.perf_counter()
     subprocess.run([*voicerag(), "index", str(REPO / "examples" / "docs")], env=env, check=True, capture_output=True)
