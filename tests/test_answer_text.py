@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from voicerag_cli.markup import plain_text, spoken
+from voicerag_cli.markup import blocks, plain_text, spoken
 from voicerag_cli.models.base import Passage, Query
 from voicerag_cli.models.extractive import NO_ANSWER, ExtractiveGenerator
 from voicerag_cli.pipeline.ask import spoken_form
@@ -132,3 +132,88 @@ def test_extractive_says_it_found_nothing_below_the_threshold(registry: Registry
     # a follow-up is searched with a blended vector: no threshold (calibrated on single questions)
     follow = Query(text="and how long?", typed=True, history=[("How do bees make honey?", "By fanning.")])
     assert generator.generate(follow, unrelated).found
+
+
+DIRECTIVES = """\
+Boolean Flags
+-------------
+
+Groups are made with :class:`Group`\\s and ``x``\\ y.
+
+Boolean flags are options that can be enabled or disabled.  This can be
+accomplished by defining two flags in one go separated by a slash.
+
+Example:
+
+.. click:example::
+
+    @click.command()
+    @click.option(
+        "--shout/--no-shout",
+        default=False,
+    )
+    def info(shout):
+        click.echo(shout)
+
+.. versionadded:: 4.0
+
+.. note::
+
+    Prose inside a note stays prose.
+
+.. toctree::
+   :maxdepth: 2
+
+   api
+   changes
+
+..
+    a comment, never shown
+
+Back to prose here.
+"""
+
+
+def test_directive_bodies_are_code_prose_or_skipped() -> None:
+    parts = blocks(DIRECTIVES)
+    kinds = [(b.kind, b.text) for b in parts]
+    assert kinds[0][0] == "prose" and "Groups are made with Groups and xy." in kinds[0][1]
+    assert ("prose", "Example:") in kinds
+    # an unknown directive's indented body is code; a call spread over lines reads as one
+    assert (
+        "code",
+        '@click.command(); @click.option( "--shout/--no-shout", default=False, ); def info(shout): click.echo(shout)',
+    ) in kinds
+    assert ("prose", "Prose inside a note stays prose.") in kinds
+    text = plain_text(DIRECTIVES)
+    assert "4.0" not in text and "api" not in text.split() and "maxdepth" not in text and "comment" not in text
+    assert text.endswith("Back to prose here.")
+    # a passage that starts inside an example (the chunk boundary cut off its "::")
+    cut = blocks("@cli.command()\n    def dropdb():\n        pass\n\nYou would then invoke the group.")
+    assert [b.kind for b in cut] == ["code", "prose"] and cut[0].text == "@cli.command(); def dropdb(): pass"
+
+
+def test_extractive_answer_keeps_the_neighbours_a_sentence_needs(registry: Registry) -> None:
+    generator = ExtractiveGenerator(registry.text_embedder(), max_sentences=1)
+    answer = generator.generate(Query(text="How do I define a boolean flag option?"), [passage(DIRECTIVES, 0.6)])
+    # the quoted sentence, the one after it that leans on it ("This can be..."), the lead-in
+    # "Example:" and the example it introduces
+    assert answer.text.startswith(
+        "Boolean flags are options that can be enabled or disabled. This can be accomplished by defining two"
+    )
+    assert "Example: @click.command(); @click.option(" in answer.text and answer.text.endswith("[1]")
+    assert answer.quotes == {1: "Boolean flags are options that can be enabled or disabled."}
+    # a sentence that leans on the one before it is shown after it
+    leaning = passage("Use the progressbar function to show progress. It works with any iterable of items.", 0.6)
+    answer = generator.generate(Query(text="Does it work with any iterable of items?"), [leaning])
+    assert answer.text == "Use the progressbar function to show progress. It works with any iterable of items. [1]"
+
+
+def test_overlapping_chunks_quote_the_occurrence_with_its_example(registry: Registry) -> None:
+    generator = ExtractiveGenerator(registry.text_embedder(), max_sentences=1)
+    lead = "Read a value from an environment variable by naming it on the option, like this:"
+    cut_off = passage(f"Options are flexible.\n\n{lead}", 0.7, 1)  # the chunk ends before the example
+    whole = passage(f"{lead}\n\n.. code-block:: python\n\n    @click.option('--user', envvar='USER')\n", 0.6, 2)
+    answer = generator.generate(Query(text="How can an option read an environment variable?"), [cut_off, whole])
+    assert answer.text == f"{lead} @click.option('--user', envvar='USER') [2]"
+    assert answer.cited == [2]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from voicerag_cli.errors import BackendError, ConfigError
+from voicerag_cli.markup import answer_text
 from voicerag_cli.models.base import Answer, Passage, Query
 from voicerag_cli.models.weights_info import WeightsInfo
 
@@ -96,9 +97,11 @@ class OpenAICompatibleGenerator:
         except json.JSONDecodeError as exc:
             raise BackendError(f"generator server {self.url} sent invalid JSON: {exc}") from exc
         try:
-            text = payload["choices"][0]["message"]["content"].strip()
+            raw = payload["choices"][0]["message"]["content"].strip()
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise BackendError(f"generator server {self.url} sent no choices[0].message.content") from exc
+        # Chat models answer in Markdown: shown and spoken, the answer carries no markup.
+        text = answer_text(raw)
         cited = sorted({int(n) for n in _CITATION.findall(text) if 1 <= int(n) <= len(passages)})
         return Answer(text, cited)
 
