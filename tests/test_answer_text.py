@@ -10,7 +10,7 @@ import pytest
 
 from voicerag_cli.markup import blocks, plain_text, spoken
 from voicerag_cli.models.base import Passage, Query
-from voicerag_cli.models.extractive import NO_ANSWER, ExtractiveGenerator
+from voicerag_cli.models.extractive import NO_ANSWER, SEE_EXAMPLE, ExtractiveGenerator
 from voicerag_cli.pipeline.ask import spoken_form
 from voicerag_cli.sentences import split_sentences
 
@@ -203,6 +203,13 @@ def test_extractive_answer_keeps_the_neighbours_a_sentence_needs(registry: Regis
     )
     assert "Example: @click.command(); @click.option(" in answer.text and answer.text.endswith("[1]")
     assert answer.quotes == {1: "Boolean flags are options that can be enabled or disabled."}
+    # read aloud, the example is announced instead of read out
+    assert answer.spoken is not None and "@click" not in answer.spoken
+    assert answer.spoken.endswith(f"separated by a slash. Example: {SEE_EXAMPLE}")
+    # "In that case ..." leans on the sentence before it
+    choice = passage("You may want a value from a fixed list. In that case you can use the Choice type.", 0.6)
+    answer = generator.generate(Query(text="Can I use the Choice type?"), [choice])
+    assert answer.text == f"{choice.text} [1]"
     # a sentence that leans on the one before it is shown after it
     leaning = passage("Use the progressbar function to show progress. It works with any iterable of items.", 0.6)
     answer = generator.generate(Query(text="Does it work with any iterable of items?"), [leaning])

@@ -91,11 +91,12 @@ def _answer_like(sentence: str) -> bool:
 # "(If a slash is given, ...)"): quoted alone it loses what it is about.
 _LEANING = re.compile(
     r"^(?:\(|(?:this|that|these|those|it|its|they|their|such|so|then|thus|hence|otherwise|however|also|"
-    r"alternatively|instead|here)\b)",
+    r"alternatively|instead|here|(?:in|for|with) (?:that|this|such) (?:case|way|reason)|to do (?:so|this|that))\b)",
     re.IGNORECASE,
 )
 MAX_LEANING = 2  # sentences added after a quoted one that lean on it
 EXAMPLE_CHARS = 200  # an example shown after its lead-in ("...like this:") is cut near this length
+SEE_EXAMPLE = "(the example is in the written answer)"
 LEAD_IN_WORDS = 4  # "Example:", "Example usage:": a paragraph this short only introduces what follows
 
 
@@ -104,6 +105,7 @@ class _Candidate:
     position: int  # the passage's 0-based rank
     sentence: str  # the sentence scored and quoted
     unit: str  # what the answer shows: the sentence with the neighbours it needs
+    spoken: str  # the unit read aloud: an example it shows is announced, not read
     members: frozenset[tuple[int, int, int]]  # (passage, block, sentence) of every sentence in `unit`
 
 
@@ -123,9 +125,13 @@ def _units(position: int, passage_blocks: list[Block]) -> list[_Candidate]:
                 last += 1
             parts = sentences[first : last + 1]
             members = {(position, b, j) for j in range(first, last + 1)}
+            said = list(parts)
             if last == len(sentences) - 1:
-                parts += _example_after(passage_blocks, split, b)
-            out.append(_Candidate(position, sentence, " ".join(parts), frozenset(members)))
+                example = _example_after(passage_blocks, split, b)
+                parts += example
+                if example:  # the lead-in is said, the code is shown
+                    said += [*example[:-1], SEE_EXAMPLE]
+            out.append(_Candidate(position, sentence, " ".join(parts), " ".join(said), frozenset(members)))
     return out
 
 
@@ -205,6 +211,7 @@ class ExtractiveGenerator:
         ranked = np.argsort(-scores)[: self.max_sentences]
         best = float(scores[ranked[0]])
         parts: list[str] = []
+        said: list[str] = []
         shown: set[tuple[int, int, int]] = set()
         quotes: dict[int, str] = {}
         for i in (int(i) for i in ranked if float(scores[i]) >= RELATIVE_FLOOR * best):
@@ -213,8 +220,9 @@ class ExtractiveGenerator:
                 continue
             shown |= chosen.members
             parts.append(f"{chosen.unit} [{chosen.position + 1}]")
+            said.append(chosen.spoken)
             quotes.setdefault(chosen.position + 1, chosen.sentence)  # the best sentence of each cited passage
-        return Answer(" ".join(parts), sorted(quotes), quotes=quotes)
+        return Answer(" ".join(parts), sorted(quotes), quotes=quotes, spoken=" ".join(said))
 
 
 def create(settings: Settings, registry: Any) -> ExtractiveGenerator:
