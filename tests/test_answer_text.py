@@ -68,6 +68,9 @@ def test_markdown_and_html_become_prose() -> None:
     html = plain_text("<h2>Setup</h2><p>Set <code>retries</code> to 3 &amp; wait.</p><p>Done now here.</p>")
     assert html.split("\n\n")[-2:] == ["Set retries to 3 & wait.", "Done now here."]
     assert plain_text("A\n===\n\nB", drop_headings=False).startswith("A")
+    # an HTML <pre> example is a code block, its lines kept apart
+    pre = blocks('<p>Like this:</p><pre><span class="k">import</span> click\nclick.echo(&quot;hi&quot;)</pre>')
+    assert [(b.kind, b.text) for b in pre] == [("prose", "Like this:"), ("code", 'import click; click.echo("hi")')]
 
 
 def test_snake_case_and_arithmetic_survive() -> None:

@@ -52,6 +52,7 @@ _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
 _BLOCK_TAG = re.compile(r"</?(?:p|div|br|li|ul|ol|h[1-6]|tr|table|pre|section|article|blockquote|dd|dt)\b[^<>]*>", re.I)
 _PROMPT = re.compile(r"^(?:>>>|\.\.\.|\$)\s")  # interpreter and shell prompts in examples
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_PRE = re.compile(r"<pre\b[^>]*>(.*?)</pre>", re.DOTALL | re.IGNORECASE)
 _ADJACENT_CITATIONS = re.compile(r"\]\s*\[(?=\d+\])")
 # A line that is Python code, not prose: a passage can start inside an example, where nothing
 # marks it as code any more (the chunk boundary cut off its "::" or directive).
@@ -114,6 +115,8 @@ def blocks(text: str, drop_headings: bool = True) -> list[Block]:
     """The paragraphs of a reST/Markdown/HTML fragment, each marked prose, code or heading."""
     text = _COMMENT.sub(" ", text)
     if _TAG.search(text):
+        # <pre> holds an example: fenced, its lines stay lines (the fence makes it a code block)
+        text = _PRE.sub(lambda m: "\n\n```\n" + m.group(1).strip("\n") + "\n```\n\n", text)
         text = _BLOCK_TAG.sub("\n\n", text)  # block elements end a paragraph
         text = _TAG.sub(" ", text)
     text = html.unescape(text)
