@@ -97,6 +97,9 @@ def test_spoken_answer_has_no_markup_and_says_code() -> None:
         ("J. R. R. Tolkien wrote it. He was English.", ["J. R. R. Tolkien wrote it.", "He was English."]),
         ("See Fig. 3 and No. 5 there! Yes?", ["See Fig. 3 and No. 5 there!", "Yes?"]),
         ("北京是首都。上海很大！你好吗？好的", ["北京是首都。", "上海很大！", "你好吗？", "好的"]),
+        ("Call it with ... and wait. Wait... Then stop.", ["Call it with ... and wait.", "Wait...", "Then stop."]),
+        ("Use click.echo() not print(). Edit setup.py. Click 8.1.7 is out.",
+         ["Use click.echo() not print().", "Edit setup.py.", "Click 8.1.7 is out."]),
     ],
 )  # fmt: skip
 def test_sentence_splitting(text: str, expected: list[str]) -> None:
