@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from voicerag_cli.errors import BackendError, ConfigError
-from voicerag_cli.markup import answer_text
 from voicerag_cli.models.base import Answer, Passage, Query
 from voicerag_cli.models.weights_info import WeightsInfo
 
@@ -101,6 +100,8 @@ class OpenAICompatibleGenerator:
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise BackendError(f"generator server {self.url} sent no choices[0].message.content") from exc
         # Chat models answer in Markdown: shown and spoken, the answer carries no markup.
+        from voicerag_cli.markup import answer_text  # here: every command's settings import this module
+
         text = answer_text(raw)
         cited = sorted({int(n) for n in _CITATION.findall(text) if 1 <= int(n) <= len(passages)})
         return Answer(text, cited)
