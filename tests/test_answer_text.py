@@ -230,3 +230,14 @@ def test_overlapping_chunks_quote_the_occurrence_with_its_example(registry: Regi
     answer = generator.generate(Query(text="How can an option read an environment variable?"), [cut_off, whole])
     assert answer.text == f"{lead} @click.option('--user', envvar='USER') [2]"
     assert answer.cited == [2]
+
+
+def test_a_sentence_ending_with_a_colon_brings_what_it_introduces(registry: Registry) -> None:
+    generator = ExtractiveGenerator(registry.text_embedder(), max_sentences=1)
+    shells = passage("The built-in shells for completion are the following:\n\n- bash\n- zsh and fish.\n\nMore.", 0.6)
+    answer = generator.generate(Query(text="Which shells have completion built in?"), [shells])
+    assert answer.text == "The built-in shells for completion are the following: bash; zsh and fish. [1]"
+    # announcing what the passage does not hold (the chunk ends there), it is never quoted
+    cut_off = passage("Completion works in several shells here. The built-in shells for completion are:", 0.6)
+    answer = generator.generate(Query(text="Which shells have completion built in?"), [cut_off])
+    assert answer.text == "Completion works in several shells here. [1]"

@@ -95,6 +95,7 @@ class Block:
 
     kind: str  # "prose", "code" or "heading"
     text: str
+    item: bool = False  # a list item (prose that a bullet or number started)
 
 
 def plain_text(text: str, drop_headings: bool = True) -> str:
@@ -129,6 +130,8 @@ def blocks(text: str, drop_headings: bool = True) -> list[Block]:
     body: str | None = None
     body_indent = 0
 
+    listed = [False]  # whether the paragraph being read started with a bullet
+
     def flush(kind: str = "prose") -> None:
         if not current:
             return
@@ -137,8 +140,9 @@ def blocks(text: str, drop_headings: bool = True) -> list[Block]:
         joined = _join_code(current) if kind == "code" else " ".join(_inline(line) for line in current)
         joined = " ".join(joined.split())
         if joined:
-            out.append(Block(kind, joined))
+            out.append(Block(kind, joined, item=kind == "prose" and listed[0]))
         current.clear()
+        listed[0] = False
 
     for index, raw in enumerate(lines):
         line = raw.rstrip()
@@ -202,6 +206,7 @@ def blocks(text: str, drop_headings: bool = True) -> list[Block]:
         bullet = _BULLET.match(line)
         if bullet:  # a list item starts its own paragraph
             flush()
+            listed[0] = True
             line = line[bullet.end() :]
         stripped = line.strip().strip("|").strip() if line.strip().startswith("|") else line.strip()
         current.append(stripped)

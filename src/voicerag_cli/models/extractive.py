@@ -111,8 +111,9 @@ class _Candidate:
 
 def _units(position: int, passage_blocks: list[Block]) -> list[_Candidate]:
     """The answerable sentences of one passage, each with what it needs to be read alone: the
-    sentence before it when it leans on it, the sentences after it that lean on it, and, when
-    it ends by introducing an example ("...like this:", or a following "Example:"), the example."""
+    sentence before it when it leans on it, the sentences after it that lean on it, and what
+    it introduces when it ends with a colon ("...like this:", "...the following:") or is
+    followed by a short lead-in ("Example:"): the example, or the list items."""
     out: list[_Candidate] = []
     split = [[s.text for s in split_sentences(b.text)] if b.kind == "prose" else [] for b in passage_blocks]
     for b, sentences in enumerate(split):
@@ -123,38 +124,67 @@ def _units(position: int, passage_blocks: list[Block]) -> list[_Candidate]:
             last = i
             while last + 1 < len(sentences) and last - i < MAX_LEANING and _LEANING.match(sentences[last + 1]):
                 last += 1
-            parts = sentences[first : last + 1]
-            members = {(position, b, j) for j in range(first, last + 1)}
-            said = list(parts)
+            shown: list[str] = []
+            said: list[str] = []
             if last == len(sentences) - 1:
-                example = _example_after(passage_blocks, split, b)
-                parts += example
-                if example:  # the lead-in is said, the code is shown
-                    said += [*example[:-1], SEE_EXAMPLE]
-            out.append(_Candidate(position, sentence, " ".join(parts), " ".join(said), frozenset(members)))
+                introduced = _introduced(passage_blocks, split, b)
+                if introduced is None:  # it announces what the passage does not hold
+                    if last == i:
+                        continue
+                    last -= 1  # a follower announcing it: the unit ends before it
+                else:
+                    shown, said = introduced
+            parts = sentences[first : last + 1]
+            members = frozenset((position, b, j) for j in range(first, last + 1))
+            out.append(_Candidate(position, sentence, " ".join(parts + shown), " ".join(parts + said), members))
     return out
 
 
-def _example_after(passage_blocks: list[Block], split: list[list[str]], b: int) -> list[str]:
-    """The code that block `b` introduces when its last sentence ends with a colon, or when a
-    short lead-in paragraph ("Example:") comes between them; cut near EXAMPLE_CHARS."""
-    parts: list[str] = []
+def _introduced(passage_blocks: list[Block], split: list[list[str]], b: int) -> tuple[list[str], list[str]] | None:
+    """What the end of block `b` introduces, as (shown, said) parts: the code after a closing
+    colon or after a short lead-in paragraph ("Example:"), cut near EXAMPLE_CHARS and said as
+    SEE_EXAMPLE; the paragraphs (list items) after a closing colon, whole ones up to
+    EXAMPLE_CHARS. None when block `b` ends with a colon and nothing follows in the passage."""
     following = b + 1
-    if following < len(passage_blocks) and passage_blocks[following].kind == "prose":
+    there = following < len(passage_blocks)
+    if split[b] and split[b][-1].endswith(":"):
+        if there and passage_blocks[following].kind == "code":
+            return [_cut_code(passage_blocks[following].text)], [SEE_EXAMPLE]
+        # the list items that follow, or else the one paragraph that follows
+        items: list[str] = []
+        for block in passage_blocks[following:]:
+            if block.kind != "prose" or (items and not block.item):
+                break
+            if sum(map(len, items)) + len(block.text) > EXAMPLE_CHARS:
+                if not items:  # one long paragraph: its first words
+                    items.append(block.text[:EXAMPLE_CHARS].rsplit(" ", 1)[0] + " …")
+                break
+            items.append(block.text)
+            if not block.item:
+                break
+        return ([_list(items)], [_list(items)]) if items else None
+    if there and following + 1 < len(passage_blocks) and passage_blocks[following + 1].kind == "code":
         lead = split[following]
-        if not (len(lead) == 1 and lead[0].endswith(":") and word_count(lead[0]) <= LEAD_IN_WORDS):
-            return []
-        parts.append(lead[0])
-        following += 1
-    elif not split[b] or not split[b][-1].endswith(":"):
-        return []
-    if following >= len(passage_blocks) or passage_blocks[following].kind != "code":
-        return []
-    code = passage_blocks[following].text
-    if len(code) > EXAMPLE_CHARS:  # whole statements where possible
-        cut = code.rfind("; ", 0, EXAMPLE_CHARS)
-        code = (code[:cut] if cut > 0 else code[:EXAMPLE_CHARS].rstrip()) + " …"
-    return [*parts, code]
+        if len(lead) == 1 and lead[0].endswith(":") and word_count(lead[0]) <= LEAD_IN_WORDS:
+            return [lead[0], _cut_code(passage_blocks[following + 1].text)], [lead[0], SEE_EXAMPLE]
+    return [], []
+
+
+def _list(items: list[str]) -> str:
+    """List items on one line: "; " between them, unless an item already ends a sentence."""
+    return (
+        " ".join(item if item.endswith((".", ";", "!", "?", "。")) else item + ";" for item in items[:-1])
+        + (" " if len(items) > 1 else "")
+        + items[-1]
+    )
+
+
+def _cut_code(code: str) -> str:
+    """An example cut near EXAMPLE_CHARS, at a statement boundary where there is one."""
+    if len(code) <= EXAMPLE_CHARS:
+        return code
+    cut = code.rfind("; ", 0, EXAMPLE_CHARS)
+    return (code[:cut] if cut > 0 else code[:EXAMPLE_CHARS].rstrip()) + " …"
 
 
 def _content_words(text: str) -> set[str]:
