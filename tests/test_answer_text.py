@@ -237,6 +237,10 @@ def test_a_sentence_ending_with_a_colon_brings_what_it_introduces(registry: Regi
     shells = passage("The built-in shells for completion are the following:\n\n- bash\n- zsh and fish.\n\nMore.", 0.6)
     answer = generator.generate(Query(text="Which shells have completion built in?"), [shells])
     assert answer.text == "The built-in shells for completion are the following: bash; zsh and fish. [1]"
+    # a numbered list cut by the chunk boundary right after an item's number
+    steps = passage("The logic applied is the following:\n\n1.  If it fails, stop\n    at once.\n2.  Then go.\n3.", 0.6)
+    answer = generator.generate(Query(text="What logic is applied?"), [steps])
+    assert answer.text == "The logic applied is the following: If it fails, stop at once. Then go. [1]"
     # announcing what the passage does not hold (the chunk ends there), it is never quoted
     cut_off = passage("Completion works in several shells here. The built-in shells for completion are:", 0.6)
     answer = generator.generate(Query(text="Which shells have completion built in?"), [cut_off])

@@ -46,7 +46,7 @@ _SKIPPED_DIRECTIVES = frozenset([
 _VERSION_NOTES = frozenset(["versionadded", "versionchanged", "deprecated"])
 _OPTION_LINE = re.compile(r"^\s+:[\w-]+:")  # a directive's options (":noindex:", ":caption: x")
 _FIELD = re.compile(r"^\s*:(?:param|type|returns?|rtype|raises?|members|show-inheritance|maxdepth)\b[^:]*:\s*")
-_BULLET = re.compile(r"^(\s*)(?:[-*+\u2022]|\d+[.)]|#\.)\s+")
+_BULLET = re.compile(r"^(\s*)(?:[-*+\u2022]|\d+[.)]|#\.)(?:\s+|$)")
 _TABLE_RULE = re.compile(r"^\s*[+|]?[-=+:| ]{3,}[+|]?\s*$")
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
 _BLOCK_TAG = re.compile(r"</?(?:p|div|br|li|ul|ol|h[1-6]|tr|table|pre|section|article|blockquote|dd|dt)\b[^<>]*>", re.I)
