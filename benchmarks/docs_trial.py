@@ -101,6 +101,8 @@ def main() -> int:
                         "found": any(f in sources for f in q["files"]),
                         "useful": useful(answer, q["key_facts"]),
                         "answer": answer,
+                        # what the sources table shows for each source: the sentence cited from it
+                        "quotes": [s.get("quote") for s in reply.get("sources", [])][:5],
                     }
                 )
     for rag, rows in results.items():
@@ -113,7 +115,11 @@ def main() -> int:
             print(f"     Q: {r.get('question')}  (heard: {r.get('transcript')})")
             print(f"     A: {r.get('answer') or r.get('error')}")
     if args.out:
-        args.out.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+        summary = {
+            rag: {"n": len(rows), "found": sum(r["found"] for r in rows), "useful": sum(r["useful"] for r in rows)}
+            for rag, rows in results.items()
+        }
+        args.out.write_text(json.dumps({"summary": summary, **results}, indent=1, ensure_ascii=False) + "\n")
     return 0
 
 

@@ -58,7 +58,9 @@ def imported(command: list[str], env: dict[str, str]) -> list[str]:
 def prepare(folder: Path) -> tuple[dict[str, str], Path, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
     env["VOICERAG_DATA_DIR"] = str(folder / "data")
-    env["VOICERAG_CONFIG"] = str(folder / "absent.toml")  # built-in defaults: the embedded models
+    # Built-in defaults (the embedded models) from an empty file: a missing one is an error (exit 6).
+    (folder / "empty.toml").write_text("")
+    env["VOICERAG_CONFIG"] = str(folder / "empty.toml")
     env["HF_HUB_OFFLINE"] = "1"
     started = time.perf_counter()
     subprocess.run([*voicerag(), "index", str(REPO / "examples" / "docs")], env=env, check=True, capture_output=True)
@@ -75,6 +77,7 @@ def main() -> int:
     args = parser.parse_args()
     import soundfile as sf
 
+    load_before = os.getloadavg()[0]  # the cores may be shared: say how busy they were
     with tempfile.TemporaryDirectory(prefix="voicerag-startup-") as tmp:
         env, wav, index_s = prepare(Path(tmp))
         seconds = sf.info(str(wav)).duration
@@ -102,6 +105,7 @@ def main() -> int:
         extra = "" if name == "python -c pass" else f"   (+{medians[name] - bare:.0f} ms over python -c pass)"
         print(f"{name:<20} median {medians[name]:7.1f} ms   min {min(values):7.1f} ms{extra}   (n={args.n})")
     print(f"ratio (median voicerag --help / median python -c pass): {medians['voicerag --help'] / bare:.2f}x")
+    print(f"1-minute load average: {load_before:.1f} before, {os.getloadavg()[0]:.1f} after ({os.cpu_count()} cores)")
     print("stages of one more `ask q.wav` (ms): " + ", ".join(f"{k} {v:.0f}" for k, v in stages.items()))
     for name, modules in heavy.items():
         print(f"{name:<20} imports {', '.join(modules) or 'none'} of {', '.join(HEAVY)}")
@@ -118,6 +122,7 @@ def main() -> int:
             "ask_wav_stages_ms": stages,
             "heavy_modules_by_command": heavy,
             "runs": args.n,
+            "load_average_before": load_before,
             "load_average": os.getloadavg()[0],
         }
         args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

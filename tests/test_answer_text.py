@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from voicerag_cli.markup import plain_text, spoken
+from voicerag_cli.markup import blocks, plain_text, spoken
 from voicerag_cli.models.base import Passage, Query
-from voicerag_cli.models.extractive import NO_ANSWER, ExtractiveGenerator
+from voicerag_cli.models.extractive import NO_ANSWER, SEE_EXAMPLE, ExtractiveGenerator
 from voicerag_cli.pipeline.ask import spoken_form
 from voicerag_cli.sentences import split_sentences
 
@@ -68,6 +68,9 @@ def test_markdown_and_html_become_prose() -> None:
     html = plain_text("<h2>Setup</h2><p>Set <code>retries</code> to 3 &amp; wait.</p><p>Done now here.</p>")
     assert html.split("\n\n")[-2:] == ["Set retries to 3 & wait.", "Done now here."]
     assert plain_text("A\n===\n\nB", drop_headings=False).startswith("A")
+    # an HTML <pre> example is a code block, its lines kept apart
+    pre = blocks('<p>Like this:</p><pre><span class="k">import</span> click\nclick.echo(&quot;hi&quot;)</pre>')
+    assert [(b.kind, b.text) for b in pre] == [("prose", "Like this:"), ("code", 'import click; click.echo("hi")')]
 
 
 def test_snake_case_and_arithmetic_survive() -> None:
@@ -94,6 +97,9 @@ def test_spoken_answer_has_no_markup_and_says_code() -> None:
         ("J. R. R. Tolkien wrote it. He was English.", ["J. R. R. Tolkien wrote it.", "He was English."]),
         ("See Fig. 3 and No. 5 there! Yes?", ["See Fig. 3 and No. 5 there!", "Yes?"]),
         ("北京是首都。上海很大！你好吗？好的", ["北京是首都。", "上海很大！", "你好吗？", "好的"]),
+        ("Call it with ... and wait. Wait... Then stop.", ["Call it with ... and wait.", "Wait...", "Then stop."]),
+        ("Use click.echo() not print(). Edit setup.py. Click 8.1.7 is out.",
+         ["Use click.echo() not print().", "Edit setup.py.", "Click 8.1.7 is out."]),
     ],
 )  # fmt: skip
 def test_sentence_splitting(text: str, expected: list[str]) -> None:
@@ -132,3 +138,110 @@ def test_extractive_says_it_found_nothing_below_the_threshold(registry: Registry
     # a follow-up is searched with a blended vector: no threshold (calibrated on single questions)
     follow = Query(text="and how long?", typed=True, history=[("How do bees make honey?", "By fanning.")])
     assert generator.generate(follow, unrelated).found
+
+
+DIRECTIVES = """\
+Boolean Flags
+-------------
+
+Groups are made with :class:`Group`\\s and ``x``\\ y.
+
+Boolean flags are options that can be enabled or disabled.  This can be
+accomplished by defining two flags in one go separated by a slash.
+
+Example:
+
+.. click:example::
+
+    @click.command()
+    @click.option(
+        "--shout/--no-shout",
+        default=False,
+    )
+    def info(shout):
+        click.echo(shout)
+
+.. versionadded:: 4.0
+
+.. note::
+
+    Prose inside a note stays prose.
+
+.. toctree::
+   :maxdepth: 2
+
+   api
+   changes
+
+..
+    a comment, never shown
+
+Back to prose here.
+"""
+
+
+def test_directive_bodies_are_code_prose_or_skipped() -> None:
+    parts = blocks(DIRECTIVES)
+    kinds = [(b.kind, b.text) for b in parts]
+    assert kinds[0][0] == "prose" and "Groups are made with Groups and xy." in kinds[0][1]
+    assert ("prose", "Example:") in kinds
+    # an unknown directive's indented body is code; a call spread over lines reads as one
+    assert (
+        "code",
+        '@click.command(); @click.option( "--shout/--no-shout", default=False, ); def info(shout): click.echo(shout)',
+    ) in kinds
+    assert ("prose", "Prose inside a note stays prose.") in kinds
+    text = plain_text(DIRECTIVES)
+    assert "4.0" not in text and "api" not in text.split() and "maxdepth" not in text and "comment" not in text
+    assert text.endswith("Back to prose here.")
+    # a passage that starts inside an example (the chunk boundary cut off its "::")
+    cut = blocks("@cli.command()\n    def dropdb():\n        pass\n\nYou would then invoke the group.")
+    assert [b.kind for b in cut] == ["code", "prose"] and cut[0].text == "@cli.command(); def dropdb(): pass"
+
+
+def test_extractive_answer_keeps_the_neighbours_a_sentence_needs(registry: Registry) -> None:
+    generator = ExtractiveGenerator(registry.text_embedder(), max_sentences=1)
+    answer = generator.generate(Query(text="How do I define a boolean flag option?"), [passage(DIRECTIVES, 0.6)])
+    # the quoted sentence, the one after it that leans on it ("This can be..."), the lead-in
+    # "Example:" and the example it introduces
+    assert answer.text.startswith(
+        "Boolean flags are options that can be enabled or disabled. This can be accomplished by defining two"
+    )
+    assert "Example: @click.command(); @click.option(" in answer.text and answer.text.endswith("[1]")
+    assert answer.quotes == {1: "Boolean flags are options that can be enabled or disabled."}
+    # read aloud, the example is announced instead of read out
+    assert answer.spoken is not None and "@click" not in answer.spoken
+    assert answer.spoken.endswith(f"separated by a slash. Example: {SEE_EXAMPLE}")
+    # "In that case ..." leans on the sentence before it
+    choice = passage("You may want a value from a fixed list. In that case you can use the Choice type.", 0.6)
+    answer = generator.generate(Query(text="Can I use the Choice type?"), [choice])
+    assert answer.text == f"{choice.text} [1]"
+    # a sentence that leans on the one before it is shown after it
+    leaning = passage("Use the progressbar function to show progress. It works with any iterable of items.", 0.6)
+    answer = generator.generate(Query(text="Does it work with any iterable of items?"), [leaning])
+    assert answer.text == "Use the progressbar function to show progress. It works with any iterable of items. [1]"
+
+
+def test_overlapping_chunks_quote_the_occurrence_with_its_example(registry: Registry) -> None:
+    generator = ExtractiveGenerator(registry.text_embedder(), max_sentences=1)
+    lead = "Read a value from an environment variable by naming it on the option, like this:"
+    cut_off = passage(f"Options are flexible.\n\n{lead}", 0.7, 1)  # the chunk ends before the example
+    whole = passage(f"{lead}\n\n.. code-block:: python\n\n    @click.option('--user', envvar='USER')\n", 0.6, 2)
+    answer = generator.generate(Query(text="How can an option read an environment variable?"), [cut_off, whole])
+    assert answer.text == f"{lead} @click.option('--user', envvar='USER') [2]"
+    assert answer.cited == [2]
+
+
+def test_a_sentence_ending_with_a_colon_brings_what_it_introduces(registry: Registry) -> None:
+    generator = ExtractiveGenerator(registry.text_embedder(), max_sentences=1)
+    shells = passage("The built-in shells for completion are the following:\n\n- bash\n- zsh and fish.\n\nMore.", 0.6)
+    answer = generator.generate(Query(text="Which shells have completion built in?"), [shells])
+    assert answer.text == "The built-in shells for completion are the following: bash; zsh and fish. [1]"
+    # a numbered list cut by the chunk boundary right after an item's number
+    steps = passage("The logic applied is the following:\n\n1.  If it fails, stop\n    at once.\n2.  Then go.\n3.", 0.6)
+    answer = generator.generate(Query(text="What logic is applied?"), [steps])
+    assert answer.text == "The logic applied is the following: If it fails, stop at once. Then go. [1]"
+    # announcing what the passage does not hold (the chunk ends there), it is never quoted
+    cut_off = passage("Completion works in several shells here. The built-in shells for completion are:", 0.6)
+    answer = generator.generate(Query(text="Which shells have completion built in?"), [cut_off])
+    assert answer.text == "Completion works in several shells here. [1]"

@@ -124,6 +124,23 @@ def test_request_body_and_parsed_answer(chat_server: ChatServer, monkeypatch: py
     assert last.endswith("Question: Who decoded the bee dance?")
 
 
+def test_markdown_answer_becomes_plain_text(chat_server: ChatServer) -> None:
+    chat_server.reply = completion(
+        "## Answer\n\nKarl von Frisch **decoded** the `waggle dance` [1][3].\n\n"
+        "- It tells *direction*;\n- see [his paper](https://example.org/frisch) [2].\n\n"
+        "```python\ndance(verify=False)\n```"
+    )
+    answer = generator(chat_server).generate(Query("Who decoded the bee dance?"), PASSAGES)
+    assert answer.text.split("\n\n") == [
+        "Answer",
+        "Karl von Frisch decoded the waggle dance [1] [3].",
+        "It tells direction;",
+        "see his paper [2].",
+        "dance(verify=False)",
+    ]
+    assert answer.cited == [1, 2, 3]
+
+
 def test_no_key_no_authorization_header(chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VR_UNSET_KEY", raising=False)
     chat_server.reply = completion("I do not know.")

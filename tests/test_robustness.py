@@ -325,3 +325,17 @@ def test_exclude_defaults_and_flag(isolated_env: Isolated, tmp_path: Path) -> No
     assert [r[0] for r in live_rows(isolated_env.data_dir, "default", "SELECT key FROM files")] == [
         f"{resolved}/guide.md"
     ]
+
+
+@pytest.mark.parametrize("suffix", [".flac", ".ogg", ".mp3", ".wav"])
+def test_random_bytes_named_as_audio(guarded: DemoIndex, tmp_path: Path, suffix: str) -> None:
+    clip = tmp_path / f"noise{suffix}"
+    clip.write_bytes(np.random.default_rng(7).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    assert_error(run_cli("ask", clip), ExitCode.INPUT, str(clip))
+
+
+def test_out_that_is_an_existing_file(guarded: DemoIndex, tmp_path: Path) -> None:
+    taken = tmp_path / "answer.wav"
+    taken.write_bytes(b"mine")
+    assert_error(run_cli("ask", "--text", "who decoded the bee dance?", "--out", taken), ExitCode.INPUT, "--out")
+    assert taken.read_bytes() == b"mine"

@@ -14,27 +14,59 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import dataclass
 
 # A reST section adornment: one punctuation character repeated (at least 3) on its own line.
 _ADORNMENT = re.compile(r"^\s*([=\-~^\"'`#*+:._])\1{2,}\s*$")
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}(\s+|$)")
 _FENCE = re.compile(r"^\s*(```|~~~)")
-_DIRECTIVE = re.compile(r"^\s*\.\.\s+(?:[\w:-]+::.*|_[^:]+:.*|\|[^|]+\|\s+\w+::.*|\[[^\]]+\].*)$")
-_CODE_DIRECTIVE = re.compile(r"^\s*\.\.\s+(?:code-block|code|sourcecode|literalinclude|doctest)::")
-_ADMONITION = re.compile(
-    r"^\s*\.\.\s+(?:note|warning|tip|important|hint|caution|attention|danger|error|seealso|versionadded|"
-    r"versionchanged|deprecated|admonition)::(.*)$"
+# A directive (".. name:: args"), a label, a substitution definition, a footnote, or a comment.
+_DIRECTIVE = re.compile(
+    r"^\s*\.\.(?:\s+(?:(?P<name>[\w:-]+)::(?P<args>.*)|_[^:]+:.*|\|[^|]+\|\s+\w+::.*|\[[^\]]+\].*))?\s*$"
+    r"|^\s*\.\.\s+(?![\w:-]+::|_|\||\[).*$"
 )
+# fmt: off
+_ADMONITIONS = frozenset([
+    "note", "warning", "tip", "important", "hint", "caution", "attention", "danger", "error", "seealso",
+    "versionadded", "versionchanged", "deprecated", "admonition",
+])
+# Directives whose body is prose (read as text); every other directive's body is code
+# (code-block, doctest, Sphinx extensions' example/run blocks...), except the skipped ones.
+_PROSE_DIRECTIVES = _ADMONITIONS | frozenset([
+    "tabs", "tab", "group-tab", "container", "topic", "sidebar", "only", "rubric", "glossary", "hlist",
+    "centered", "table", "list-table", "figure", "rst-class", "class", "compound", "epigraph", "highlights",
+    "pull-quote",
+])
+# Directives whose body is neither prose nor an example: tables of contents, API stubs, images.
+_SKIPPED_DIRECTIVES = frozenset([
+    "toctree", "image", "include", "index", "module", "currentmodule", "meta", "contents", "raw",
+    "literalinclude", "default-role", "highlight", "sectionauthor", "codeauthor",
+])
+# fmt: on
+_VERSION_NOTES = frozenset(["versionadded", "versionchanged", "deprecated"])
+_OPTION_LINE = re.compile(r"^\s+:[\w-]+:")  # a directive's options (":noindex:", ":caption: x")
 _FIELD = re.compile(r"^\s*:(?:param|type|returns?|rtype|raises?|members|show-inheritance|maxdepth)\b[^:]*:\s*")
-_BULLET = re.compile(r"^(\s*)(?:[-*+\u2022]|\d+[.)]|#\.)\s+")
+_BULLET = re.compile(r"^(\s*)(?:[-*+\u2022]|\d+[.)]|#\.)(?:\s+|$)")
 _TABLE_RULE = re.compile(r"^\s*[+|]?[-=+:| ]{3,}[+|]?\s*$")
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
 _BLOCK_TAG = re.compile(r"</?(?:p|div|br|li|ul|ol|h[1-6]|tr|table|pre|section|article|blockquote|dd|dt)\b[^<>]*>", re.I)
 _PROMPT = re.compile(r"^(?:>>>|\.\.\.|\$)\s")  # interpreter and shell prompts in examples
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_PRE = re.compile(r"<pre\b[^>]*>(.*?)</pre>", re.DOTALL | re.IGNORECASE)
+_ADJACENT_CITATIONS = re.compile(r"\]\s*\[(?=\d+\])")
+# A line that is Python code, not prose: a passage can start inside an example, where nothing
+# marks it as code any more (the chunk boundary cut off its "::" or directive).
+_CODE_LINE = re.compile(
+    r"^(?:@[\w.]+|def \w+\s*\(|class \w+\s*[(:]|import \w|from [\w.]+ import |return\b|"
+    r"(?:if|elif|for|while|with|try|except|else|finally)\b.*:$|\w[\w.\[\]'\"]* [-+*/]?= |[\w.]+\(.*\)$|[)\]}]+,?$)"
+)
+
 
 # Inline rules, applied in order.
 _INLINE: list[tuple[re.Pattern[str], str]] = [
+    # reST escapes after inline markup: ":class:`Group`\s" is "Groups", "``x``\ y" is "xy"
+    (re.compile(r"(?<=`)\\ "), ""),
+    (re.compile(r"(?<=`)\\(?=\w)"), ""),
     (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # Markdown image: its alt text
     (re.compile(r"\[([^\]]+)\]\((?:[^()]|\([^)]*\))*\)"), r"\1"),  # [text](url)
     (re.compile(r"\[([^\]]+)\]\[[^\]]*\]"), r"\1"),  # [text][ref]
@@ -57,80 +89,145 @@ _INLINE: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+@dataclass(frozen=True)
+class Block:
+    """One paragraph of a passage: prose, code (an example, its lines joined), or a heading."""
+
+    kind: str  # "prose", "code" or "heading"
+    text: str
+    item: bool = False  # a list item (prose that a bullet or number started)
+
+
 def plain_text(text: str, drop_headings: bool = True) -> str:
     """Prose from a reST/Markdown/HTML fragment: paragraphs separated by blank lines, the lines
     of a paragraph joined by spaces, code blocks kept (one paragraph per block, lines joined by
     "; " so statements stay apart). Headings are dropped (they never answer) unless told."""
+    return "\n\n".join(block.text for block in blocks(text, drop_headings))
+
+
+def answer_text(text: str) -> str:
+    """A generated answer (an LLM writes Markdown) as plain text: emphasis, headings, lists, code
+    fences and links out, its [n] citations kept, paragraphs apart by a blank line."""
+    text = _ADJACENT_CITATIONS.sub("] [", text)  # "[1][2]" is two citations, not a reference link
+    return plain_text(text, drop_headings=False)
+
+
+def blocks(text: str, drop_headings: bool = True) -> list[Block]:
+    """The paragraphs of a reST/Markdown/HTML fragment, each marked prose, code or heading."""
     text = _COMMENT.sub(" ", text)
     if _TAG.search(text):
+        # <pre> holds an example: fenced, its lines stay lines (the fence makes it a code block)
+        text = _PRE.sub(lambda m: "\n\n```\n" + m.group(1).strip("\n") + "\n```\n\n", text)
         text = _BLOCK_TAG.sub("\n\n", text)  # block elements end a paragraph
         text = _TAG.sub(" ", text)
     text = html.unescape(text)
     lines = text.splitlines()
-    paragraphs: list[str] = []
+    out: list[Block] = []
     current: list[str] = []
-    code = False
+    code = False  # inside a Markdown fence
+    # Inside an indented body (after "::" or a directive): its kind, and the indentation of the
+    # line that opened it: the body ends at the first line indented no deeper.
+    body: str | None = None
+    body_indent = 0
 
-    def flush(joiner: str = " ") -> None:
-        if current:
-            paragraphs.append(joiner.join(current))
-            current.clear()
+    listed = [False]  # whether the paragraph being read started with a bullet
 
-    literal = False  # inside an indented block introduced by "::" or a code directive
+    def flush(kind: str = "prose") -> None:
+        if not current:
+            return
+        if kind == "prose" and _CODE_LINE.match(current[0]):
+            kind = "code"  # an example whose opening was cut off
+        joined = _join_code(current) if kind == "code" else " ".join(_inline(line) for line in current)
+        joined = " ".join(joined.split())
+        if joined:
+            out.append(Block(kind, joined, item=kind == "prose" and listed[0]))
+        current.clear()
+        listed[0] = False
+
     for index, raw in enumerate(lines):
         line = raw.rstrip()
         following = lines[index + 1] if index + 1 < len(lines) else ""
+        indent = len(line) - len(line.lstrip())
         if _FENCE.match(line):
-            flush("; " if code else " ")
+            flush("code" if code else "prose")
             code = not code
             continue
         if code:
             if line.strip():
                 current.append(_PROMPT.sub("", line.strip()))
             continue
-        if literal:
+        if body is not None:
             if not line.strip():
                 continue
-            if line[:1] in " \t":
-                current.append(_PROMPT.sub("", line.strip()))
+            if indent > body_indent:
+                if body == "code" and not (_OPTION_LINE.match(line) and not current):
+                    current.append(_PROMPT.sub("", line.strip()))
                 continue
-            flush("; ")
-            literal = False
+            flush(body if body == "code" else "prose")
+            body = None
         if _ADORNMENT.match(line):  # a heading's underline or overline
             flush()
             continue
         if line.strip() and _ADORNMENT.match(following):  # a heading: its underline follows
             flush()
             if not drop_headings:
-                paragraphs.append(_inline(line.strip()))
+                out.append(Block("heading", _inline(line.strip())))
             continue
         if _MD_HEADING.match(line):
             flush()
             if not drop_headings:
-                paragraphs.append(_inline(_MD_HEADING.sub("", line).strip("# ").strip()))
+                out.append(Block("heading", _inline(_MD_HEADING.sub("", line).strip("# ").strip())))
             continue
-        if _DIRECTIVE.match(line):
+        directive = _DIRECTIVE.match(line)
+        if directive:
             flush()
-            literal = bool(_CODE_DIRECTIVE.match(line))
-            admonition = _ADMONITION.match(line)
-            if admonition and admonition.group(1).strip():  # ".. note:: The text." keeps the text
-                current.append(_inline(admonition.group(1).strip()))
+            name = (directive.group("name") or "").split(":")[-1] if directive.group("name") else None
+            if name is None:  # a label, substitution, footnote or comment: its body is not text
+                body, body_indent = "skip", indent
+            elif name in _PROSE_DIRECTIVES:
+                # read the body as text; ".. note:: The text." keeps the text
+                args = directive.group("args").strip()
+                if name in _VERSION_NOTES:  # ".. versionadded:: 4.0": the version is no prose
+                    args = args.partition(" ")[2].strip()
+                if name in _ADMONITIONS and args:
+                    current.append(args)
+            else:
+                body, body_indent = (
+                    ("skip" if name in _SKIPPED_DIRECTIVES or name.startswith("auto") else "code"),
+                    indent,
+                )
             continue
         if not line.strip() or _TABLE_RULE.match(line):
             flush()
             continue
+        if _OPTION_LINE.match(line) and out == [] and not current:
+            continue  # a directive's options at the very start of a passage
         line = _FIELD.sub("", line)
         bullet = _BULLET.match(line)
         if bullet:  # a list item starts its own paragraph
             flush()
+            listed[0] = True
             line = line[bullet.end() :]
         stripped = line.strip().strip("|").strip() if line.strip().startswith("|") else line.strip()
-        current.append(_inline(stripped))
+        current.append(stripped)
         if stripped.endswith("::"):  # "Example::" / "::": an indented literal block follows
             flush()
-            literal = True
-    flush("; " if code or literal else " ")
-    return "\n\n".join(" ".join(p.split()) for p in paragraphs if p.strip())
+            body, body_indent = "code", indent
+    flush("code" if code or body == "code" else "prose")
+    return out
+
+
+def _join_code(lines: list[str]) -> str:
+    """Code lines as one line: "; " between statements, a space inside brackets and after a
+    block opener ("def f(x): return x"), so that a call spread over lines reads as one."""
+    joined = ""
+    depth = 0
+    for line in lines:
+        if joined:
+            joined += " " if depth > 0 or joined.endswith((":", ",", "(", "[", "{")) or line[:1] in ")]}" else "; "
+        joined += line
+        depth = max(0, depth + sum(line.count(c) for c in "([{") - sum(line.count(c) for c in ")]}"))
+    return joined
 
 
 def _inline(text: str) -> str:

@@ -91,6 +91,8 @@ def _is_end(text: str, match: re.Match[str]) -> bool:
     following = text[match.end() : match.end() + 1]
     if word in _ABBREVIATIONS:
         return False
+    if word.endswith("...") and following.islower():  # an ellipsis inside a sentence: "with ... and"
+        return False
     if re.fullmatch(r"[a-z]\.", word) and token.group(1)[-2:-1].isupper():  # an initial: "J. Smith"
         return False
     if word in _SOFT_ABBREVIATIONS or re.fullmatch(r"(?:[a-z]\.){2,}", word):

@@ -46,6 +46,8 @@ class Answer:
     quotes: dict[int, str] = field(default_factory=dict)
     # False when the generator found nothing that answers (the best passage scored too low).
     found: bool = True
+    # What the TTS reads when it differs from `text`: an example is announced, not read out.
+    spoken: str | None = None
     # Set by generators that speak their answer; the pipeline then uses it instead of the TTS.
     speech: SpokenAudio | None = None
 

@@ -5,11 +5,12 @@ already loaded for retrieval, plus word overlap to favour sentences naming the a
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from voicerag_cli.markup import plain_text
+from voicerag_cli.markup import Block, blocks
 from voicerag_cli.models.base import Answer, Passage, Query, embed_queries
 from voicerag_cli.sentences import split_sentences, word_count
 
@@ -86,6 +87,106 @@ def _answer_like(sentence: str) -> bool:
     return letters >= 0.5 * len(text.replace(" ", ""))  # mostly symbols: code or a table rule
 
 
+# A sentence opening with one of these leans on its neighbour ("This can be done by...",
+# "(If a slash is given, ...)"): quoted alone it loses what it is about.
+_LEANING = re.compile(
+    r"^(?:\(|(?:this|that|these|those|it|its|they|their|such|so|then|thus|hence|otherwise|however|also|"
+    r"alternatively|instead|here|(?:in|for|with) (?:that|this|such) (?:case|way|reason)|to do (?:so|this|that))\b)",
+    re.IGNORECASE,
+)
+MAX_LEANING = 2  # sentences added after a quoted one that lean on it
+EXAMPLE_CHARS = 200  # an example shown after its lead-in ("...like this:") is cut near this length
+SEE_EXAMPLE = "(the example is in the written answer)"
+LEAD_IN_WORDS = 4  # "Example:", "Example usage:": a paragraph this short only introduces what follows
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    position: int  # the passage's 0-based rank
+    sentence: str  # the sentence scored and quoted
+    unit: str  # what the answer shows: the sentence with the neighbours it needs
+    spoken: str  # the unit read aloud: an example it shows is announced, not read
+    members: frozenset[tuple[int, int, int]]  # (passage, block, sentence) of every sentence in `unit`
+
+
+def _units(position: int, passage_blocks: list[Block]) -> list[_Candidate]:
+    """The answerable sentences of one passage, each with what it needs to be read alone: the
+    sentence before it when it leans on it, the sentences after it that lean on it, and what
+    it introduces when it ends with a colon ("...like this:", "...the following:") or is
+    followed by a short lead-in ("Example:"): the example, or the list items."""
+    out: list[_Candidate] = []
+    split = [[s.text for s in split_sentences(b.text)] if b.kind == "prose" else [] for b in passage_blocks]
+    for b, sentences in enumerate(split):
+        for i, sentence in enumerate(sentences):
+            if not _answer_like(sentence):
+                continue
+            first = i - 1 if i > 0 and _LEANING.match(sentence) else i
+            last = i
+            while last + 1 < len(sentences) and last - i < MAX_LEANING and _LEANING.match(sentences[last + 1]):
+                last += 1
+            shown: list[str] = []
+            said: list[str] = []
+            if last == len(sentences) - 1:
+                introduced = _introduced(passage_blocks, split, b)
+                if introduced is None:  # it announces what the passage does not hold
+                    if last == i:
+                        continue
+                    last -= 1  # a follower announcing it: the unit ends before it
+                else:
+                    shown, said = introduced
+            parts = sentences[first : last + 1]
+            members = frozenset((position, b, j) for j in range(first, last + 1))
+            out.append(_Candidate(position, sentence, " ".join(parts + shown), " ".join(parts + said), members))
+    return out
+
+
+def _introduced(passage_blocks: list[Block], split: list[list[str]], b: int) -> tuple[list[str], list[str]] | None:
+    """What the end of block `b` introduces, as (shown, said) parts: the code after a closing
+    colon or after a short lead-in paragraph ("Example:"), cut near EXAMPLE_CHARS and said as
+    SEE_EXAMPLE; the paragraphs (list items) after a closing colon, whole ones up to
+    EXAMPLE_CHARS. None when block `b` ends with a colon and nothing follows in the passage."""
+    following = b + 1
+    there = following < len(passage_blocks)
+    if split[b] and split[b][-1].endswith(":"):
+        if there and passage_blocks[following].kind == "code":
+            return [_cut_code(passage_blocks[following].text)], [SEE_EXAMPLE]
+        # the list items that follow, or else the one paragraph that follows
+        items: list[str] = []
+        for block in passage_blocks[following:]:
+            if block.kind != "prose" or (items and not block.item):
+                break
+            if sum(map(len, items)) + len(block.text) > EXAMPLE_CHARS:
+                if not items:  # one long paragraph: its first words
+                    items.append(block.text[:EXAMPLE_CHARS].rsplit(" ", 1)[0] + " …")
+                break
+            items.append(block.text)
+            if not block.item:
+                break
+        return ([_list(items)], [_list(items)]) if items else None
+    if there and following + 1 < len(passage_blocks) and passage_blocks[following + 1].kind == "code":
+        lead = split[following]
+        if len(lead) == 1 and lead[0].endswith(":") and word_count(lead[0]) <= LEAD_IN_WORDS:
+            return [lead[0], _cut_code(passage_blocks[following + 1].text)], [lead[0], SEE_EXAMPLE]
+    return [], []
+
+
+def _list(items: list[str]) -> str:
+    """List items on one line: "; " between them, unless an item already ends a sentence."""
+    return (
+        " ".join(item if item.endswith((".", ";", "!", "?", "。")) else item + ";" for item in items[:-1])
+        + (" " if len(items) > 1 else "")
+        + items[-1]
+    )
+
+
+def _cut_code(code: str) -> str:
+    """An example cut near EXAMPLE_CHARS, at a statement boundary where there is one."""
+    if len(code) <= EXAMPLE_CHARS:
+        return code
+    cut = code.rfind("; ", 0, EXAMPLE_CHARS)
+    return (code[:cut] if cut > 0 else code[:EXAMPLE_CHARS].rstrip()) + " …"
+
+
 def _content_words(text: str) -> set[str]:
     return {w for w in (m.lower() for m in _WORD.findall(text)) if w not in _STOP}
 
@@ -107,21 +208,21 @@ class ExtractiveGenerator:
         typed = question and query.typed and not query.history
         if typed and passages and max(p.score for p in passages) < self.min_score:
             return Answer(NO_ANSWER, [], found=False)
-        candidates: list[tuple[int, str]] = []  # (passage position, sentence)
-        seen: set[str] = set()
+        # Sentences of the passages' prose (markup, headings and code out), each with the
+        # neighbours it needs. A sentence found in several (overlapping) passages keeps the
+        # occurrence that shows the most of it (a chunk boundary may cut off its example).
+        best_of: dict[str, _Candidate] = {}
         for position, passage in enumerate(passages):
-            # Sentences of the passage's prose: markup (reST, Markdown, HTML) and headings removed.
-            for sentence in split_sentences(plain_text(passage.text)):
-                key = sentence.text.lower()
-                # A question found in a passage (FAQ pages, search snippets) never answers one.
-                if key not in seen and _answer_like(sentence.text):
-                    seen.add(key)
-                    candidates.append((position, sentence.text))
+            for candidate in _units(position, blocks(passage.text)):
+                key = candidate.sentence.lower()
+                if key not in best_of or len(candidate.unit) > len(best_of[key].unit):
+                    best_of[key] = candidate
+        candidates = sorted(best_of.values(), key=lambda c: c.position)
         usable_vector = query.vector is not None and query.vector.shape[-1] == self.embedder.space.dim
         if not candidates or not (question or usable_vector):
             return Answer(NO_ANSWER, [], found=False)
 
-        sentence_vectors = self.embedder.embed_texts([text for _, text in candidates])
+        sentence_vectors = self.embedder.embed_texts([c.sentence for c in candidates])
         if usable_vector:  # the retrieval vector: the question (in context), or the speech itself in e2e
             query_vector = np.asarray(query.vector, dtype=np.float32).reshape(-1)
         else:
@@ -129,23 +230,29 @@ class ExtractiveGenerator:
         semantic = sentence_vectors @ query_vector
         asked = _content_words(question)
         overlap = np.array(
-            [len(asked & _content_words(text)) / max(len(asked), 1) for _, text in candidates],
+            [len(asked & _content_words(c.sentence)) / max(len(asked), 1) for c in candidates],
             dtype=np.float32,
         )
         # Earlier (better-retrieved) passages get a small prior.
-        rank_prior = np.array([1.0 / (1 + position) for position, _ in candidates], dtype=np.float32)
+        rank_prior = np.array([1.0 / (1 + c.position) for c in candidates], dtype=np.float32)
         scores = semantic + 0.3 * overlap + 0.05 * rank_prior
 
         # Keep only sentences close to the best one: a weakly related sentence dilutes the answer.
         ranked = np.argsort(-scores)[: self.max_sentences]
         best = float(scores[ranked[0]])
-        chosen = [int(i) for i in ranked if float(scores[i]) >= RELATIVE_FLOOR * best]
-        parts = [f"{candidates[i][1]} [{candidates[i][0] + 1}]" for i in chosen]
-        cited = sorted({candidates[i][0] + 1 for i in chosen})
+        parts: list[str] = []
+        said: list[str] = []
+        shown: set[tuple[int, int, int]] = set()
         quotes: dict[int, str] = {}
-        for i in chosen:  # the best sentence of each cited passage
-            quotes.setdefault(candidates[i][0] + 1, candidates[i][1])
-        return Answer(" ".join(parts), cited, quotes=quotes)
+        for i in (int(i) for i in ranked if float(scores[i]) >= RELATIVE_FLOOR * best):
+            chosen = candidates[i]
+            if chosen.members & shown:  # already in the answer as another sentence's neighbour
+                continue
+            shown |= chosen.members
+            parts.append(f"{chosen.unit} [{chosen.position + 1}]")
+            said.append(chosen.spoken)
+            quotes.setdefault(chosen.position + 1, chosen.sentence)  # the best sentence of each cited passage
+        return Answer(" ".join(parts), sorted(quotes), quotes=quotes, spoken=" ".join(said))
 
 
 def create(settings: Settings, registry: Roles) -> ExtractiveGenerator:

@@ -100,9 +100,13 @@ class OpenAICompatibleGenerator:
         except json.JSONDecodeError as exc:
             raise BackendError(f"generator server {self.url} sent invalid JSON: {exc}") from exc
         try:
-            text = payload["choices"][0]["message"]["content"].strip()
+            raw = payload["choices"][0]["message"]["content"].strip()
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise BackendError(f"generator server {self.url} sent no choices[0].message.content") from exc
+        # Chat models answer in Markdown: shown and spoken, the answer carries no markup.
+        from voicerag_cli.markup import answer_text  # here: every command's settings import this module
+
+        text = answer_text(raw)
         cited = sorted({int(n) for n in _CITATION.findall(text) if 1 <= int(n) <= len(passages)})
         return Answer(text, cited)
 

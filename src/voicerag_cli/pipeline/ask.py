@@ -314,7 +314,7 @@ class AskPipeline:
         watch = self.stopwatch()
         synthesizer = self.registry.tts()
         with watch.stage("tts"):
-            path = synthesizer.synthesize(spoken_form(result.answer.text), out_path)
+            path = synthesizer.synthesize(spoken_form(result.answer.spoken or result.answer.text), out_path)
         result.timings_ms.update(watch.ms)
         result.answer_audio = str(path)
         result.models["tts"] = self.registry.backend_name("tts")
