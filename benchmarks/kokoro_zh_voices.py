@@ -7,7 +7,9 @@ Sentences: the first two 8-60 character sentences of the first RGB-zh positive p
 zh_speech.py). CER is pooled (total edits / total reference characters, jiwer over the list) on
 `eval.metrics.normalize_cer` text: NFKC, punctuation and spaces removed, Arabic numerals written
 as Chinese numerals on both sides (Kokoro reads "2019" as 二零一九; Whisper writes it back as
-digits), the usual Mandarin CER normalisation. Each configuration is "voice@speed"."""
+digits), the usual Mandarin CER normalisation. Each configuration is "voice@speed", optionally
+followed by "/cN" (cut sentences longer than N characters at clause punctuation, the synthesizer's
+`clause_chars`) and "/nolatin" (Latin words left to misaki, which drops most letters)."""
 
 from __future__ import annotations
 
@@ -51,7 +53,10 @@ def main() -> None:
     refs = [normalize_cer(t) for t in texts]
     results = []
     for entry in args.grid:
-        voice, _, speed = entry.partition("@")
+        spec, *flags = entry.split("/")
+        voice, _, speed = spec.partition("@")
+        kokoro.clause_chars = next((int(f[1:]) for f in flags if f.startswith("c")), 0)
+        kokoro.read_latin = "nolatin" not in flags
         hyps, render_s, audio_s = [], 0.0, 0.0
         for text in texts:
             started = time.perf_counter()
