@@ -26,6 +26,7 @@ from zh_speech import rows, zh_answers  # the answers zh_speech.py renders (benc
 from voicerag_cli.audio.io import resample
 from voicerag_cli.config import load_settings
 from voicerag_cli.eval.metrics import normalize_cer
+from voicerag_cli.models.kokoro import GAP_S, SAMPLE_RATE
 from voicerag_cli.registry import Registry
 
 DEFAULT_GRID = [
@@ -57,18 +58,24 @@ def main() -> None:
         voice, _, speed = spec.partition("@")
         kokoro.clause_chars = next((int(f[1:]) for f in flags if f.startswith("c")), 0)
         kokoro.read_latin = "nolatin" not in flags
-        hyps, render_s, audio_s = [], 0.0, 0.0
+        hyps, render_s, audio_s, firsts = [], 0.0, 0.0, []
         for text in texts:
             started = time.perf_counter()
-            pieces = list(kokoro.stream(text, voice, float(speed or 1.0)))
+            pieces = []
+            for piece in kokoro.stream(text, voice, float(speed or 1.0)):
+                pieces.append(piece)
+                if len(pieces) == 1:  # what a sentence-streaming player waits for
+                    firsts.append(time.perf_counter() - started)
             render_s += time.perf_counter() - started
-            samples = np.concatenate([*pieces, np.zeros(2400, dtype=np.float32)])
-            audio_s += samples.size / 24_000
+            gap = np.zeros(int(GAP_S * SAMPLE_RATE), dtype=np.float32)
+            samples = np.concatenate([x for piece in pieces for x in (piece, gap)])  # as synthesize() writes
+            audio_s += sum(piece.size for piece in pieces) / SAMPLE_RATE  # speech only, gaps aside
             hyps.append(normalize_cer(asr.transcribe(resample(samples, 24_000, 16_000), 16_000).text))
         row = {
             "config": entry,
             "cer": round(float(jiwer.cer(refs, [h or " " for h in hyps])), 4),
             "rtf": round(render_s / audio_s, 3),
+            "ttfa_s_median": round(float(np.median(firsts)), 2),
             "example": [refs[0], hyps[0]],
         }
         results.append(row)

