@@ -80,9 +80,9 @@ def main() -> None:
         }
         results.append(row)
         print(json.dumps(row, ensure_ascii=False), flush=True)
-    if args.json:
-        payload = {"sentences": len(texts), "skip": args.skip, "beam_size": asr.beam_size, "results": results}
-        args.json.write_text(json.dumps(payload, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        if args.json:  # after every row: a long sweep stopped midway keeps what it measured
+            payload = {"sentences": len(texts), "skip": args.skip, "beam_size": asr.beam_size, "results": results}
+            args.json.write_text(json.dumps(payload, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
