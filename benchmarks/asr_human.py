@@ -76,7 +76,7 @@ def run(backend: str, corpus: str, language: str, prompt: str, limit: int) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--aishell", type=int, default=200, help="AISHELL utterances (200 = all)")
-    parser.add_argument("--librispeech", type=int, default=100, help="LibriSpeech utterances (of 475)")
+    parser.add_argument("--librispeech", type=int, default=100, help="LibriSpeech utterances (of 475; 0 skips)")
     parser.add_argument("--raw", action="store_true", help="add whisper-base on AISHELL without prompt and t2s")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--corpus", choices=["aishell", "librispeech"], help="only this corpus' rows")
@@ -91,7 +91,7 @@ def main() -> None:
     limits = {"aishell": args.aishell, "librispeech": args.librispeech}
     results = []
     for backend, corpus, language, prompt in plan:
-        if args.corpus and corpus != args.corpus:
+        if (args.corpus and corpus != args.corpus) or limits[corpus] <= 0:
             continue
         row = run(backend, corpus, language, prompt, limits[corpus])
         row["prompt"] = bool(prompt)
