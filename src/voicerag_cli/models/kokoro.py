@@ -226,4 +226,4 @@ def create(settings: Settings, registry: Any) -> KokoroSynthesizer:
     return KokoroSynthesizer(folder / KOKORO.target, vocab, voices, voice, settings.tts.rate / 170.0)
 
 
-DEFAULT_VOICE = "jf_alpha"
+DEFAULT_VOICE = "jm_kumo"  # lowest Whisper CER on Chinese answers, sweep and held out (README)
