@@ -1,11 +1,14 @@
 """ASR error and speed on real human speech, per bundled recognizer: CER on AISHELL (Mandarin),
 WER on LibriSpeech (English), and seconds of compute per second of audio, in one process.
 
-    PYTHONPATH=src python3 benchmarks/asr_human.py --limit 50 --json benchmarks/results/asr_human.json
+    PYTHONPATH=src python3 benchmarks/asr_human.py --aishell 200 --librispeech 100 --json benchmarks/results/asr_human.json
 
-Error rates are pooled (total edits / total reference length, jiwer over the list) on the eval's
-normalized text (`eval.metrics.normalize_answer`). whisper-base is the zh profile's recognizer
-(language zh + Simplified prompt on AISHELL, language en on LibriSpeech)."""
+Error rates are pooled (total edits / total reference length, jiwer over the list). WER is on the
+eval's normalized text (`eval.metrics.normalize_answer`); CER on `eval.metrics.normalize_cer`
+(NFKC, punctuation and spaces dropped, Arabic numerals as Chinese numerals: AISHELL writes 三十二
+where Whisper writes 32). whisper-base is the zh profile's recognizer (language zh + Simplified
+prompt + OpenCC t2s on AISHELL, language en on LibriSpeech); `--raw` adds whisper-base on AISHELL
+without prompt and t2s (Whisper's own output, partly Traditional)."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import jiwer
 
 from voicerag_cli.audio.io import read_audio
 from voicerag_cli.config import ZH_SIMPLIFIED_PROMPT, load_settings
-from voicerag_cli.eval.metrics import normalize_answer
+from voicerag_cli.eval.metrics import normalize_answer, normalize_cer
 from voicerag_cli.registry import Registry
 
 SPEECH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech"
@@ -33,15 +36,6 @@ def utterances(corpus: str, limit: int) -> list[tuple[Path, str]]:
     # Every k-th row so the sample spans all speakers, not the first one only.
     step = max(1, len(rows) // limit)
     return [(folder / row["file"], row["transcript"]) for row in rows[::step][:limit]]
-
-
-def _numerals(text: str) -> str:
-    import cn2an
-
-    try:
-        return cn2an.transform(text.replace(" ", ""), "an2cn")
-    except (ValueError, KeyError):  # cn2an gives up on some mixed strings; keep them as they are
-        return text.replace(" ", "")
 
 
 def recognizer(backend: str, language: str, prompt: str):  # type: ignore[no-untyped-def]
@@ -64,16 +58,10 @@ def run(backend: str, corpus: str, language: str, prompt: str, limit: int) -> di
         text = asr.transcribe(audio.samples, audio.sample_rate).text
         compute_s += time.perf_counter() - started
         audio_s += len(audio.samples) / audio.sample_rate
-        refs.append(normalize_answer(reference))
-        hyps.append(normalize_answer(text) or " ")
-    if language == "zh":
-        refs_zh = [r.replace(" ", "") for r in refs]
-        error = {"cer": jiwer.cer(refs_zh, [h.replace(" ", "") or " " for h in hyps])}
-        # AISHELL's references write numbers in characters (三十二); Whisper writes digits (32).
-        # Scored again with the hypothesis' numbers in characters (cn2an, comes with misaki[zh]).
-        error["cer_numerals_as_characters"] = jiwer.cer(refs_zh, [_numerals(h) or " " for h in hyps])
-    else:
-        error = {"wer": jiwer.wer(refs, hyps)}
+        normalize = normalize_cer if language == "zh" else normalize_answer
+        refs.append(normalize(reference))
+        hyps.append(normalize(text) or " ")
+    error = {"cer": jiwer.cer(refs, hyps)} if language == "zh" else {"wer": jiwer.wer(refs, hyps)}
     return {
         "asr": backend,
         "corpus": corpus,
@@ -87,21 +75,25 @@ def run(backend: str, corpus: str, language: str, prompt: str, limit: int) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, default=50)
+    parser.add_argument("--aishell", type=int, default=200, help="AISHELL utterances (200 = all)")
+    parser.add_argument("--librispeech", type=int, default=100, help="LibriSpeech utterances (of 475; 0 skips)")
+    parser.add_argument("--raw", action="store_true", help="add whisper-base on AISHELL without prompt and t2s")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--corpus", choices=["aishell", "librispeech"], help="only this corpus' rows")
     args = parser.parse_args()
     plan = [
         ("whisper-base", "aishell", "zh", ZH_SIMPLIFIED_PROMPT),
-        ("whisper-base", "aishell", "zh", ""),  # no prompt: shows the Traditional-output problem
         ("whisper-tiny-en", "librispeech", "en", ""),
         ("whisper-base", "librispeech", "en", ""),
     ]
+    if args.raw:  # no prompt: shows the Traditional-output problem
+        plan.insert(1, ("whisper-base", "aishell", "zh", ""))
+    limits = {"aishell": args.aishell, "librispeech": args.librispeech}
     results = []
     for backend, corpus, language, prompt in plan:
-        if args.corpus and corpus != args.corpus:
+        if (args.corpus and corpus != args.corpus) or limits[corpus] <= 0:
             continue
-        row = run(backend, corpus, language, prompt, args.limit)
+        row = run(backend, corpus, language, prompt, limits[corpus])
         row["prompt"] = bool(prompt)
         print(json.dumps(row, ensure_ascii=False), flush=True)
         results.append(row)

@@ -7,7 +7,9 @@ Sentences: the first two 8-60 character sentences of the first RGB-zh positive p
 zh_speech.py). CER is pooled (total edits / total reference characters, jiwer over the list) on
 `eval.metrics.normalize_cer` text: NFKC, punctuation and spaces removed, Arabic numerals written
 as Chinese numerals on both sides (Kokoro reads "2019" as 二零一九; Whisper writes it back as
-digits), the usual Mandarin CER normalisation. Each configuration is "voice@speed"."""
+digits), the usual Mandarin CER normalisation. Each configuration is "voice@speed", optionally
+followed by "/cN" (cut sentences longer than N characters at clause punctuation, the synthesizer's
+`clause_chars`) and "/nolatin" (Latin words left to misaki, which drops most letters)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from zh_speech import rows, zh_answers  # the answers zh_speech.py renders (benc
 from voicerag_cli.audio.io import resample
 from voicerag_cli.config import load_settings
 from voicerag_cli.eval.metrics import normalize_cer
+from voicerag_cli.models.kokoro import GAP_S, SAMPLE_RATE
 from voicerag_cli.registry import Registry
 
 DEFAULT_GRID = [
@@ -51,26 +54,35 @@ def main() -> None:
     refs = [normalize_cer(t) for t in texts]
     results = []
     for entry in args.grid:
-        voice, _, speed = entry.partition("@")
-        hyps, render_s, audio_s = [], 0.0, 0.0
+        spec, *flags = entry.split("/")
+        voice, _, speed = spec.partition("@")
+        kokoro.clause_chars = next((int(f[1:]) for f in flags if f.startswith("c")), 0)
+        kokoro.read_latin = "nolatin" not in flags
+        hyps, render_s, audio_s, firsts = [], 0.0, 0.0, []
         for text in texts:
             started = time.perf_counter()
-            pieces = list(kokoro.stream(text, voice, float(speed or 1.0)))
+            pieces = []
+            for piece in kokoro.stream(text, voice, float(speed or 1.0)):
+                pieces.append(piece)
+                if len(pieces) == 1:  # what a sentence-streaming player waits for
+                    firsts.append(time.perf_counter() - started)
             render_s += time.perf_counter() - started
-            samples = np.concatenate([*pieces, np.zeros(2400, dtype=np.float32)])
-            audio_s += samples.size / 24_000
+            gap = np.zeros(int(GAP_S * SAMPLE_RATE), dtype=np.float32)
+            samples = np.concatenate([x for piece in pieces for x in (piece, gap)])  # as synthesize() writes
+            audio_s += sum(piece.size for piece in pieces) / SAMPLE_RATE  # speech only, gaps aside
             hyps.append(normalize_cer(asr.transcribe(resample(samples, 24_000, 16_000), 16_000).text))
         row = {
             "config": entry,
             "cer": round(float(jiwer.cer(refs, [h or " " for h in hyps])), 4),
             "rtf": round(render_s / audio_s, 3),
+            "ttfa_s_median": round(float(np.median(firsts)), 2),
             "example": [refs[0], hyps[0]],
         }
         results.append(row)
         print(json.dumps(row, ensure_ascii=False), flush=True)
-    if args.json:
-        payload = {"sentences": len(texts), "skip": args.skip, "beam_size": asr.beam_size, "results": results}
-        args.json.write_text(json.dumps(payload, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        if args.json:  # after every row: a long sweep stopped midway keeps what it measured
+            payload = {"sentences": len(texts), "skip": args.skip, "beam_size": asr.beam_size, "results": results}
+            args.json.write_text(json.dumps(payload, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,29 @@ def test_rgb_english_and_chinese_files() -> None:
     assert all(item.language == "zh" and item.gold_ids for item in zh)
 
 
+@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is not present beside the repo")
+def test_cmrc2018_questions_point_at_their_own_paragraph() -> None:
+    path = SHARED / "cmrc2018" / "cmrc2018_dev.json"
+    every = load_dataset("cmrc2018", path)
+    assert len(every) == 3219  # the dev set's question count (its README)
+    assert len({p.pid for item in every for p in item.passages}) == 848
+    first = load_dataset("cmrc2018", path, limit=60)
+    # first questions of distinct paragraphs come first, so a small limit spans 60 paragraphs
+    assert len({item.passages[0].pid for item in first}) == 60
+    item = first[0]
+    assert item.question == "《战国无双3》是由哪两个公司合作开发的？" and item.answers == [["光荣和ω-force"]]
+    assert item.gold_ids == {item.passages[0].pid} and item.language == "zh"
+    # gold answers are spans of the paragraph (one of the 60 has a trailing 。 that its text lacks)
+    assert all(any(alt in it.passages[0].text for alt in part) for it in first for part in it.answers)
+
+
+def test_cmrc2018_wrong_shape_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "cmrc.json"
+    bad.write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(InputError, match="CMRC 2018"):
+        load_dataset("cmrc2018", bad)
+
+
 def test_custom_jsonl_marks_gold_and_audio(tmp_path: Path) -> None:
     path = tmp_path / "custom.jsonl"
     rows = [

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from voicerag_cli.errors import InputError
-from voicerag_cli.models.kokoro import SAMPLE_RATE, load_voices, parse_blend
+from voicerag_cli.models.kokoro import SAMPLE_RATE, clauses, load_voices, parse_blend
 
 
 def test_blends_are_normalized_weighted_sums_and_bad_names_are_clear() -> None:
@@ -23,6 +23,21 @@ def test_blends_are_normalized_weighted_sums_and_bad_names_are_clear() -> None:
         parse_blend("af_heart", voices)
     with pytest.raises(InputError, match="positive"):
         parse_blend("jf_alpha:0", voices)
+
+
+def test_long_sentences_are_cut_at_clause_punctuation_only() -> None:
+    sentence = "当时大批民众聚集在寺庙门口，大门打开后人群立刻涌入，一名女子直接摔倒在地，随后其他人也跟着摔倒。"
+    pieces = clauses(sentence, 16)
+    assert "".join(pieces) == sentence  # nothing lost or reordered
+    assert pieces == [
+        "当时大批民众聚集在寺庙门口，",
+        "大门打开后人群立刻涌入，",
+        "一名女子直接摔倒在地，",
+        "随后其他人也跟着摔倒。",
+    ]
+    assert clauses(sentence, 40) == [sentence[:37], sentence[37:]]  # clauses packed up to the limit
+    assert clauses(sentence, 0) == [sentence] == clauses(sentence, 200)
+    assert clauses("没有逗号的一个很长很长很长的句子。", 5) == ["没有逗号的一个很长很长很长的句子。"]
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +78,19 @@ def test_chinese_answer_is_intelligible_to_whisper_base(kokoro, tmp_path: Path) 
     settings = load_settings(None, overrides={"paths.cache_dir": str(tmp_path / "c")}, profile="zh")
     heard = Registry(settings).asr().transcribe(clip.samples, clip.sample_rate).text
     assert transcript_error(heard, text)["cer"] <= 0.4, heard
+
+
+def test_latin_words_in_chinese_are_spoken_not_dropped(kokoro) -> None:  # type: ignore[no-untyped-def]
+    vocab = kokoro.vocab
+    text = "RCEP具体包括哪些国家？"
+    with_latin = kokoro.phonemes(text)
+    kokoro.read_latin = False
+    try:
+        without = kokoro.phonemes(text)
+    finally:
+        kokoro.read_latin = True
+    # misaki alone keeps the letters, which Kokoro's vocabulary lacks: they would be silent
+    assert "RCEP" in without and not {"R", "C", "E", "P"} <= set(vocab)
+    assert "RCEP" not in with_latin and with_latin.endswith(without.removeprefix("RCEP"))
+    spoken = with_latin.removesuffix(without.removeprefix("RCEP"))
+    assert sum(c in vocab for c in spoken) >= 8  # espeak's IPA for four letter names

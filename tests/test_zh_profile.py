@@ -23,6 +23,16 @@ DOCS = {
 }
 
 
+def test_a_leaked_initial_prompt_is_cut_from_the_transcript() -> None:
+    from voicerag_cli.config import ZH_SIMPLIFIED_PROMPT
+    from voicerag_cli.models.whisper_ct2 import drop_prompt
+
+    assert drop_prompt("朝佑展示的手指, 以下是普通话的句子。", ZH_SIMPLIFIED_PROMPT) == "朝佑展示的手指"
+    assert drop_prompt("以下是普通话的句子，使用简体中文。", ZH_SIMPLIFIED_PROMPT) == ""
+    assert drop_prompt("具体包括那些国家。", ZH_SIMPLIFIED_PROMPT) == "具体包括那些国家。"  # untouched
+    assert drop_prompt("hello there.", None) == "hello there."
+
+
 def test_lang_codes_pick_the_profile_and_keep_sonar_codes() -> None:
     assert resolve("zh", None) == ("zh", {"sonar.lang": "cmn"})
     assert resolve("en", None) == (None, {"sonar.lang": "eng"})

@@ -19,7 +19,7 @@ def _csv(value: str) -> list[str]:
 
 
 def eval_command(
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="rgb-en, rgb-zh, hotpot or jsonl.")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="rgb-en, rgb-zh, hotpot, cmrc2018 or jsonl.")],
     data: Annotated[Path, typer.Option("--data", help="The dataset file.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder: results.jsonl, summary.json, plot.png.")],
     limit: Annotated[int | None, typer.Option("--limit", "-n", help="Evaluate the first N questions.")] = None,
@@ -33,7 +33,12 @@ def eval_command(
     rounds: Annotated[int, typer.Option("--rounds", help="2 adds the seed's second retrieval round.")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed for voice/rate assignment.")] = 0,
     voices: Annotated[
-        str | None, typer.Option("--voices", help="TTS voices for synthesized questions (default per language).")
+        str | None,
+        typer.Option(
+            "--voices",
+            help="Voices for synthesized questions: espeak-ng names (en-us) and/or Kokoro styles or blends "
+            "(jm_kumo, jf_alpha:0.5+jm_kumo:0.5); default en-us,en-gb for English, jm_kumo,jf_gongitsune for Chinese.",
+        ),
     ] = None,
     rates: Annotated[str, typer.Option("--rates", help="TTS rates in words/minute.")] = "150,175",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Discard results already in --out.")] = False,
@@ -86,11 +91,7 @@ def eval_command(
         },
     )
     done = prepare_out_dir(out_dir, config, overwrite)
-    needs_audio = bool({"asr", "e2e"} & set(mode_list))
-    question_audio = QuestionAudio(
-        registry.tts() if needs_audio else None,  # type: ignore[arg-type]
-        cache_dir(settings.paths.cache_dir) / "eval-questions",
-    )
+    question_audio = QuestionAudio(registry, cache_dir(settings.paths.cache_dir) / "eval-questions")
     evaluator = Evaluator(
         registry,
         config,

@@ -1,4 +1,5 @@
-"""Benchmark loaders: RGB (JSONL), HotpotQA (official distractor JSON), custom JSONL.
+"""Benchmark loaders: RGB (JSONL), HotpotQA (official distractor JSON), CMRC 2018 (SQuAD-style
+JSON), custom JSONL.
 
 Every loader returns `EvalItem`s with the same shape, so the runner never looks at formats:
 candidate passages with stable ids, which of them are gold, the gold evidence text, and gold
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from voicerag_cli.errors import InputError
 
-DATASETS = ("rgb-en", "rgb-zh", "hotpot", "jsonl")
+DATASETS = ("rgb-en", "rgb-zh", "hotpot", "cmrc2018", "jsonl")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ def load_dataset(kind: str, path: Path, limit: int | None = None) -> list[EvalIt
         items = load_rgb(path, "en" if kind == "rgb-en" else "zh", limit)
     elif kind == "hotpot":
         items = load_hotpot(path, limit)
+    elif kind == "cmrc2018":
+        items = load_cmrc(path, limit)
     else:
         items = load_jsonl(path, limit)
     if not items:
@@ -163,6 +166,40 @@ def load_hotpot(path: Path, limit: int | None) -> list[EvalItem]:
             )
         )
     return items
+
+
+def load_cmrc(path: Path, limit: int | None) -> list[EvalItem]:
+    """CMRC 2018 (SQuAD format): each question's one candidate is its own paragraph, so the task
+    is meaningful with `--corpus pooled` (every loaded question's paragraph in one index). The
+    first question of each paragraph comes first, so a small limit spans many paragraphs."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise InputError(f"{path}: expected the CMRC 2018 / SQuAD format ({{'data': [...]}})")
+    rounds: list[list[EvalItem]] = []
+    for article in data["data"]:
+        for paragraph in article.get("paragraphs", []):
+            where = f"{path} paragraph {paragraph.get('id', '?')}"
+            context = str(_require(paragraph, "context", where))
+            passage = EvalPassage(str(paragraph.get("id", len(rounds))), context, str(article.get("title", "")))
+            for turn, qa in enumerate(paragraph.get("qas", [])):
+                answers = sorted({str(a["text"]) for a in qa.get("answers", []) if a.get("text")})
+                item = EvalItem(
+                    qid=str(qa.get("id", f"{passage.pid}:{turn}")),
+                    question=str(_require(qa, "question", where)),
+                    answers=[answers] if answers else [],
+                    passages=[passage],
+                    gold_ids={passage.pid},
+                    gold_evidence=[context],
+                    language="zh",
+                )
+                if turn == len(rounds):
+                    rounds.append([])
+                rounds[turn].append(item)
+    items = [item for batch in rounds for item in batch]
+    return items[:limit] if limit is not None else items
 
 
 def load_jsonl(path: Path, limit: int | None) -> list[EvalItem]:

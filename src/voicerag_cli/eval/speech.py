@@ -1,21 +1,36 @@
 """Spoken questions for evaluation: the dataset's own audio when it has some, otherwise
-speech synthesized with the TTS backend and cached by (text, voice, rate, pitch)."""
+speech synthesized by espeak-ng or Kokoro and cached by (text, voice, rate, pitch).
+
+A voice names its engine by its form: Kokoro styles are `xx_name` (jm_kumo) or blends of them
+(jf_alpha:0.5+jm_kumo:0.5); anything else is an espeak-ng voice (en-us, en-gb). So one run can mix
+both engines, and each question's row records which one spoke it."""
 
 from __future__ import annotations
 
 import hashlib
 import random
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from voicerag_cli.eval.datasets import EvalItem
     from voicerag_cli.models.base import SpeechSynthesizer
+    from voicerag_cli.registry import Registry
 
-DEFAULT_VOICES = {"en": ["en-us", "en-gb"], "zh": ["cmn"]}
+# Debian's espeak-ng cannot read Chinese characters, so Chinese questions are spoken by Kokoro's two
+# most intelligible styles for Chinese (benchmarks/kokoro_zh_voices.py: Whisper CER on its answers).
+DEFAULT_VOICES = {"en": ["en-us", "en-gb"], "zh": ["jm_kumo", "jf_gongitsune"]}
 DEFAULT_RATES = [150, 175]
 DEFAULT_PITCH = 50
+_KOKORO_TERM = re.compile(r"[a-z]{2}_[a-z]+(:[0-9.]+)?")
+
+
+def engine_of(voice: str) -> str:
+    """ "kokoro" for a Kokoro style or blend, "espeak" for any other voice name."""
+    terms = voice.split("+")
+    return "kokoro" if all(_KOKORO_TERM.fullmatch(term.strip()) for term in terms) else "espeak"
 
 
 @dataclass(frozen=True)
@@ -24,8 +39,12 @@ class Voice:
     rate: int
     pitch: int = DEFAULT_PITCH
 
+    @property
+    def engine(self) -> str:
+        return engine_of(self.name)
+
     def to_json(self) -> dict[str, object]:
-        return asdict(self)
+        return {**asdict(self), "engine": self.engine}
 
 
 def voice_plan(qids: list[str], voices: list[str], rates: list[int], seed: int) -> dict[str, Voice]:
@@ -37,9 +56,24 @@ def voice_plan(qids: list[str], voices: list[str], rates: list[int], seed: int) 
 
 
 class QuestionAudio:
-    def __init__(self, tts: SpeechSynthesizer, cache_dir: Path) -> None:
-        self.tts = tts
+    """Renders a question with its voice's engine; engines load on first use, so a run whose
+    questions all carry audio (or that has no spoken mode) loads none."""
+
+    def __init__(self, registry: Registry, cache_dir: Path) -> None:
+        self.registry = registry
         self.cache_dir = cache_dir
+        self._engines: dict[str, SpeechSynthesizer] = {}
+
+    def synthesizer(self, engine: str) -> SpeechSynthesizer:
+        if engine not in self._engines:
+            if self.registry.backend_name("tts") == engine:
+                self._engines[engine] = self.registry.tts()
+            else:  # the other engine than the configured one: built from the same settings
+                from voicerag_cli.backends import find_spec, load
+
+                factory: Any = load(find_spec("tts", engine).factory)
+                self._engines[engine] = factory(self.registry.settings, self.registry)
+        return self._engines[engine]
 
     def path_for(self, item: EvalItem, voice: Voice) -> Path:
         if item.audio is not None:
@@ -47,5 +81,6 @@ class QuestionAudio:
         key = hashlib.sha1(f"{item.question}\0{voice.name}\0{voice.rate}\0{voice.pitch}".encode()).hexdigest()
         path = self.cache_dir / key[:2] / f"{key}.wav"
         if not path.exists():  # synthesize() writes atomically, so a cached file is complete
-            self.tts.synthesize(item.question, path, voice=voice.name, rate=voice.rate, pitch=voice.pitch)
+            tts = self.synthesizer(voice.engine)
+            tts.synthesize(item.question, path, voice=voice.name, rate=voice.rate, pitch=voice.pitch)
         return path

