@@ -98,7 +98,6 @@ def eval_command(
         Corpora(registry, items, corpus, settings.index.hnsw_m, settings.index.hnsw_ef_construction),
         question_audio,
         voice_plan([item.qid for item in items], voice_list, rate_list, seed),
-        settings.index.hnsw_ef_search,
     )
     active = evaluator.check_modes()
     for mode, reason in evaluator.skipped.items():

@@ -143,14 +143,12 @@ class Evaluator:
         corpora: Corpora,
         question_audio: QuestionAudio,
         voices: dict[str, Voice],
-        ef_search: int,
     ) -> None:
         self.registry = registry
         self.config = config
         self.corpora = corpora
         self.question_audio = question_audio
         self.voices = voices
-        self.ef_search = ef_search
         self.skipped: dict[str, str] = {}
         self.ks = sorted({1, 3, 5, 10, config.k} | {config.depth})
 
