@@ -1,16 +1,20 @@
-"""Train the speech bridge where the GPU is: render, featurize and distil in a few processes.
+"""Train the speech embedder's head where the GPU is: render, featurize and distil.
 
 Everything the GPU machine needs fits in one small folder (`pack`, run here): the espeak-ng
 library and its English data, the Whisper tiny.en encoder weights read from the bundled
 CTranslate2 model, all-MiniLM-L6-v2 (word embeddings int8 per row, the rest float16) and
 training text from ../shared/data/text. There (`render`), 15 processes speak the texts with
 espeak-ng's C library while the GPU augments the audio, computes log-mels, runs the encoder and
-keeps pooled states in memory; `train` distils the bridge onto the teacher's vectors and
-scores held-out sentences spoken by held-out voices. Commands: the model card's "Reproduce".
+saves pooled states (one raw array, memory-mapped by every run); `train` distils a student onto
+the teacher's vectors, the plain head (`--arch head`, the shipped one) or the bridge into
+MiniLM's BERT (`--arch bridge`), and scores held-out texts spoken by held-out voices.
+scripts/gpu_sweep.sh runs several `train`s side by side on one rendering; the model card's
+"GPU-scale training" has the commands that made the shipped head.
 
-    python -m voicerag_cli.training.gpu_train pack --out .carry --questions 180000 --sentences 120000
+    python -m voicerag_cli.training.gpu_train pack --out .carry --questions 140000 --sentences 75000 --espeak-wheel W
     python -m voicerag_cli.training.gpu_train render --carry .carry --work /tmp/vr --clips 150000
-    python -m voicerag_cli.training.gpu_train train --work /tmp/vr --out OUT/head.safetensors --minutes 4
+    python -m voicerag_cli.training.gpu_train train --carry .carry --work /tmp/vr --arch head \\
+        --d 384 --layers 3 --heads 6 --ff 1536 --out OUT/head.safetensors --minutes 3.5
 """
 
 from __future__ import annotations
