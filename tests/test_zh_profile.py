@@ -41,6 +41,13 @@ def test_lang_codes_pick_the_profile_and_keep_sonar_codes() -> None:
     assert resolve(None, "sonar") == ("sonar", {})
 
 
+def test_an_unknown_lang_code_is_a_one_line_config_error() -> None:
+    # `--lang fr` used to be accepted and ignored (it only set sonar.lang)
+    for code in ("fr", "xx"):
+        assert_error(run_cli("ask", "--text", "who built the running machine?", "--lang", code), 6, repr(code))
+    assert resolve("fra_Latn", None) == (None, {"sonar.lang": "fra_Latn"})  # SONAR's own codes still pass
+
+
 def test_a_part_with_a_wrong_checksum_names_its_package(tmp_path: Path) -> None:
     real = WHISPER_BASE.parts[1]
     broken = SplitModel("broken", "model.bin", (Part(real.package, real.module, "data/config.json", "0" * 64, 2309),))

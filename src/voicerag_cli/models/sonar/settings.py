@@ -28,5 +28,11 @@ class SonarConfig:
 
 def lang_code(code: str) -> str:
     """`sonar.lang` for `--lang CODE` (the backend table's lang hook): en/zh in SONAR's
-    spelling; any other code (eng, cmn, an NLLB code) is SONAR's already."""
-    return PROFILE_CODES.get(code.strip().lower(), code)
+    spelling; any other code must be SONAR's (eng, cmn, an NLLB code such as fra_Latn), so a
+    typo such as `--lang fr` is a one-line error instead of an ignored setting."""
+    if code.strip().lower() in PROFILE_CODES:
+        return PROFILE_CODES[code.strip().lower()]
+    from voicerag_cli.models.sonar.languages import text_lang
+
+    text_lang(code)  # raises ConfigError naming the accepted codes
+    return code
