@@ -14,7 +14,7 @@ from voicerag_cli.errors import IndexError_
 # language -> built-in profile (None: the default models)
 PROFILE_LANGS: dict[str, str | None] = {"en": None, "zh": "zh"}
 LANG_HELP = (
-    "Language: en or zh picks the offline profile (zh: Whisper base + multilingual-e5, needs voicerag[zh]); "
+    "Language: en or zh picks the offline profile (zh: Whisper base + multilingual-e5, needs voicerag\\[zh]); "
     "eng, cmn, ... or an NLLB code sets the SONAR language (sonar.lang)."
 )
 

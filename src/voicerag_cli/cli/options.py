@@ -6,6 +6,6 @@ from typing import Annotated
 
 import typer
 
-PROFILE_HELP = "Config profile: a named set of keys, built in (sonar) or [profiles.NAME] in the config file."
+PROFILE_HELP = "Config profile: a named set of keys, built in (sonar, zh) or \\[profiles.NAME] in the config file."
 
 Profile = Annotated[str | None, typer.Option("--profile", help=PROFILE_HELP, show_default=False)]
