@@ -9,12 +9,17 @@ carry=$1 work=$2 out=$3 clips=$4 minutes=$5
 shift 5
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 train=(python3 -m voicerag_cli.training.gpu_train)
-"${train[@]}" render --carry "$carry" --work "$work" --clips "$clips" --dev 2000 \
-  --workers "$(($(nproc) - 1))" 2>&1 | grep --line-buffered -v "dict file" > "$out/render.log"
-tail -1 "$out/render.log"
+if [ ! -f "$work/features_meta.pt" ]; then  # features already there (a re-run, a local check): reuse
+  "${train[@]}" render --carry "$carry" --work "$work" --clips "$clips" --dev 2000 \
+    --workers "$(($(nproc) - 1))" 2>&1 | grep --line-buffered -v "dict file" > "$out/render.log"
+  tail -1 "$out/render.log"
+fi
 pids=()
+names=()
 for spec in "$@"; do
   name=${spec%%:*}
+  names+=("$name")
+  rm -rf "${work:?}/runs/$name"
   # shellcheck disable=SC2206  # the options are words on purpose
   options=(${spec#*:})
   "${train[@]}" train --carry "$carry" --work "$work" --minutes "$minutes" \
@@ -23,10 +28,12 @@ for spec in "$@"; do
 done
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
-best=$(python3 - "$work/runs" <<'PY'
+# the best of this invocation's runs (not of earlier ones left in WORK/runs)
+best=$(python3 - "$work/runs" "${names[@]}" <<'PY'
 import json, sys
 from pathlib import Path
-runs = [(json.loads(p.read_text())["dev"]["r5"], p.parent.name) for p in Path(sys.argv[1]).glob("*/head.json")]
+found = [Path(sys.argv[1], name, "head.json") for name in sys.argv[2:]]
+runs = [(json.loads(p.read_text())["dev"]["r5"], p.parent.name) for p in found if p.exists()]
 print(max(runs)[1] if runs else "")
 PY
 )
