@@ -214,6 +214,7 @@ def test_cli_text_mode_follow_up(tmp_path: Path) -> None:
     assert "1817" in second["answer"]
 
 
+@pytest.mark.slow
 def test_cli_chat_honours_ask_rounds(tmp_path: Path) -> None:
     env = cli_env(tmp_path) | {"VOICERAG_ASK__ROUNDS": "2"}
     result = subprocess.run(

@@ -83,6 +83,7 @@ def test_rgb_chinese_slice(tmp_path: Path) -> None:
     assert summary["config"]["voices"] == ["jm_kumo", "jf_gongitsune"]
 
 
+@pytest.mark.slow
 def test_hotpot_fixture_pooled_two_rounds(tmp_path: Path) -> None:
     summary = run_eval(
         tmp_path, tmp_path / "hp", "--dataset", "hotpot", "--data", str(write_hotpot(tmp_path)),
@@ -95,6 +96,7 @@ def test_hotpot_fixture_pooled_two_rounds(tmp_path: Path) -> None:
     assert round2["context_size"] >= oracle["context_size"] == 2.0
 
 
+@pytest.mark.slow
 def test_deterministic_given_seed(tmp_path: Path) -> None:
     data = str(write_hotpot(tmp_path))
 

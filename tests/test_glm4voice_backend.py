@@ -223,6 +223,7 @@ def test_missing_folders_are_one_line_model_errors(folders: dict[str, Path], tmp
         create(settings_for(missing), None)
 
 
+@pytest.mark.slow
 def test_cli_ask_with_glm4voice(folders: dict[str, Path], data_dir: Path, question: Path, tmp_path: Path) -> None:
     env = {"VOICERAG_DATA_DIR": str(data_dir), "VOICERAG_CONFIG": os.devnull}
     env |= {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}

@@ -162,6 +162,7 @@ class _TensorDict(dict):
     """A dict subclass: weights_only refuses to build it, a full unpickle does."""
 
 
+@pytest.mark.slow
 def test_fast_and_official_block_schedules_against_whole_utterance_decoding(decoder: SpeechDecoder) -> None:
     """Streaming a 160-token answer with the default schedule (10, 25, 50, ...) and upstream's
     (25, 50, ...): both give the whole answer's length; the first audio comes after 10 rather

@@ -58,6 +58,7 @@ def test_prefill_and_each_step_match_the_transformers_forward(model: GlmForCausa
         assert torch.equal(model(ids).logits[0], reference)
 
 
+@pytest.mark.slow
 def test_compiled_step_gives_the_same_answer(native_dir: Path) -> None:
     """torch.compile of the one-token forward (on CUDA it is then graphed) changes no token."""
     answers = []

@@ -80,6 +80,7 @@ def test_chinese_answer_is_intelligible_to_whisper_base(kokoro, tmp_path: Path) 
     assert transcript_error(heard, text)["cer"] <= 0.4, heard
 
 
+@pytest.mark.slow
 def test_latin_words_in_chinese_are_spoken_not_dropped(kokoro) -> None:  # type: ignore[no-untyped-def]
     vocab = kokoro.vocab
     text = "RCEP具体包括哪些国家？"

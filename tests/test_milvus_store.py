@@ -150,6 +150,7 @@ def test_add_search_replace_delete_and_reopen(
     assert again_hits[0].chunk_id == penguins.chunk_id and again_hits[0].text == penguins.text
 
 
+@pytest.mark.slow
 def test_failed_and_killed_writers_leave_the_published_index(
     docs: Path, lite: tuple[Path, Path], registry: Registry
 ) -> None:
@@ -254,6 +255,7 @@ def _fill(root: Any, chunks: list[Chunk], vectors: np.ndarray) -> None:
         writer.commit()
 
 
+@pytest.mark.slow
 def test_same_top_k_as_the_hnswlib_store(tmp_path: Path, lite: tuple[Path, Path]) -> None:
     """2,000 vectors through both stores' writers and readers: the same chunk ids in the top 5
     (up to ANN misses), the same scores, and both agree with exact search."""

@@ -286,6 +286,7 @@ def test_help_shows_flags_without_a_type(guarded: DemoIndex) -> None:
 # --- what gets read ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_json_field_change_rereads_and_no_text_names_the_fields(isolated_env: Isolated, tmp_path: Path) -> None:
     records = [{"title": "Comets", "body": "A comet's tail always points away from the Sun."}]
     folder = folder_with(tmp_path, {"notes.jsonl": "\n".join(json.dumps(r) for r in records) + "\n"})
