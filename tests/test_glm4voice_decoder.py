@@ -168,17 +168,13 @@ def test_fast_and_official_block_schedules_against_whole_utterance_decoding(deco
     (25, 50, ...): both give the whole answer's length; the first audio comes after 10 rather
     than 25 tokens; and the fast one is no further from whole-utterance decoding than upstream's
     schedule (relative mel and waveform error within 25 % of it)."""
-    from voicerag_cli.models.glm4voice.backend import block_schedule
+    from voicerag_cli.testing.glm4voice import stream_in_blocks
 
     tokens = [int(t) for t in np.random.default_rng(5).integers(0, 64, 160)]
     whole_mel, whole = decoder.decode_mel(tokens), decoder.decode(tokens)
     errors = {}
     for first in (10, 25):
-        schedule, stream, chunks, start = block_schedule(first), decoder.stream(), [], 0
-        while start < len(tokens):
-            size = schedule[min(len(chunks), len(schedule) - 1)]
-            chunks.append(stream.push(tokens[start : start + size], final=start + size >= len(tokens)))
-            start += size
+        chunks, stream = stream_in_blocks(decoder, tokens, first)
         audio = np.concatenate(chunks)
         assert len(audio) == len(whole) and len(chunks[0]) > 0
         assert stream.mel is not None

@@ -172,7 +172,7 @@ def test_streaming_is_closer_to_whole_decoding_than_the_official_streamed_answer
     `token2wav` with its mel overlap fade and 1-frame vocoder cache; the same draws) against its
     whole-utterance decoding, and voicerag's streaming (default first block 10, and upstream's
     schedule) against the same: voicerag's keeps the whole length and stays closer."""
-    from voicerag_cli.models.glm4voice.backend import block_schedule
+    from voicerag_cli.testing.glm4voice import stream_in_blocks
 
     tokens = stream_case["tokens"][0].tolist()
     whole, official = stream_case["whole"], stream_case["streamed"].astype(np.float32)
@@ -182,11 +182,7 @@ def test_streaming_is_closer_to_whole_decoding_than_the_official_streamed_answer
     official_error = float(np.linalg.norm(official - whole[:n]) / np.linalg.norm(whole[:n]))
     assert official_error > 0.01  # its streaming scheme really changes the audio
     for first in (10, 25):
-        schedule, stream, chunks, start = block_schedule(first), decoder.stream(), [], 0
-        while start < len(tokens):
-            size = schedule[min(len(chunks), len(schedule) - 1)]
-            chunks.append(stream.push(tokens[start : start + size], final=start + size >= len(tokens)))
-            start += size
+        chunks, _ = stream_in_blocks(decoder, tokens, first)
         audio = np.concatenate(chunks)
         assert len(audio) == len(whole)
         error = float(np.linalg.norm(audio - whole) / np.linalg.norm(whole))

@@ -378,3 +378,16 @@ def write_speech_decoder(folder: Path, sizes: dict[str, int] | None = None, seed
     torch.save({k: v.contiguous() for k, v in flow.state_dict().items()}, folder / "flow.pt")
     torch.save(unfold_weight_norm(hift.state_dict(), seed + 2), folder / "hift.pt")
     return folder
+
+
+def stream_in_blocks(decoder: Any, tokens: list[int], first_block: int) -> tuple[list[Any], Any]:
+    """Decode `tokens` through `decoder.stream()` in the blocks the backend's schedule
+    (`block_schedule(first_block)`) cuts them into; returns the audio chunks and the stream."""
+    from voicerag_cli.models.glm4voice.backend import block_schedule
+
+    schedule, stream, chunks, start = block_schedule(first_block), decoder.stream(), [], 0
+    while start < len(tokens):
+        size = schedule[min(len(chunks), len(schedule) - 1)]
+        chunks.append(stream.push(tokens[start : start + size], final=start + size >= len(tokens)))
+        start += size
+    return chunks, stream
