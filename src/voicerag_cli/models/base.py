@@ -78,7 +78,9 @@ class Transcript:
 
 @runtime_checkable
 class SpeechRecognizer(Protocol):
-    def transcribe(self, audio: np.ndarray, sample_rate: int) -> Transcript: ...
+    def transcribe(self, audio: np.ndarray, sample_rate: int, prompt: str | None = None) -> Transcript:
+        """`prompt`: decoder context for this clip in place of the configured one."""
+        ...
 
 
 @dataclass

@@ -42,7 +42,7 @@ class FasterWhisperRecognizer:
         self.initial_prompt = initial_prompt or None
         self.to_simplified = _simplifier() if simplified else None
 
-    def transcribe(self, audio: np.ndarray, sample_rate: int) -> Transcript:
+    def transcribe(self, audio: np.ndarray, sample_rate: int, prompt: str | None = None) -> Transcript:
         if sample_rate != WHISPER_RATE:
             raise ValueError(f"Whisper expects {WHISPER_RATE} Hz audio, got {sample_rate}")
         segments, info = self.model.transcribe(
@@ -51,12 +51,12 @@ class FasterWhisperRecognizer:
             beam_size=self.beam_size,
             condition_on_previous_text=False,
             vad_filter=False,
-            initial_prompt=self.initial_prompt,
+            initial_prompt=prompt or self.initial_prompt,
         )
         text = " ".join(segment.text.strip() for segment in segments).strip()
         if self.to_simplified is not None:
             text = self.to_simplified(text)
-        return Transcript(text=drop_prompt(text, self.initial_prompt), language=info.language)
+        return Transcript(text=drop_prompt(text, prompt or self.initial_prompt), language=info.language)
 
 
 def drop_prompt(text: str, prompt: str | None) -> str:

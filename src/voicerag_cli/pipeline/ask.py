@@ -78,6 +78,7 @@ class AskResult:
     audio_seconds: float | None = None
     answer_audio: str | None = None
     first_round: Round | None = None  # set when two-round retrieval ran
+    first_transcript: str | None = None  # set when asr.index_prompt decoded a second time
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -89,6 +90,7 @@ class AskResult:
             "index": self.index,
             "audio_seconds": None if self.audio_seconds is None else round(self.audio_seconds, 3),
             "transcript": self.transcript,
+            "first_transcript": self.first_transcript,
             "question": self.question,
             "answer": self.answer.text,
             "found": self.answer.found,
@@ -145,6 +147,12 @@ def _normalized(vector: np.ndarray) -> np.ndarray:
     return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
 
+def index_prompt(base: str, passages: list[str], passages_used: int = 3, chars_each: int = 60) -> str:
+    """Whisper's prompt for a second decoding: the configured prompt, then the start of the top
+    passages (Whisper keeps only a prompt's last ~220 tokens, so each passage is cut short)."""
+    return base + "".join(text[:chars_each] for text in passages[:passages_used])
+
+
 def merge_rounds(first: list[Passage], second: list[Passage]) -> list[Passage]:
     """Union of two retrievals, first-round order first, without duplicates."""
     seen = {p.chunk_id for p in first}
@@ -174,13 +182,26 @@ class AskPipeline:
         return {role: self.registry.backend_name(role) for role in ["text_embedder", "generator", *extra]}
 
     # --- stages -----------------------------------------------------------------------
-    def transcribe(self, audio: Audio, watch: Stopwatch) -> str:
+    def transcribe(self, audio: Audio, watch: Stopwatch, prompt: str | None = None, stage: str = "asr") -> str:
         recognizer = self.registry.asr()  # loaded outside the stage: timings exclude model loading
-        with watch.stage("asr"):
-            transcript = recognizer.transcribe(audio.samples, audio.sample_rate).text
+        with watch.stage(stage):
+            transcript = recognizer.transcribe(audio.samples, audio.sample_rate, prompt=prompt).text
         if not transcript:
             raise InputError(f"no speech recognized in {audio.source}")
         return transcript
+
+    def transcribed_query(self, audio: Audio, watch: Stopwatch, history: History = ()) -> tuple[Query, str | None]:
+        """The asr path's query, and the first transcript when `asr.index_prompt` decoded again:
+        prompted with the start of the passages the first transcript retrieved, so that names and
+        terms come out spelled as the index spells them (the second transcript's query is used)."""
+        transcript = self.transcribe(audio, watch)
+        query = self.text_query(transcript, watch, history)
+        if not self.registry.settings.asr.index_prompt:
+            return query, None
+        found = self.retrieve(query, watch, stage="search_prompt")
+        prompt = index_prompt(self.registry.settings.asr.initial_prompt, [p.text for p in found])
+        second = self.transcribe(audio, watch, prompt=prompt, stage="asr_round2")
+        return self.text_query(second, watch, history), transcript
 
     def text_query(self, text: str, watch: Stopwatch, history: History = ()) -> Query:
         """`history`: the conversation's earlier (question, answer) turns, oldest first."""
@@ -261,10 +282,10 @@ class AskPipeline:
         watch = self.stopwatch()
         if read_ms is not None:
             watch.ms["read_audio"] = read_ms
+        first_transcript = None
         if rag == "asr":
-            transcript: str | None = self.transcribe(audio, watch)
-            assert transcript is not None
-            query = self.text_query(transcript, watch, history)
+            query, first_transcript = self.transcribed_query(audio, watch, history)
+            transcript: str | None = query.text
         elif rag == "e2e":
             transcript = None
             query = self.speech_query(audio, watch, history)
@@ -273,6 +294,7 @@ class AskPipeline:
         query.audio, query.audio_rate = audio.samples, audio.sample_rate  # for speech-in generators
         result = self._result(query, watch, rag)
         result.transcript = transcript
+        result.first_transcript = first_transcript
         result.input = audio.source
         result.audio_seconds = audio.duration_s
         return result
