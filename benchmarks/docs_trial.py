@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Real-docs trial: click 8.1.7's docs/ folder (pinned PyPI sdist, sha256 checked, cached under
 ~/.cache/voicerag-bench), 12 spoken questions (espeak-ng) from docs_trial.json, asked through the
-real CLI (`voicerag index`, `voicerag ask q.wav --json`, default settings) with --rag asr and e2e.
+real CLI (`voicerag index`, `voicerag ask q.wav --json`, default settings, or `--set` ones) with --rag
+asr and e2e, and `text` (the typed question: the answerer without speech recognition).
 
 Reports per question: answering file in the top 5, useful answer (every key fact present: one of
 its alternatives, case-insensitive), and the answer text, so a human can check.
@@ -63,9 +64,22 @@ def useful(answer: str, key_facts: list[list[str]]) -> bool:
     return all(any(norm(alt) in text for alt in alternatives) for alternatives in key_facts)
 
 
+def settings_toml(assignments: list[str]) -> str:
+    """`section.key=value` pairs (value in TOML syntax) as a config file's text."""
+    sections: dict[str, list[str]] = {}
+    for item in assignments:
+        key, _, value = item.partition("=")
+        section, _, name = key.strip().rpartition(".")
+        sections.setdefault(section, []).append(f"{name} = {value.strip()}")
+    return "".join(f"[{section}]\n" + "\n".join(lines) + "\n" for section, lines in sections.items())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rag", nargs="+", default=["asr", "e2e"])
+    parser.add_argument("--rag", nargs="+", default=["asr", "e2e"], help="asr, e2e, or text (the typed question)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=TOML", help="a setting, e.g. asr.index_prompt=true"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     spec = json.loads((HERE / "docs_trial.json").read_text())
@@ -74,17 +88,22 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="voicerag-trial-") as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
         env.update(VOICERAG_DATA_DIR=f"{tmp}/data", VOICERAG_CONFIG=f"{tmp}/empty.toml", HF_HUB_OFFLINE="1")
-        Path(f"{tmp}/empty.toml").write_text("")  # built-in defaults (a missing file is an error now)
+        # built-in defaults (a missing file is an error now), and the --set settings
+        Path(f"{tmp}/empty.toml").write_text(settings_toml(args.set))
         subprocess.run([*voicerag(), "index", str(docs)], env=env, check=True, capture_output=True)
         for rag in args.rag:
             rows = results.setdefault(rag, [])
             for q in spec["questions"]:
-                wav = Path(tmp) / f"q{q['id']}.wav"
-                subprocess.run(
-                    ["espeak-ng", "-v", "en-us", "-w", str(wav), q["question"]], check=True, capture_output=True
-                )
+                if rag == "text":
+                    question = ["--text", q["question"]]
+                else:
+                    wav = Path(tmp) / f"q{q['id']}.wav"
+                    subprocess.run(
+                        ["espeak-ng", "-v", "en-us", "-w", str(wav), q["question"]], check=True, capture_output=True
+                    )
+                    question = [str(wav), "--rag", rag]
                 done = subprocess.run(
-                    [*voicerag(), "ask", str(wav), "--json", "--rag", rag], env=env, capture_output=True, text=True
+                    [*voicerag(), "ask", *question, "--json"], env=env, capture_output=True, text=True
                 )
                 if done.returncode != 0:
                     rows.append({"id": q["id"], "error": done.stderr.strip()[-300:], "found": False, "useful": False})

@@ -97,6 +97,7 @@ _LEANING = re.compile(
 MAX_LEANING = 2  # sentences added after a quoted one that lean on it
 EXAMPLE_CHARS = 200  # an example shown after its lead-in ("...like this:") is cut near this length
 SEE_EXAMPLE = "(the example is in the written answer)"
+_POINTS_AHEAD = re.compile(r"(?i)\b(?:the following|as follows|like this|like so|below)\b")
 LEAD_IN_WORDS = 4  # "Example:", "Example usage:": a paragraph this short only introduces what follows
 
 
@@ -142,7 +143,8 @@ def _units(position: int, passage_blocks: list[Block]) -> list[_Candidate]:
 
 def _introduced(passage_blocks: list[Block], split: list[list[str]], b: int) -> tuple[list[str], list[str]] | None:
     """What the end of block `b` introduces, as (shown, said) parts: the code after a closing
-    colon or after a short lead-in paragraph ("Example:"), cut near EXAMPLE_CHARS and said as
+    colon, after a sentence pointing ahead ("Use the following ..."), or after a short lead-in
+    paragraph ("Example:"), cut near EXAMPLE_CHARS and said as
     SEE_EXAMPLE; the paragraphs (list items) after a closing colon, whole ones up to
     EXAMPLE_CHARS. None when block `b` ends with a colon and nothing follows in the passage."""
     following = b + 1
@@ -163,6 +165,9 @@ def _introduced(passage_blocks: list[Block], split: list[list[str]], b: int) -> 
             if not block.item:
                 break
         return ([_list(items)], [_list(items)]) if items else None
+    # "Use the following to generate the script." announces the code right after it without a colon
+    if split[b] and there and passage_blocks[following].kind == "code" and _POINTS_AHEAD.search(split[b][-1]):
+        return [_cut_code(passage_blocks[following].text)], [SEE_EXAMPLE]
     if there and following + 1 < len(passage_blocks) and passage_blocks[following + 1].kind == "code":
         lead = split[following]
         if len(lead) == 1 and lead[0].endswith(":") and word_count(lead[0]) <= LEAD_IN_WORDS:

@@ -200,7 +200,10 @@ class AskPipeline:
             return query, None
         found = self.retrieve(query, watch, stage="search_prompt")
         prompt = index_prompt(self.registry.settings.asr.initial_prompt, [p.text for p in found])
-        second = self.transcribe(audio, watch, prompt=prompt, stage="asr_round2")
+        try:
+            second = self.transcribe(audio, watch, prompt=prompt, stage="asr_round2")
+        except InputError:  # nothing decoded under the prompt: the first transcript stands
+            return query, transcript
         return self.text_query(second, watch, history), transcript
 
     def text_query(self, text: str, watch: Stopwatch, history: History = ()) -> Query:
