@@ -22,6 +22,7 @@ TOP_KEYS = {
     "index",
     "audio_seconds",
     "transcript",
+    "first_transcript",
     "question",
     "answer",
     "found",
