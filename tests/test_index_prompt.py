@@ -31,8 +31,7 @@ def test_the_second_decoding_is_prompted_by_the_passages_the_first_found(
 ) -> None:
     clip = read_audio(speech("How long is the river Rhine?"))
     settings = dataclasses.replace(registry.settings, asr=dataclasses.replace(registry.settings.asr, index_prompt=True))
-    prompted = Registry(settings)
-    prompted._instances.update(registry._instances)  # the same loaded models, another setting
+    prompted = Registry(settings)  # loads its own copies of the same small models
     reader = IndexRoot(demo_index.data_dir / "indexes").open(demo_index.name)
     try:
         plain = AskPipeline(registry, reader, k=3, ef_search=64).ask_audio(clip, "asr")
