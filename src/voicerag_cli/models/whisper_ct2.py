@@ -45,18 +45,19 @@ class FasterWhisperRecognizer:
     def transcribe(self, audio: np.ndarray, sample_rate: int, prompt: str | None = None) -> Transcript:
         if sample_rate != WHISPER_RATE:
             raise ValueError(f"Whisper expects {WHISPER_RATE} Hz audio, got {sample_rate}")
+        prompt = prompt or self.initial_prompt
         segments, info = self.model.transcribe(
             audio.astype(np.float32),
             language=self.language or None,
             beam_size=self.beam_size,
             condition_on_previous_text=False,
             vad_filter=False,
-            initial_prompt=prompt or self.initial_prompt,
+            initial_prompt=prompt,
         )
         text = " ".join(segment.text.strip() for segment in segments).strip()
         if self.to_simplified is not None:
             text = self.to_simplified(text)
-        return Transcript(text=drop_prompt(text, prompt or self.initial_prompt), language=info.language)
+        return Transcript(text=drop_prompt(text, prompt), language=info.language)
 
 
 def drop_prompt(text: str, prompt: str | None) -> str:

@@ -460,11 +460,7 @@ def join_features(primary: dict[str, Any], extras: list[dict[str, Any]]) -> dict
                 new_rows.append(i)
             remap[i] = id_of[t]
         teachers.append(extra["teacher"][new_rows])
-        starts = torch.cumsum(extra["lengths"], 0) - extra["lengths"]
-        frames = torch.cat(
-            [torch.arange(int(s), int(s + n)) for s, n in zip(starts[keep], extra["lengths"][keep], strict=True)]
-        )
-        flats.append(extra["flat"][frames])
+        flats.append(extra["flat"][torch.repeat_interleave(keep, extra["lengths"])])  # kept clips' frames
         lengths.append(extra["lengths"][keep])
         text_ids.append(remap[extra["text"][keep]])
         dev_flags.append(torch.zeros(int(keep.sum()), dtype=torch.bool))
