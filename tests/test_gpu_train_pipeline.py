@@ -167,3 +167,50 @@ def test_speed_perturbation_rescales_time_and_keeps_silence_silent() -> None:
         assert abs(float(row[: int(n)].pow(2).mean()) / float(clip.pow(2).mean()) - 1) < 0.05
     unchanged = int(torch.nonzero(ratio == 1)[0])
     torch.testing.assert_close(out[unchanged, : len(clip)], clip)
+
+
+LIBRISPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech" / "librispeech"
+
+
+@pytest.mark.skipif(not (LIBRISPEECH / "transcripts.tsv").exists(), reason="../shared LibriSpeech is absent")
+def test_real_speech_travels_without_held_out_speakers_and_joins_the_clips(tmp_path: Path) -> None:
+    """Real utterances packed as Opus (training speakers only), rendered alone (no espeak jobs),
+    each copy augmented anew and labelled with its transcript's teacher vector."""
+    from voicerag_cli.models.numpy_sentence_embedder import NumpySentenceEmbedder
+    from voicerag_cli.training import gpu_train
+    from voicerag_cli.training.real_speech import ARCHIVE, HELD_OUT_SPEAKERS, load_real_speech, read_transcripts
+
+    rows = read_transcripts(LIBRISPEECH)
+    held = next(r for r in rows if r.speaker in HELD_OUT_SPEAKERS)
+    kept = [r for r in rows if r.speaker not in HELD_OUT_SPEAKERS and r.seconds <= 6][:2]
+    too_long = next(r for r in rows if r.speaker not in HELD_OUT_SPEAKERS and r.seconds > gpu_train.MAX_SECONDS)
+    mini = tmp_path / "librispeech"
+    mini.mkdir()
+    table = ["file\tspeaker\tduration_s\ttranscript"]
+    for r in [held, *kept, too_long]:
+        shutil.copy(LIBRISPEECH / r.file, mini / r.file)
+        table.append(f"{r.file}\t{r.speaker}\t{r.seconds}\t{r.text}")
+    (mini / "transcripts.tsv").write_text("\n".join(table) + "\n", encoding="utf-8")
+
+    carry = tmp_path / "carry"
+    gpu_train.pack(carry, len(QUESTIONS), len(SENTENCES), None, _shared_texts(tmp_path / "text"), 0, mini)
+    real = load_real_speech(carry / ARCHIVE)
+    assert [text for text, _ in real] == [r.text for r in kept]  # no held-out speaker, nothing cut
+    for (_, audio), r in zip(real, kept, strict=True):
+        assert audio.dtype == np.int16 and abs(len(audio) / 16_000 - r.seconds) < 0.1
+
+    # the pruned word embeddings still give the teacher's vectors for every carried text
+    texts = [r.text for r in kept] + QUESTIONS[:2]
+    teacher = gpu_train.teacher_vectors(texts, carry, "cpu")
+    shipped_text = NumpySentenceEmbedder(Path(minilm_weights(Settings()).location), MINILM_SPACE_ID)
+    assert (teacher * shipped_text.embed_texts(texts)).sum(1).min() > 0.999
+
+    data = gpu_train.render(carry, tmp_path / "work", 0, 0, 0, 1, 0.5, save=False, real_copies=2)
+    assert data["rendered_clips"] == 4 and not bool(data["is_dev"].any())
+    assert [data["texts"][i] for i in data["text"].tolist()] == [r.text for r in kept] * 2
+    assert set(data["kinds"]) == {"real"}
+    np.testing.assert_allclose(data["teacher"].numpy(), teacher[:2], atol=1e-5)
+    starts = torch.cumsum(data["lengths"], 0) - data["lengths"]
+    first = data["flat"][int(starts[0]) : int(starts[0] + data["lengths"][0])]
+    second = data["flat"][int(starts[2]) : int(starts[2] + data["lengths"][2])]
+    assert first.shape[1] == 384 and not (first.shape == second.shape and torch.equal(first, second))

@@ -36,52 +36,35 @@ from typing import Any
 import numpy as np
 
 SAMPLE_RATE = 16_000
+WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
 MAX_SECONDS = 16.0  # longer clips are cut (Wikipedia's longest sentences): the pooled tensor stays dense
 POOL = 4
 
 
 # ---------------------------------------------------------------------------------------- pack
-def pack(out: Path, questions: int, sentences: int, espeak_wheel: Path | None, shared: Path, seed: int) -> None:
-    """The folder the GPU machine needs; without `espeak_wheel` it can train on features but not render."""
+def pack(
+    out: Path,
+    questions: int,
+    sentences: int,
+    espeak_wheel: Path | None,
+    shared: Path,
+    seed: int,
+    real_speech: Path | None = None,
+) -> None:
+    """The folder the GPU machine needs; without `espeak_wheel` it can train on features but not
+    render. `real_speech`: a LibriSpeech-style folder whose training speakers travel too."""
     from safetensors.numpy import save_file
+    from tokenizers import Tokenizer
 
     from voicerag_cli.config import Settings
     from voicerag_cli.models.distilled.paths import bundled_whisper_dir
     from voicerag_cli.models.sentence_embedder import minilm_weights
+    from voicerag_cli.training.real_speech import ARCHIVE, pack_real_speech
     from voicerag_cli.training.whisper_torch import mel_filters, read_ct2_variables
 
     out.mkdir(parents=True, exist_ok=True)
     if espeak_wheel is not None:
         pack_espeak(espeak_wheel, out / "espeak.tgz")
-    whisper = bundled_whisper_dir()
-    assert whisper is not None
-    enc = read_ct2_variables(whisper / "model.bin")
-    # the mel filter bank travels with the encoder: the GPU machine has no faster-whisper
-    enc["mel_filters"] = mel_filters()
-    save_file(
-        {k: (v.astype(np.float16) if v.dtype == np.float16 else v) for k, v in enc.items()},
-        str(out / "whisper_encoder.safetensors"),
-    )
-    minilm = Path(minilm_weights(Settings()).location)
-    from safetensors import safe_open
-
-    tensors: dict[str, np.ndarray] = {}
-    with safe_open(str(minilm / "model.safetensors"), framework="numpy") as handle:
-        for key in handle.keys():  # noqa: SIM118
-            value = handle.get_tensor(key)
-            # the matrices in int8 with a scale per row, for the carry's 64 MiB bound: the teacher's
-            # vectors keep cosine > 0.999 with the float model's (mean 0.9996 on 300 texts)
-            if value.ndim == 2 and value.size >= 65_536:
-                scale = np.abs(value).max(1, keepdims=True) / 127.0
-                tensors[key + ".int8"] = np.round(value / scale).astype(np.int8)
-                tensors[key + ".scale"] = scale.astype(np.float32)
-            elif key.startswith("pooler.") or key.endswith("position_ids"):
-                continue
-            else:
-                tensors[key] = value.astype(np.float16)
-    save_file(tensors, str(out / "minilm.safetensors"))
-    for name in ("tokenizer.json", "config.json"):
-        (out / f"minilm_{name}").write_bytes((minilm / name).read_bytes())
     rng = random.Random(seed)
     with gzip.open(shared / "questions_en.jsonl.gz", "rt", encoding="utf-8") as f:
         qs = [json.loads(line)["text"] for line in f]
@@ -96,6 +79,46 @@ def pack(out: Path, questions: int, sentences: int, espeak_wheel: Path | None, s
         for kind, items in (("question", qs[:questions]), ("sentence", sents)):
             for text in items:
                 f.write(json.dumps({"text": text, "kind": kind}, ensure_ascii=False) + "\n")
+    carried_texts = qs[:questions] + sents
+    if real_speech is not None:
+        carried_texts += [u.text for u in pack_real_speech(real_speech, out / ARCHIVE, MAX_SECONDS)]
+    whisper = bundled_whisper_dir()
+    assert whisper is not None
+    enc = read_ct2_variables(whisper / "model.bin")
+    # the mel filter bank travels with the encoder: the GPU machine has no faster-whisper
+    enc["mel_filters"] = mel_filters()
+    save_file(
+        {k: (v.astype(np.float16) if v.dtype == np.float16 else v) for k, v in enc.items()},
+        str(out / "whisper_encoder.safetensors"),
+    )
+    minilm = Path(minilm_weights(Settings()).location)
+    from safetensors import safe_open
+
+    # only the word embeddings the carried texts use travel (the teacher embeds nothing else)
+    tokenizer = Tokenizer.from_file(str(minilm / "tokenizer.json"))
+    used_ids = {i for e in tokenizer.encode_batch(carried_texts) for i in e.ids} | set(range(1000))
+    word_rows = np.array(sorted(used_ids), dtype=np.int32)
+    tensors: dict[str, np.ndarray] = {}
+    with safe_open(str(minilm / "model.safetensors"), framework="numpy") as handle:
+        for key in handle.keys():  # noqa: SIM118
+            value = handle.get_tensor(key)
+            if key == WORD_EMBEDDINGS:
+                tensors[key + ".rows"] = word_rows
+                tensors[key + ".height"] = np.array([value.shape[0]], dtype=np.int32)
+                value = value[word_rows]
+            # the matrices in int8 with a scale per row, for the carry's 64 MiB bound: the teacher's
+            # vectors keep cosine > 0.999 with the float model's (mean 0.9996 on 300 texts)
+            if value.ndim == 2 and value.size >= 65_536:
+                scale = np.abs(value).max(1, keepdims=True) / 127.0
+                tensors[key + ".int8"] = np.round(value / scale).astype(np.int8)
+                tensors[key + ".scale"] = scale.astype(np.float32)
+            elif key.startswith("pooler.") or key.endswith("position_ids"):
+                continue
+            else:
+                tensors[key] = value.astype(np.float16)
+    save_file(tensors, str(out / "minilm.safetensors"))
+    for name in ("tokenizer.json", "config.json"):
+        (out / f"minilm_{name}").write_bytes((minilm / name).read_bytes())
     total = sum(p.stat().st_size for p in out.iterdir())
     print(f"packed {out}: {total / 2**20:.1f} MiB")
 
@@ -125,9 +148,15 @@ def load_minilm(carry: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     from safetensors.numpy import load_file
 
     raw = load_file(str(carry / "minilm.safetensors"))
-    tensors = {k: v.astype(np.float32) for k, v in raw.items() if not k.endswith((".int8", ".scale"))}
+    extras = (".int8", ".scale", ".rows", ".height")
+    tensors = {k: v.astype(np.float32) for k, v in raw.items() if not k.endswith(extras)}
     for key in (k.removesuffix(".int8") for k in raw if k.endswith(".int8")):
         tensors[key] = raw[key + ".int8"].astype(np.float32) * raw[key + ".scale"]
+    if WORD_EMBEDDINGS + ".rows" in raw:  # the carried rows back in their places; the rest zero
+        carried = tensors[WORD_EMBEDDINGS]
+        full = np.zeros((int(raw[WORD_EMBEDDINGS + ".height"][0]), carried.shape[1]), np.float32)
+        full[raw[WORD_EMBEDDINGS + ".rows"]] = carried
+        tensors[WORD_EMBEDDINGS] = full
     return tensors, json.loads((carry / "minilm_config.json").read_text())
 
 
@@ -308,21 +337,35 @@ class GpuFeaturizer:
 
 
 def render(
-    carry: Path, work: Path, clips: int, dev: int, seed: int, workers: int, question_share: float, save: bool = True
+    carry: Path,
+    work: Path,
+    clips: int,
+    dev: int,
+    seed: int,
+    workers: int,
+    question_share: float,
+    save: bool = True,
+    real_copies: int = 0,
 ) -> dict[str, Any]:
+    """espeak-ng clips of `clips` training texts and `dev` held-out ones, featurized; with
+    `real_copies`, each carried real utterance joins the training clips that many times, each
+    copy augmented anew."""
     import multiprocessing as mp
 
     import torch
 
+    from voicerag_cli.training.real_speech import ARCHIVE, load_real_speech
     from voicerag_cli.training.voices import EVAL_RATES, EVAL_VOICES, sample_train_voice, train_voice_names
 
     work.mkdir(parents=True, exist_ok=True)
     started = time.time()
     espeak_root = work / "espeak"
-    if not (espeak_root / "libespeak-ng.so.1").exists():
-        with tarfile.open(carry / "espeak.tgz") as tar:
-            tar.extractall(espeak_root, filter="data")
     rows = load_texts(carry)
+    real = load_real_speech(carry / ARCHIVE) if real_copies and (carry / ARCHIVE).exists() else []
+    if real_copies and not real:
+        raise SystemExit(f"--real-copies {real_copies}: {carry / ARCHIVE} is missing (pack --real-speech)")
+    real_rows = list(range(len(rows), len(rows) + len(real)))
+    rows += [{"text": text, "kind": "real", "held_out": False} for text, _ in real]
     rng = random.Random(seed)
     train_q = [i for i, r in enumerate(rows) if not r["held_out"] and r["kind"] == "question"]
     train_s = [i for i, r in enumerate(rows) if not r["held_out"] and r["kind"] == "sentence"]
@@ -339,7 +382,7 @@ def render(
     dev_q = [i for i in dev_rows if rows[i]["kind"] == "question"][: dev // 2]
     dev_s = [i for i in dev_rows if rows[i]["kind"] == "sentence"][: dev - len(dev_q)]
     dev_chosen = dev_q + dev_s
-    used = sorted(set(chosen) | set(dev_chosen))
+    used = sorted(set(chosen) | set(dev_chosen) | set(real_rows))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     teacher = teacher_vectors([rows[i]["text"] for i in used], carry, device)
     position = {row: k for k, row in enumerate(used)}
@@ -349,12 +392,14 @@ def render(
     for i in chosen:
         v = sample_train_voice(rng, names)
         jobs.append((len(jobs), rows[i]["text"], v.name, v.rate, v.pitch, v.word_gap))
-    n_train = len(jobs)
+    real_clips = [(len(jobs) + k, real[k % len(real)][1]) for k in range(len(real) * real_copies)]
+    n_train = len(jobs) + len(real_clips)
     for k, i in enumerate(dev_chosen):
-        jobs.append((len(jobs), rows[i]["text"], EVAL_VOICES[k % len(EVAL_VOICES)], EVAL_RATES[k % 2], 50, 0))
-    text_of = [position[i] for i in chosen] + [position[i] for i in dev_chosen]
+        jobs.append((n_train + k, rows[i]["text"], EVAL_VOICES[k % len(EVAL_VOICES)], EVAL_RATES[k % 2], 50, 0))
+    real_text_of = [position[real_rows[k % len(real)]] for k in range(len(real_clips))]
+    text_of = [position[i] for i in chosen] + real_text_of + [position[i] for i in dev_chosen]
     featurizer = GpuFeaturizer(carry, device, seed)
-    feats: list[Any] = [None] * len(jobs)
+    feats: list[Any] = [None] * (len(jobs) + len(real_clips))
     pending: list[tuple[int, np.ndarray]] = []
 
     def flush() -> None:
@@ -367,17 +412,26 @@ def render(
                     feats[index] = f
         pending.clear()
 
-    ctx = mp.get_context("fork")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(str(espeak_root),)) as pool:
-        for done, (index, audio) in enumerate(pool.imap_unordered(_render, jobs, chunksize=32), 1):
-            if audio.size:
-                pending.append((index, audio))
-            if len(pending) >= 4096:
-                flush()
-            if done % 20000 == 0:
-                print(f"[{time.time() - started:.0f}s] rendered {done}/{len(jobs)}", flush=True)
-    flush()
-    is_dev = [i >= n_train for i in range(len(jobs))]
+    if jobs:  # none: real speech alone
+        if not (espeak_root / "libespeak-ng.so.1").exists():
+            with tarfile.open(carry / "espeak.tgz") as tar:
+                tar.extractall(espeak_root, filter="data")
+        ctx = mp.get_context("fork")
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(str(espeak_root),)) as pool:
+            for done, (index, audio) in enumerate(pool.imap_unordered(_render, jobs, chunksize=32), 1):
+                if audio.size:
+                    pending.append((index, audio))
+                if len(pending) >= 4096:
+                    flush()
+                if done % 20000 == 0:
+                    print(f"[{time.time() - started:.0f}s] rendered {done}/{len(jobs)}", flush=True)
+        flush()
+    for start in range(0, len(real_clips), 4096):  # the same array per copy: augmentation differs
+        pending.extend(real_clips[start : start + 4096])
+        flush()
+    if real_clips:
+        print(f"[{time.time() - started:.0f}s] {len(real_clips)} real clips ({len(real)} utterances)", flush=True)
+    is_dev = [i >= n_train for i in range(len(feats))]
     texts = [rows[i]["text"] for i in used]
     kinds = [rows[i]["kind"] for i in used]
     data = assemble(feats, text_of, is_dev, teacher, texts, kinds)
@@ -811,6 +865,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--espeak-wheel", type=Path, help="the espeakng-loader wheel (without it: no rendering there)")
     p.add_argument("--shared", type=Path, default=Path("../shared/data/text"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--real-speech", type=Path, help="LibriSpeech-style folder: its training speakers' utterances travel too"
+    )
     r = sub.add_parser("render")
     r.add_argument("--carry", type=Path, required=True)
     r.add_argument("--work", type=Path, required=True)
@@ -819,6 +876,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--question-share", type=float, default=0.55)
     r.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--real-copies", type=int, default=0, help="each carried real utterance this many times")
     t = sub.add_parser("train")
     rt = sub.add_parser("render-train", help="render, then train in the same process (no feature file)")
     for training in (t, rt):
@@ -833,9 +891,18 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.command == "pack":
-        pack(args.out, args.questions, args.sentences, args.espeak_wheel, args.shared, args.seed)
+        pack(args.out, args.questions, args.sentences, args.espeak_wheel, args.shared, args.seed, args.real_speech)
     elif args.command == "render":
-        render(args.carry, args.work, args.clips, args.dev, args.seed, args.workers, args.question_share)
+        render(
+            args.carry,
+            args.work,
+            args.clips,
+            args.dev,
+            args.seed,
+            args.workers,
+            args.question_share,
+            real_copies=args.real_copies,
+        )
     elif args.command == "render-train":
         started = time.time()
         data = render(
