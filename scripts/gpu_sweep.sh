@@ -5,6 +5,7 @@
 #   [RENDER_SEED=N] bash scripts/gpu_sweep.sh CARRY WORK OUT CLIPS MINUTES "name: train options" ...
 # RENDER_SEED (default 0) picks other texts and voices: a second rendering to add with --extra-work.
 # REAL_COPIES (default 0): each real utterance packed with --real-speech joins the clips that often.
+# KEEP_MEL=1 saves log-mel frames instead of encoder states, for train --tune-layers N.
 # Each run's log goes to OUT/name.log; the best run's head (in parts) to OUT/.
 set -euo pipefail
 carry=$1 work=$2 out=$3 clips=$4 minutes=$5
@@ -13,7 +14,7 @@ export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 train=(python3 -m voicerag_cli.training.gpu_train)
 if [ ! -f "$work/features_meta.pt" ]; then  # features already there (a re-run, a local check): reuse
   "${train[@]}" render --carry "$carry" --work "$work" --clips "$clips" --dev 2000 \
-    --workers "$(($(nproc) - 1))" --seed "${RENDER_SEED:-0}" --real-copies "${REAL_COPIES:-0}" 2>&1 | grep --line-buffered -v "dict file" > "$out/render.log"
+    --workers "$(($(nproc) - 1))" --seed "${RENDER_SEED:-0}" --real-copies "${REAL_COPIES:-0}" ${KEEP_MEL:+--keep-mel} 2>&1 | grep --line-buffered -v "dict file" > "$out/render.log"
   tail -1 "$out/render.log"
 fi
 pids=()

@@ -214,3 +214,60 @@ def test_real_speech_travels_without_held_out_speakers_and_joins_the_clips(tmp_p
     first = data["flat"][int(starts[0]) : int(starts[0] + data["lengths"][0])]
     second = data["flat"][int(starts[2]) : int(starts[2] + data["lengths"][2])]
     assert first.shape[1] == 384 and not (first.shape == second.shape and torch.equal(first, second))
+
+
+def test_log_mel_features_train_the_encoder_with_the_head(tmp_path: Path) -> None:
+    """`render --keep-mel` + `train --tune-layers N`: the encoder runs per batch, its top layers
+    train, and the tuned encoder is saved in the form WhisperEncoder loads. Frozen (N = 0), the
+    log-mel path gives the head exactly what the encoder-state path gives it."""
+    from safetensors.numpy import load_file
+
+    from voicerag_cli.training import gpu_train
+    from voicerag_cli.training.head import HeadConfig, SpeechHead
+    from voicerag_cli.training.render import speak
+    from voicerag_cli.training.voices import EVAL_VOICES, Voice
+    from voicerag_cli.training.whisper_torch import TunedEncoderHead, WhisperEncoder
+
+    carry, work = tmp_path / "carry", tmp_path / "work"
+    gpu_train.pack(carry, len(QUESTIONS), len(SENTENCES), None, _shared_texts(tmp_path / "text"), seed=0)
+    rows = gpu_train.load_texts(carry)
+    texts = [r["text"] for r in rows]
+    clips = [(speak(t, Voice(EVAL_VOICES[k % 3], 160, 50)) * 32767).astype(np.int16) for k, t in enumerate(texts)]
+    mel_featurizer = gpu_train.GpuFeaturizer(carry, "cpu", seed=0, keep_mel=True)
+    mels = mel_featurizer(clips, augment=False)
+    states = gpu_train.GpuFeaturizer(carry, "cpu", seed=0)(clips, augment=False)
+    assert all(m.shape[1] == 80 and m.shape[0] % 2 == 0 for m in mels)
+
+    head = SpeechHead(HeadConfig(d=32, layers=1, heads=2, ff=64, pool=gpu_train.POOL)).eval()
+    frozen = gpu_train.tuned_student(carry, head, 0).eval()
+    assert not frozen.encoder_parameters()
+    with torch.no_grad():
+        mel = mels[0].float()[None]
+        via_mel = frozen(mel, torch.ones(mel.shape[:2], dtype=torch.bool))
+        pooled = states[0].float()[None]
+        via_states = head(pooled, torch.ones(pooled.shape[:2], dtype=torch.bool), pooled=True)
+    torch.testing.assert_close(via_mel, via_states, atol=2e-3, rtol=0)  # states were stored in float16
+
+    is_dev = [i >= len(texts) - 3 for i in range(len(texts))]
+    teacher = gpu_train.teacher_vectors(texts, carry, "cpu")
+    data = gpu_train.assemble(mels, list(range(len(texts))), is_dev, teacher, texts, [r["kind"] for r in rows])
+    data["features"] = "mel"
+    gpu_train.save_features(work, data)
+    out = tmp_path / "out" / "head.safetensors"
+    options = ["--arch", "head", "--d", "32", "--layers", "1", "--heads", "2", "--ff", "64", "--batch", "4"]
+    common = ["--carry", str(carry), "--work", str(work), "--out", str(out), "--steps", "2", "--eval-every", "2"]
+    assert gpu_train.main(["train", *common, *options, "--tune-layers", "1", "--encoder-lr", "1e-3"]) == 0
+    tuned = load_file(str(out.with_name("encoder.safetensors")))
+    original = load_file(str(carry / "whisper_encoder.safetensors"))
+    changed = {k for k in tuned if not np.array_equal(tuned[k], original[k])}
+    assert changed and all(
+        k.startswith("encoder/layer_3/") for k in changed - {"encoder/layer_norm/gamma", "encoder/layer_norm/beta"}
+    )
+    WhisperEncoder(tuned)  # loads as the front-end's weights would
+    with pytest.raises(SystemExit, match="--keep-mel"):
+        gpu_train.main(["train", *common, *options])  # log-mel features need --tune-layers
+    every_layer = gpu_train.tuned_student(carry, head, 4)
+    assert isinstance(every_layer, TunedEncoderHead)
+    # 12 tensors a layer (two norms, attention in and out, two FFN linears) + the final norm's 2
+    assert len(gpu_train.tuned_student(carry, head, 1).encoder_parameters()) == 12 + 2
+    assert len(every_layer.encoder_parameters()) == 4 * 12 + 2

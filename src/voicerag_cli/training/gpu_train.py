@@ -234,7 +234,7 @@ def _render(job: tuple[int, str, str, int, int, int]) -> tuple[int, np.ndarray]:
 class GpuFeaturizer:
     """Augmentation, log-mel and the frozen encoder on the GPU, then x4 mean pooling (fp16)."""
 
-    def __init__(self, carry: Path, device: str, seed: int) -> None:
+    def __init__(self, carry: Path, device: str, seed: int, keep_mel: bool = False) -> None:
         import torch
         from safetensors.numpy import load_file
 
@@ -246,6 +246,7 @@ class GpuFeaturizer:
         self.mel = LogMel(weights.pop("mel_filters")).to(device)
         self.encoder = WhisperEncoder(weights).to(device).eval()
         self.gen = torch.Generator(device=device).manual_seed(seed)
+        self.keep_mel = keep_mel
 
     def _rand(self, *shape: int) -> Any:
         return self.torch.rand(*shape, generator=self.gen, device=self.device)
@@ -318,6 +319,7 @@ class GpuFeaturizer:
         return x * gain[:, None], lengths
 
     def __call__(self, clips: list[np.ndarray], augment: bool) -> list[Any]:
+        """Each clip's pooled encoder states [T/8, 384], or with `keep_mel` its log-mel frames [F, 80]."""
         torch = self.torch
         from voicerag_cli.training.head import time_pool
 
@@ -329,6 +331,8 @@ class GpuFeaturizer:
             audio, lengths = self.augment(audio, lengths)
         with torch.no_grad():
             mel, frames = self.mel(audio, lengths)
+            if self.keep_mel:  # for tuning the encoder: `train --tune-layers`
+                return [mel[i, :, : frames[i]].T.half() for i in range(len(clips))]
             states, counts = self.encoder(mel, frames)
             mask = torch.arange(states.shape[1], device=self.device)[None] < counts[:, None]
             pooled, pmask = time_pool(states, mask, POOL)
@@ -346,6 +350,7 @@ def render(
     question_share: float,
     save: bool = True,
     real_copies: int = 0,
+    keep_mel: bool = False,
 ) -> dict[str, Any]:
     """espeak-ng clips of `clips` training texts and `dev` held-out ones, featurized; with
     `real_copies`, each carried real utterance joins the training clips that many times, each
@@ -398,7 +403,7 @@ def render(
         jobs.append((n_train + k, rows[i]["text"], EVAL_VOICES[k % len(EVAL_VOICES)], EVAL_RATES[k % 2], 50, 0))
     real_text_of = [position[real_rows[k % len(real)]] for k in range(len(real_clips))]
     text_of = [position[i] for i in chosen] + real_text_of + [position[i] for i in dev_chosen]
-    featurizer = GpuFeaturizer(carry, device, seed)
+    featurizer = GpuFeaturizer(carry, device, seed, keep_mel)
     feats: list[Any] = [None] * (len(jobs) + len(real_clips))
     pending: list[tuple[int, np.ndarray]] = []
 
@@ -435,6 +440,7 @@ def render(
     texts = [rows[i]["text"] for i in used]
     kinds = [rows[i]["kind"] for i in used]
     data = assemble(feats, text_of, is_dev, teacher, texts, kinds)
+    data["features"] = "mel" if keep_mel else "states"
     if save:
         save_features(work, data)
     print(
@@ -622,20 +628,28 @@ def train(args: argparse.Namespace, data: dict[str, Any] | None = None) -> None:
     text = text.to(device)
     train_rows, dev_rows = train_rows.to(device), dev_rows.to(device)
     tensors, bert_config = load_minilm(args.carry)
+    mel = data.get("features") == "mel"
+    if mel != (args.tune_layers >= 0):
+        raise SystemExit("--tune-layers N needs features rendered with --keep-mel, and those need it")
     model = build_student(args, tensors, bert_config).to(device)
+    head = model
+    if mel:  # the encoder runs per batch on log-mel frames; its top layers train with the head
+        model = tuned_student(args.carry, head, args.tune_layers).to(device)
     cfg = model.cfg
     if args.init and args.init.exists():
         state = {k: v.float() for k, v in load_parts(args.init)[0].items()}
         bert_state = {k.removeprefix("bert."): v for k, v in state.items() if k.startswith("bert.")}
-        model.load_state_dict({k: v for k, v in state.items() if not k.startswith("bert.")}, strict=False)
+        head.load_state_dict({k: v for k, v in state.items() if not k.startswith("bert.")}, strict=False)
         for k, v in bert_state.items():
-            model.bert.p(k).data.copy_(v)
+            head.bert.p(k).data.copy_(v)
         print(f"resumed from {args.init}", flush=True)
     tune_bert = args.arch == "bridge" and not args.freeze_bert
-    own = model.bridge_parameters() if args.arch == "bridge" else list(model.parameters())
+    own = head.bridge_parameters() if args.arch == "bridge" else list(head.parameters())
     groups = [{"params": own, "lr": args.lr}]
     if tune_bert:
-        groups.append({"params": list(model.bert.parameters()), "lr": args.bert_lr})
+        groups.append({"params": list(head.bert.parameters()), "lr": args.bert_lr})
+    if mel and model.encoder_parameters():
+        groups.append({"params": model.encoder_parameters(), "lr": args.encoder_lr})
     opt = torch.optim.AdamW(groups, weight_decay=0.01)
     base_lrs = [g["lr"] for g in groups]
     # hard negatives: each training text's nearest other training text by teacher vector
@@ -679,7 +693,10 @@ def train(args: argparse.Namespace, data: dict[str, Any] | None = None) -> None:
 
     baseline = None
     if args.baseline_head:  # the shipped head on the same held-out clips: the bar to clear
-        baseline = evaluate(0, load_plain_head(args.baseline_head).to(device), str(args.baseline_head.name))
+        shipped = load_plain_head(args.baseline_head)
+        if mel:
+            shipped = tuned_student(args.carry, shipped, 0)
+        baseline = evaluate(0, shipped.to(device), str(args.baseline_head.name))
     step = 0
     tau = args.tau
     while True:
@@ -723,7 +740,24 @@ def train(args: argparse.Namespace, data: dict[str, Any] | None = None) -> None:
         if step % args.eval_every == 0:
             evaluate(step)
     final = log[-1] if log and log[-1]["step"] == step else evaluate(step)  # scored already
-    save_head(model, cfg, args, final, log, len(train_rows), step, baseline)
+    save_head(head, cfg, args, final, log, len(train_rows), step, baseline)
+    if mel and args.tune_layers > 0:  # the tuned encoder beside the head, as WhisperEncoder loads it
+        from safetensors.numpy import save_file
+
+        from voicerag_cli.training.whisper_torch import encoder_variables
+
+        save_file(encoder_variables(model.encoder), str(args.out.with_name("encoder.safetensors")))
+
+
+def tuned_student(carry: Path, head: Any, tune_layers: int) -> Any:
+    """The carried encoder (float32) under `head`, its top `tune_layers` layers trainable."""
+    from safetensors.numpy import load_file
+
+    from voicerag_cli.training.whisper_torch import TunedEncoderHead, WhisperEncoder
+
+    weights = load_file(str(carry / "whisper_encoder.safetensors"))
+    weights.pop("mel_filters")
+    return TunedEncoderHead(WhisperEncoder(weights), head, tune_layers)
 
 
 def save_head(
@@ -853,6 +887,13 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--feature-noise", type=float, default=0.05)
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--tune-layers",
+        type=int,
+        default=-1,
+        help="on log-mel features: train the encoder's top N layers too (0: frozen)",
+    )
+    parser.add_argument("--encoder-lr", type=float, default=3e-5)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -877,6 +918,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--real-copies", type=int, default=0, help="each carried real utterance this many times")
+    r.add_argument("--keep-mel", action="store_true", help="save log-mel frames, for train --tune-layers")
     t = sub.add_parser("train")
     rt = sub.add_parser("render-train", help="render, then train in the same process (no feature file)")
     for training in (t, rt):
@@ -902,6 +944,7 @@ def main(argv: list[str] | None = None) -> int:
             args.workers,
             args.question_share,
             real_copies=args.real_copies,
+            keep_mel=args.keep_mel,
         )
     elif args.command == "render-train":
         started = time.time()

@@ -146,3 +146,46 @@ class WhisperEncoder(nn.Module):
             x = x + nn.functional.linear(h, self._p(p + "ffn/linear_1/weight"), self._p(p + "ffn/linear_1/bias"))
         x = nn.functional.layer_norm(x, (d,), self.final_gamma, self.final_beta)
         return x * keep[..., None], counts
+
+
+def encoder_variables(encoder: WhisperEncoder) -> dict[str, np.ndarray]:
+    """`encoder`'s weights under CTranslate2's names (float16): what `WhisperEncoder` loads."""
+    out = {f"encoder/{k.replace('__', '/')}": p.detach() for k, p in encoder.params.items()}
+    for name, conv in (("conv1", encoder.conv1), ("conv2", encoder.conv2)):
+        out[f"encoder/{name}/weight"], out[f"encoder/{name}/bias"] = conv.weight.detach(), conv.bias.detach()
+    out["encoder/layer_norm/gamma"], out["encoder/layer_norm/beta"] = (
+        encoder.final_gamma.detach(),
+        encoder.final_beta.detach(),
+    )
+    out["encoder/position_encodings/encodings"] = encoder.positions
+    arrays = {k: v.float().cpu().numpy().astype(np.float16) for k, v in out.items()}
+    arrays["encoder/num_heads"] = np.array(encoder.heads, dtype=np.int16)
+    return arrays
+
+
+class TunedEncoderHead(nn.Module):
+    """The encoder's top `tune_layers` layers trained with the head (0: the encoder frozen, still
+    run per batch): log-mel frames [B, F, 80] in, the head's unit vector out."""
+
+    def __init__(self, encoder: WhisperEncoder, head: nn.Module, tune_layers: int) -> None:
+        super().__init__()
+        self.encoder, self.head, self.cfg = encoder, head, head.cfg
+        first = encoder.n_layers - tune_layers
+        for name, p in encoder.params.items():  # "layer_3__ffn__..." (and the final norm's copy, unused)
+            layer = name.split("__")[0].removeprefix("layer_")
+            p.requires_grad = layer.isdigit() and int(layer) >= first
+        for p in (encoder.final_gamma, encoder.final_beta):
+            p.requires_grad = tune_layers > 0
+        for p in [*encoder.conv1.parameters(), *encoder.conv2.parameters()]:
+            p.requires_grad = tune_layers > encoder.n_layers  # the convolutions only past every layer
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.encoder.parameters() if p.requires_grad]
+
+    def forward(self, mel: torch.Tensor, mask: torch.Tensor, pooled: bool = True) -> torch.Tensor:
+        from voicerag_cli.training.head import time_pool
+
+        states, counts = self.encoder(mel.transpose(1, 2), mask.sum(1))
+        keep = torch.arange(states.shape[1], device=states.device)[None] < counts[:, None]
+        x, pmask = time_pool(states, keep, self.head.cfg.pool)
+        return self.head(x, pmask, pooled=True)
