@@ -6,18 +6,20 @@ variant, with every miss listed for diagnosis. One process, so the rows compare 
     PYTHONPATH=src python3 benchmarks/asr_retrieval.py --dataset cmrc2018 --questions 50 --json benchmarks/results/asr_retrieval_cmrc.json
     PYTHONPATH=src python3 benchmarks/asr_retrieval.py --dataset rgb-en --questions 100 --embedders minilm,e5-small --json benchmarks/results/asr_retrieval_rgb_en.json
 
-Corpus: the candidate passages of the first N questions, deduplicated by text, one vector each
-(no chunking); for CMRC 2018 the first `--paragraphs` paragraphs (each question's gold is its own
+Corpus: the candidate passages of the first N questions (after `--offset`), deduplicated by
+text, one vector each (no chunking); for CMRC 2018 the first `--paragraphs` paragraphs (each question's gold is its own
 paragraph). Questions are rendered by `eval.speech.QuestionAudio` (cached like `voicerag eval`),
 voices rotating over `--voices` at `--rate`. ASR variants (Chinese): `zh` is the zh profile
 (Whisper base, Simplified prompt, OpenCC t2s); `zh-noprompt` drops the prompt and t2s; English:
 `zh-ctx` decodes again with the start of the passages that the `zh` transcript retrieved as
 Whisper's prompt; `en` is the default Whisper tiny.en, `en-base` Whisper base in English. CER (Chinese) / WER is
-pooled over the questions on `eval.metrics` normalisation."""
+pooled over the questions on `eval.metrics` normalisation. Rows `..._lexical<w>` retrieve as
+`voicerag ask` does with `ask.lexical_weight` = w (vectors and lexical terms fused, `index.lexical`)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import time
@@ -32,9 +34,10 @@ from voicerag_cli.config import ZH_SIMPLIFIED_PROMPT, load_settings
 from voicerag_cli.eval.datasets import load_dataset
 from voicerag_cli.eval.metrics import normalize_answer, normalize_cer
 from voicerag_cli.eval.speech import QuestionAudio, voice_plan
+from voicerag_cli.index.memory import MemoryIndex
 from voicerag_cli.models.base import embed_queries
 from voicerag_cli.paths import cache_dir
-from voicerag_cli.pipeline.ask import index_prompt
+from voicerag_cli.pipeline.ask import AskPipeline, index_prompt
 from voicerag_cli.registry import Registry
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -55,17 +58,19 @@ EMBEDDERS = {"e5-small": {"models.text_embedder": "e5-small"}, "minilm": {"model
 BENCH_CACHE = Path.home() / ".cache" / "voicerag-bench"
 
 
-def pooled_corpus(dataset: str, questions: int, paragraphs: int) -> tuple[list, list[str], list[set[int]]]:
-    """The first `questions` items, the pooled passage texts and each item's gold indices."""
+def pooled_corpus(
+    dataset: str, questions: int, paragraphs: int, offset: int = 0
+) -> tuple[list, list[str], list[set[int]]]:
+    """`questions` items after the first `offset`, the pooled passage texts and each item's gold indices."""
     if dataset == "cmrc2018":
         every = load_dataset(dataset, DATA[dataset])
         pids = list(dict.fromkeys(item.passages[0].pid for item in every))[:paragraphs]
         keep = set(pids)
-        items = [item for item in every if item.passages[0].pid in keep][:questions]
+        items = [item for item in every if item.passages[0].pid in keep][offset : offset + questions]
         by_pid = {item.passages[0].pid: item.passages[0].text for item in every}
         texts = [by_pid[pid] for pid in pids]
         return items, texts, [{pids.index(item.passages[0].pid)} for item in items]
-    items = load_dataset(dataset, DATA[dataset], questions)
+    items = load_dataset(dataset, DATA[dataset], offset + questions)[offset:]
     index: dict[str, int] = {}
     golds = []
     for item in items:
@@ -98,6 +103,20 @@ def ranks(vectors: np.ndarray, matrix: np.ndarray, golds: list[set[int]]) -> lis
     return [int(min(np.flatnonzero(np.isin(row, list(gold))))) + 1 for row, gold in zip(order, golds, strict=True)]
 
 
+def fused_hits(
+    registry: Registry, index: MemoryIndex, queries: list[str], golds: list[set[int]], weight: float
+) -> list[bool]:
+    """Gold in the top 5 as `voicerag ask` retrieves: the vectors and the lexical terms fused at
+    `ask.lexical_weight` = weight (0: vectors alone), through the pipeline's own `retrieve`."""
+    registry.settings = dataclasses.replace(
+        registry.settings, ask=dataclasses.replace(registry.settings.ask, lexical_weight=weight)
+    )
+    pipeline = AskPipeline(registry, index, k=5, ef_search=max(128, len(index)))
+    watch = pipeline.stopwatch()
+    found = [[p.chunk_id for p in pipeline.retrieve(pipeline.text_query(q, watch), watch)] for q in queries]
+    return [bool(set(ids) & gold) for ids, gold in zip(found, golds, strict=True)]
+
+
 def error_rate(refs: list[str], hyps: list[str], chinese: bool) -> float:
     if chinese:
         return float(jiwer.cer([normalize_cer(r) for r in refs], [normalize_cer(h) or " " for h in hyps]))
@@ -120,6 +139,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=sorted(DATA), default="rgb-zh")
     parser.add_argument("--questions", type=int, default=50)
+    parser.add_argument("--offset", type=int, default=0, help="skip the first N questions (a held-out slice)")
+    parser.add_argument(
+        "--lexical-weights", default="0.5,0.7", help="comma-separated ask.lexical_weight values to fuse at (0: none)"
+    )
     parser.add_argument("--paragraphs", type=int, default=848, help="CMRC 2018: paragraphs pooled (848 = all)")
     parser.add_argument("--voices", help="comma-separated; default: the five Kokoro styles (zh), en-us,en-gb (en)")
     parser.add_argument("--rate", type=int, default=175, help="words per minute (Kokoro speed = rate / 170)")
@@ -130,7 +153,7 @@ def main() -> None:
     chinese = args.dataset != "rgb-en"
     voices = args.voices or ("jf_alpha,jf_gongitsune,jf_nezumi,jf_tebukuro,jm_kumo" if chinese else "en-us,en-gb")
     variants = (args.asr or ("zh,zh-noprompt" if chinese else "en,en-base")).split(",")
-    items, texts, golds = pooled_corpus(args.dataset, args.questions, args.paragraphs)
+    items, texts, golds = pooled_corpus(args.dataset, args.questions, args.paragraphs, args.offset)
     questions = [item.question for item in items]
     base = Registry(load_settings(None))
     audio_maker = QuestionAudio(base, cache_dir(base.settings.paths.cache_dir) / "eval-questions")
@@ -138,14 +161,16 @@ def main() -> None:
     clips = [read_audio(audio_maker.path_for(item, plan[item.qid])) for item in items]
     audio_s = sum(c.samples.size / c.sample_rate for c in clips)
     result: dict[str, object] = {
-        "dataset": args.dataset, "questions": len(items), "passages": len(texts), "voices": voices.split(","),
+        "dataset": args.dataset, "questions": len(items), "offset": args.offset, "passages": len(texts),
+        "voices": voices.split(","),
         "rate": args.rate, "audio_s": round(audio_s, 1),
     }  # fmt: skip
     print(json.dumps(result, ensure_ascii=False), flush=True)
 
-    embedders, matrices = {}, {}
+    embedders, matrices, registries = {}, {}, {}
     for name in args.embedders.split(","):
-        embedders[name] = Registry(load_settings(None, overrides=EMBEDDERS[name])).text_embedder()
+        registries[name] = Registry(load_settings(None, overrides=EMBEDDERS[name]))
+        embedders[name] = registries[name].text_embedder()
         matrices[name], per_passage = embed_passages(embedders[name], texts)
         result[f"{name}_embed_s_per_passage"] = round(per_passage, 4)
 
@@ -186,6 +211,12 @@ def main() -> None:
                         "error_rate": round(error_rate([questions[i]], [transcripts[variant][i]], chinese), 3),
                     })  # fmt: skip
             row[f"misses_{variant}"] = misses
+        index = MemoryIndex(f"{args.dataset}-pooled", embedder.space)
+        index.add([str(i) for i in range(len(texts))], texts, matrix)
+        for weight in (float(w) for w in args.lexical_weights.split(",") if w):
+            for label, queries in [("text", questions), *((f"asr_{v}", transcripts[v]) for v in variants)]:
+                hits = fused_hits(registries[name], index, queries, golds, weight)
+                row[f"hit5_{label}_lexical{weight:g}"] = round(float(np.mean(hits)), 3)
         result[name] = row
         print(name, json.dumps({k: v for k, v in row.items() if not k.startswith("misses")}), flush=True)
     voice_counts = Counter(plan[item.qid].name for item in items)

@@ -74,8 +74,13 @@ def hotpot_items(path: Path, limit: int) -> list[dict]:
 def retrieval_set(name: str, items: list[dict], speech: dict, asr, text, voices) -> dict:  # type: ignore[no-untyped-def]
     """Spoken questions against per-question candidates and against every passage pooled, for
     each e2e head, asr and the question text (oracle), on the same clips in one run."""
+    from voicerag_cli.config import AskConfig
+    from voicerag_cli.index.lexical import hybrid_search
     from voicerag_cli.index.memory import MemoryIndex
     from voicerag_cli.training.render import speak
+
+    lexical_weight = AskConfig().lexical_weight
+    base_seconds = 0.0
 
     audio = [speak(item["query"], voices[i % len(voices)]) for i, item in enumerate(items)]
     all_texts: list[str] = []
@@ -106,23 +111,30 @@ def retrieval_set(name: str, items: list[dict], speech: dict, asr, text, voices)
     text.embed_texts(["warm up"])
     pooled.search(vectors[0], 5, 128)
 
-    modes = [f"e2e:{head}" for head in speech] + ["asr", "oracle"]
+    # "+lexical": the same transcript or text, retrieved as `voicerag ask` does by default (the
+    # vectors fused with the lexical terms at ask.lexical_weight); e2e has no text to fuse
+    modes = [f"e2e:{head}" for head in speech] + ["asr", "asr+lexical", "oracle", "oracle+lexical"]
     hits = {(m, pool, k): [] for m in modes for pool in ("per_question", "pooled") for k in KS}
     times: dict[str, list[float]] = {m: [] for m in modes}
     transcripts = []
     for qi, item in enumerate(items):
         for mode in modes:
             started = time.perf_counter()
+            weight = 0.0
             if mode.startswith("e2e:"):
-                query = speech[mode[4:]].embed_speech(audio[qi], 16_000)
+                query, words = speech[mode[4:]].embed_speech(audio[qi], 16_000), None
             elif mode == "asr":
                 transcript = asr.transcribe(audio[qi], 16_000).text
-                query = text.embed_texts([transcript])[0]
-            else:
-                query = text.embed_texts([item["query"]])[0]
-            ranked = per_question[qi].search(query, 5, 128)
+                query, words = text.embed_texts([transcript])[0], transcript
+            elif mode == "oracle":
+                query, words = text.embed_texts([item["query"]])[0], item["query"]
+            else:  # the mode before it, fused: its time so far counts too
+                started -= base_seconds
+                weight = lexical_weight
+            ranked = hybrid_search(per_question[qi], query, words, 5, 128, weight)
             times[mode].append(time.perf_counter() - started)
-            ranked_pooled = pooled.search(query, 5, 128)
+            base_seconds = times[mode][-1]
+            ranked_pooled = hybrid_search(pooled, query, words, 5, 128, weight)
             for pool, result in (("per_question", ranked), ("pooled", ranked_pooled)):
                 flags = [qi in positive_of[p.text] for p in result]
                 for k in KS:
@@ -157,14 +169,15 @@ def retrieval_set(name: str, items: list[dict], speech: dict, asr, text, voices)
         f"{'chance':22} {chance['per_question_r1']:9.3f} {chance['per_question_r5']:9.3f} "
         f"{chance['pooled_r1']:9.3f} {chance['pooled_r5']:9.3f}"
     )
-    for head in speech:
+    for head in speech:  # against asr as `voicerag ask` runs it: fused with the lexical terms
         mode = f"e2e:{head}"
-        speedup = report["asr"]["median_ms"] / report[mode]["median_ms"]
-        gap = 100 * (report["asr"]["pooled_r5"] - report[mode]["pooled_r5"])
+        speedup = report["asr+lexical"]["median_ms"] / report[mode]["median_ms"]
+        gap = 100 * (report["asr+lexical"]["pooled_r5"] - report[mode]["pooled_r5"])
         report[mode]["speedup_vs_asr"] = speedup
         report[mode]["pooled_r5_gap_points"] = gap
         print(
-            f"{mode}: pooled R@5 {-gap:+.1f} points against asr (target: >= 0); {speedup:.1f}x faster (target: >= 8x)"
+            f"{mode}: pooled R@5 {-gap:+.1f} points against asr+lexical (target: >= 0); "
+            f"{speedup:.1f}x faster (target: >= 8x)"
         )
     report["transcripts"] = transcripts
     return report

@@ -11,14 +11,15 @@ from pathlib import Path
 from voicerag_cli.audio.io import read_audio
 from voicerag_cli.config import Settings, load_settings
 from voicerag_cli.index.hnsw_store import IndexRoot
-from voicerag_cli.models.base import embed_queries
 from voicerag_cli.pipeline.ask import AskPipeline, index_prompt
 from voicerag_cli.registry import Registry
 from vrtest import DemoIndex
 
 
-def test_the_zh_profile_turns_it_on() -> None:
-    assert load_settings(None, environ={}, profile="zh").asr.index_prompt and not Settings().asr.index_prompt
+def test_off_by_default_and_in_the_zh_profile_whose_lexical_fusion_replaces_it() -> None:
+    zh = load_settings(None, environ={}, profile="zh")
+    assert not zh.asr.index_prompt and not Settings().asr.index_prompt
+    assert zh.ask.lexical_weight == 0.7 and Settings().ask.lexical_weight == 0.5
 
 
 def test_the_prompt_is_the_configured_one_then_each_passage_start() -> None:
@@ -34,10 +35,12 @@ def test_the_second_decoding_is_prompted_by_the_passages_the_first_found(
     prompted = Registry(settings)  # loads its own copies of the same small models
     reader = IndexRoot(demo_index.data_dir / "indexes").open(demo_index.name)
     try:
-        plain = AskPipeline(registry, reader, k=3, ef_search=64).ask_audio(clip, "asr")
+        pipeline = AskPipeline(registry, reader, k=3, ef_search=64)
+        plain = pipeline.ask_audio(clip, "asr")
         result = AskPipeline(prompted, reader, k=3, ef_search=64).ask_audio(clip, "asr")
         assert plain.transcript is not None
-        first_found = reader.search(embed_queries(registry.text_embedder(), [plain.transcript])[0], 3, 64)
+        watch = pipeline.stopwatch()  # the first transcript's passages, as the pipeline retrieves them
+        first_found = pipeline.retrieve(pipeline.text_query(plain.transcript, watch), watch)
     finally:
         reader.close()
     assert plain.first_transcript is None and "asr_round2" not in plain.timings_ms

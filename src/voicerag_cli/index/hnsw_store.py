@@ -4,7 +4,8 @@ immutable generations.
 Layout under `<data dir>/indexes/`:
 
     <name>/CURRENT            the name of the live generation ("gen-000007"), swapped atomically
-    <name>/gen-000007/        manifest.json, vectors.hnsw, chunks.sqlite
+    <name>/gen-000007/        manifest.json, vectors.hnsw, chunks.sqlite (chunks, files and
+                              the chunks' FTS5 terms: `index.lexical`)
     <name>/.staging-*/        a write in progress (deleted if found stale)
     .<name>.lock              writers hold an exclusive flock here
 
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from voicerag_cli.errors import ConfigError, IndexError_
+from voicerag_cli.index import lexical
 from voicerag_cli.index.base import Manifest, ensure_same_space, writer_lock
 from voicerag_cli.index.chunking import Chunk
 from voicerag_cli.models.base import EmbeddingSpace, Passage
@@ -103,10 +105,23 @@ def knn(index: Any, vector: np.ndarray, k: int, ef: int) -> tuple[list[int], lis
     return labels[0].tolist(), (1.0 - distances[0]).tolist()
 
 
+def similarities(index: Any, vector: np.ndarray, ids: list[int]) -> list[float]:
+    """The scores `knn` would give these stored items (found another way, e.g. lexically)."""
+    if not ids:
+        return []
+    stored = np.asarray(index.get_items(ids), dtype=np.float32)
+    query = vector.astype(np.float32).reshape(-1)
+    if index.space == "l2":
+        return (-((stored - query) ** 2).sum(1)).tolist()
+    # hnswlib keeps cosine-space items normalized
+    return (stored @ (query / max(float(np.linalg.norm(query)), 1e-12))).tolist()
+
+
 class IndexRoot:
     """All indexes under one data dir (the `StoreRoot` of the embedded hnswlib store)."""
 
     kind = "hnswlib"
+    keeps_terms = True
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -225,6 +240,16 @@ class IndexReader:
         labels, scores = knn(self.hnsw, vector, min(k, self.manifest.chunks), ef)
         return self._passages(labels, scores)
 
+    def lexical_search(self, text: str, vector: np.ndarray, n: int) -> list[tuple[Passage, float]] | None:
+        """The `n` best chunks for the text's terms with their BM25 scores, each passage scored
+        as `search` scores it (the generator's threshold reads that); None for an index written
+        before it had terms."""
+        if self.manifest.extra.get("lexical") != lexical.TERMS_VERSION or not lexical.has_table(self.db):
+            return None
+        found = dict(lexical.search(self.db, text, n))
+        ids = list(found)
+        return [(p, found[p.chunk_id]) for p in self._passages(ids, similarities(self.hnsw, vector, ids))]
+
     def _passages(self, ids: list[int], scores: list[float]) -> list[Passage]:
         placeholders = ",".join("?" * len(ids))
         rows = self.db.execute(
@@ -294,6 +319,18 @@ class IndexWriter:
         self.manifest = manifest
         self.db = sqlite3.connect(self.staging / CHUNKS_DB)
         self.db.executescript(_SCHEMA)
+        self._ensure_terms(previous)
+
+    def _ensure_terms(self, previous: Path | None) -> None:
+        """The chunks' lexical terms, (re)made from the chunk texts when the copied generation
+        has none or older ones: an index written before them gains them on its next write."""
+        old = Manifest.read(previous / MANIFEST).extra.get("lexical") if previous is not None else None
+        if old != lexical.TERMS_VERSION or not lexical.has_table(self.db):
+            self.db.execute(f"DROP TABLE IF EXISTS {lexical.TABLE}")
+            self.db.execute(lexical.SCHEMA)
+            lexical.add(self.db, self.db.execute("SELECT id, text FROM chunks").fetchall())
+            self.changed = True
+        self.manifest.extra["lexical"] = lexical.TERMS_VERSION
 
     def _copy_db(self, source: Path) -> None:
         src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
@@ -319,6 +356,7 @@ class IndexWriter:
         ids = [row[0] for row in self.db.execute("SELECT id FROM chunks WHERE file_key = ?", (key,))]
         for chunk_id in ids:
             self.hnsw.mark_deleted(chunk_id)
+        lexical.delete(self.db, ids)
         self.db.execute("DELETE FROM chunks WHERE file_key = ?", (key,))
         self.db.execute("DELETE FROM files WHERE key = ?", (key,))
         self.changed = True
@@ -348,6 +386,7 @@ class IndexWriter:
                 for i, c in zip(ids, chunks, strict=True)
             ],
         )
+        lexical.add(self.db, ((int(i), c.text) for i, c in zip(ids, chunks, strict=True)))
         self.manifest.next_id += len(chunks)
         self.changed = True
 

@@ -3,11 +3,14 @@ exist only for one run (e.g. one question's candidate passages)."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import numpy as np
 
 from voicerag_cli.errors import IndexError_
+from voicerag_cli.index import lexical
 from voicerag_cli.index.base import ensure_same_space, metric_of
-from voicerag_cli.index.hnsw_store import knn, new_hnsw
+from voicerag_cli.index.hnsw_store import knn, new_hnsw, similarities
 from voicerag_cli.models.base import EmbeddingSpace, Passage
 
 
@@ -20,8 +23,11 @@ class MemoryIndex:
         self._texts: list[str] = []
         self._vectors: list[np.ndarray] = []
         self._hnsw: object | None = None
+        self._terms = sqlite3.connect(":memory:", check_same_thread=False)
+        self._terms.execute(lexical.SCHEMA)
 
     def add(self, sources: list[str], texts: list[str], vectors: np.ndarray) -> None:
+        lexical.add(self._terms, enumerate(texts, start=len(self._texts)))
         self._sources += sources
         self._texts += texts
         self._vectors.append(np.asarray(vectors, dtype=np.float32))
@@ -33,15 +39,27 @@ class MemoryIndex:
     def check_space(self, space: EmbeddingSpace, role: str) -> None:
         ensure_same_space(self.name, self.space, space, role)
 
-    def search(self, vector: np.ndarray, k: int, ef: int) -> list[Passage]:
+    def _index(self) -> object:
         if not self._texts:
             raise IndexError_(f"index {self.name!r} is empty")
         if self._hnsw is None:
             metric = metric_of(self.space.space_id)
             self._hnsw = new_hnsw(self.space.dim, len(self._texts), self._m, self._ef_construction, metric)
             self._hnsw.add_items(np.concatenate(self._vectors), np.arange(len(self._texts)), num_threads=1)  # type: ignore[attr-defined]
-        labels, scores = knn(self._hnsw, vector, min(k, len(self._texts)), ef)
+        return self._hnsw
+
+    def search(self, vector: np.ndarray, k: int, ef: int) -> list[Passage]:
+        labels, scores = knn(self._index(), vector, min(k, len(self._texts)), ef)
+        return self._passages(labels, scores)
+
+    def lexical_search(self, text: str, vector: np.ndarray, n: int) -> list[tuple[Passage, float]] | None:
+        found = lexical.search(self._terms, text, n)
+        ids = [i for i, _ in found]
+        passages = self._passages(ids, similarities(self._index(), vector, ids))
+        return [(p, bm25) for p, (_, bm25) in zip(passages, found, strict=True)]
+
+    def _passages(self, ids: list[int], scores: list[float]) -> list[Passage]:
         return [
             Passage(chunk_id=i, source=self._sources[i], text=self._texts[i], score=s)
-            for i, s in zip(labels, scores, strict=True)
+            for i, s in zip(ids, scores, strict=True)
         ]

@@ -54,6 +54,7 @@ class MilvusRoot:
     """All voicerag indexes in one Milvus database (the `StoreRoot` of the Milvus store)."""
 
     kind = "milvus"
+    keeps_terms = False  # see MilvusReader.lexical_search
 
     def __init__(self, spec: StoreSpec, lock_dir: Path) -> None:
         self.spec = spec
@@ -191,6 +192,11 @@ class MilvusReader:
             )
             for hit in hits
         ]
+
+    def lexical_search(self, text: str, vector: np.ndarray, n: int) -> list[tuple[Passage, float]] | None:
+        """None: Milvus's own full-text search cannot read Chinese as pinyin (`index.lexical`),
+        so a Milvus index ranks by its vectors alone."""
+        return None
 
     def files(self) -> dict[str, str]:
         with milvus_errors("query"):

@@ -24,9 +24,10 @@ class Passage:
     chunk_id: int
     source: str
     text: str
-    score: float = 0.0
+    score: float = 0.0  # the vector similarity (cosine; minus squared L2 for an l2 space)
     start: int = 0
     end: int = 0
+    lexical: float | None = None  # its BM25 score when the terms found it (`index.lexical`)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from voicerag_cli.errors import InputError
+from voicerag_cli.index import lexical
 from voicerag_cli.models.base import Answer, EmbeddingSpace, Passage, Query, embed_queries
 from voicerag_cli.pipeline.question import History, Question
 from voicerag_cli.pipeline.timing import Stopwatch
@@ -43,6 +44,8 @@ class Searcher(Protocol):
     def check_space(self, space: EmbeddingSpace, role: str) -> None: ...
 
     def search(self, vector: np.ndarray, k: int, ef: int) -> list[Passage]: ...
+
+    def lexical_search(self, text: str, vector: np.ndarray, n: int) -> list[tuple[Passage, float]] | None: ...
 
 
 @dataclass
@@ -124,6 +127,7 @@ def sources_json(
         {
             "rank": rank,
             "score": round(p.score, 4),
+            "lexical": None if p.lexical is None else round(p.lexical, 4),
             "source": p.source,
             "start": p.start,
             "end": p.end,
@@ -228,9 +232,12 @@ class AskPipeline:
         return Query(text=None, vector=np.asarray(vector, dtype=np.float32), history=list(history))
 
     def retrieve(self, query: Query, watch: Stopwatch, stage: str = "search") -> list[Passage]:
+        """The `depth` best passages: by the vector, fused with the lexical terms' ranking for a
+        question with text at `ask.lexical_weight` (`index.lexical.hybrid_search`)."""
         assert query.vector is not None
+        weight = self.registry.settings.ask.lexical_weight
         with watch.stage(stage):
-            return self.searcher.search(query.vector, self.depth, self.ef_search)
+            return lexical.hybrid_search(self.searcher, query.vector, query.text, self.depth, self.ef_search, weight)
 
     def generate(self, query: Query, passages: list[Passage], watch: Stopwatch, stage: str = "generate") -> Answer:
         generator = self.registry.generator()
