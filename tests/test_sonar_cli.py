@@ -135,6 +135,7 @@ def test_index_and_e2e_ask_through_the_cli(setup: Setup, cli: Callable[..., Run]
         "text_encoder": "text_sonar_basic_encoder",
         "language": "en",
         "reader": {"json_text_field": "text"},
+        "lexical": "pinyin-words/1",  # the chunks' terms (index.lexical)
     }
 
     asked = subprocess_cli(
@@ -174,7 +175,11 @@ def test_spaces_must_match(setup: Setup, cli: Callable[..., Run]) -> None:
     minilm = {"VOICERAG_MODELS__TEXT_EMBEDDER": "minilm"}
     built = cli(["index", str(setup.docs), "--json"], setup.env(data="minilm-data", **minilm))
     assert built.code == 0, built.stderr
-    assert manifest(setup.root / "minilm-data")["extra"] == {"language": "en", "reader": {"json_text_field": "text"}}
+    assert manifest(setup.root / "minilm-data")["extra"] == {
+        "language": "en",
+        "reader": {"json_text_field": "text"},
+        "lexical": "pinyin-words/1",
+    }
     refused = cli(["ask", str(setup.question), "--rag", "e2e"], setup.env(data="minilm-data", **minilm))
     assert refused.code == 4
     line = one_error_line(refused)
