@@ -8,8 +8,11 @@ espeak-ng's C library while the GPU augments the audio, computes log-mels, runs 
 saves pooled states (one raw array, memory-mapped by every run); `train` distils a student onto
 the teacher's vectors, the plain head (`--arch head`, the shipped one) or the bridge into
 MiniLM's BERT (`--arch bridge`), and scores held-out texts spoken by held-out voices.
-scripts/gpu_sweep.sh runs several `train`s side by side on one rendering; the model card's
-"GPU-scale training" has the commands that made the shipped head.
+scripts/gpu_sweep.sh runs several `train`s side by side on one rendering; the model card has the
+commands of every run. Real speech: `pack --real-speech` carries the training speakers of a
+LibriSpeech-style folder (training/real_speech.py) and `render --real-copies N` mixes each
+utterance in N times. Tuning the encoder: `render --keep-mel` saves log-mel frames instead of
+encoder states and `train --tune-layers N` trains the encoder's top N layers with the head.
 
     python -m voicerag_cli.training.gpu_train pack --out .carry --questions 140000 --sentences 75000 --espeak-wheel W
     python -m voicerag_cli.training.gpu_train render --carry .carry --work /tmp/vr --clips 150000
