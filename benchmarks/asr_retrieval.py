@@ -19,7 +19,6 @@ pooled over the questions on `eval.metrics` normalisation. Rows `..._lexical<w>`
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import time
@@ -34,10 +33,11 @@ from voicerag_cli.config import ZH_SIMPLIFIED_PROMPT, load_settings
 from voicerag_cli.eval.datasets import load_dataset
 from voicerag_cli.eval.metrics import normalize_answer, normalize_cer
 from voicerag_cli.eval.speech import QuestionAudio, voice_plan
+from voicerag_cli.index.lexical import hybrid_search
 from voicerag_cli.index.memory import MemoryIndex
 from voicerag_cli.models.base import embed_queries
 from voicerag_cli.paths import cache_dir
-from voicerag_cli.pipeline.ask import AskPipeline, index_prompt
+from voicerag_cli.pipeline.ask import index_prompt
 from voicerag_cli.registry import Registry
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -104,17 +104,13 @@ def ranks(vectors: np.ndarray, matrix: np.ndarray, golds: list[set[int]]) -> lis
 
 
 def fused_hits(
-    registry: Registry, index: MemoryIndex, queries: list[str], golds: list[set[int]], weight: float
+    index: MemoryIndex, queries: list[str], vectors: np.ndarray, golds: list[set[int]], weight: float
 ) -> list[bool]:
-    """Gold in the top 5 as `voicerag ask` retrieves: the vectors and the lexical terms fused at
-    `ask.lexical_weight` = weight (0: vectors alone), through the pipeline's own `retrieve`."""
-    registry.settings = dataclasses.replace(
-        registry.settings, ask=dataclasses.replace(registry.settings.ask, lexical_weight=weight)
-    )
-    pipeline = AskPipeline(registry, index, k=5, ef_search=max(128, len(index)))
-    watch = pipeline.stopwatch()
-    found = [[p.chunk_id for p in pipeline.retrieve(pipeline.text_query(q, watch), watch)] for q in queries]
-    return [bool(set(ids) & gold) for ids, gold in zip(found, golds, strict=True)]
+    """Gold in the top 5 as `voicerag ask` retrieves (`index.lexical.hybrid_search`): the vectors
+    and the lexical terms fused at `ask.lexical_weight` = weight (0: vectors alone)."""
+    ef = max(128, len(index))
+    found = [hybrid_search(index, v, q, 5, ef, weight) for q, v in zip(queries, vectors, strict=True)]
+    return [bool({p.chunk_id for p in ps} & gold) for ps, gold in zip(found, golds, strict=True)]
 
 
 def error_rate(refs: list[str], hyps: list[str], chinese: bool) -> float:
@@ -167,10 +163,9 @@ def main() -> None:
     }  # fmt: skip
     print(json.dumps(result, ensure_ascii=False), flush=True)
 
-    embedders, matrices, registries = {}, {}, {}
+    embedders, matrices = {}, {}
     for name in args.embedders.split(","):
-        registries[name] = Registry(load_settings(None, overrides=EMBEDDERS[name]))
-        embedders[name] = registries[name].text_embedder()
+        embedders[name] = Registry(load_settings(None, overrides=EMBEDDERS[name])).text_embedder()
         matrices[name], per_passage = embed_passages(embedders[name], texts)
         result[f"{name}_embed_s_per_passage"] = round(per_passage, 4)
 
@@ -213,9 +208,10 @@ def main() -> None:
             row[f"misses_{variant}"] = misses
         index = MemoryIndex(f"{args.dataset}-pooled", embedder.space)
         index.add([str(i) for i in range(len(texts))], texts, matrix)
-        for weight in (float(w) for w in args.lexical_weights.split(",") if w):
-            for label, queries in [("text", questions), *((f"asr_{v}", transcripts[v]) for v in variants)]:
-                hits = fused_hits(registries[name], index, queries, golds, weight)
+        for label, queries in [("text", questions), *((f"asr_{v}", transcripts[v]) for v in variants)]:
+            vectors = embed_queries(embedder, queries)
+            for weight in (float(w) for w in args.lexical_weights.split(",") if w):
+                hits = fused_hits(index, queries, vectors, golds, weight)
                 row[f"hit5_{label}_lexical{weight:g}"] = round(float(np.mean(hits)), 3)
         result[name] = row
         print(name, json.dumps({k: v for k, v in row.items() if not k.startswith("misses")}), flush=True)

@@ -80,7 +80,6 @@ def retrieval_set(name: str, items: list[dict], speech: dict, asr, text, voices)
     from voicerag_cli.training.render import speak
 
     lexical_weight = AskConfig().lexical_weight
-    base_seconds = 0.0
 
     audio = [speak(item["query"], voices[i % len(voices)]) for i, item in enumerate(items)]
     all_texts: list[str] = []
@@ -128,12 +127,11 @@ def retrieval_set(name: str, items: list[dict], speech: dict, asr, text, voices)
                 query, words = text.embed_texts([transcript])[0], transcript
             elif mode == "oracle":
                 query, words = text.embed_texts([item["query"]])[0], item["query"]
-            else:  # the mode before it, fused: its time so far counts too
-                started -= base_seconds
+            else:  # its base mode's query, fused: the base mode's time counts too
+                started -= times[mode.removesuffix("+lexical")][-1]
                 weight = lexical_weight
             ranked = hybrid_search(per_question[qi], query, words, 5, 128, weight)
             times[mode].append(time.perf_counter() - started)
-            base_seconds = times[mode][-1]
             ranked_pooled = hybrid_search(pooled, query, words, 5, 128, weight)
             for pool, result in (("per_question", ranked), ("pooled", ranked_pooled)):
                 flags = [qi in positive_of[p.text] for p in result]

@@ -227,6 +227,8 @@ class IndexReader:
             self.hnsw.load_index(str(folder / VECTORS), max_elements=0)
         self.name = self.manifest.name
         self.space = self.manifest.space
+        # a generation written before the lexical terms has neither the key nor the table
+        self.has_terms = self.manifest.extra.get("lexical") == lexical.TERMS_VERSION and lexical.has_table(self.db)
 
     def close(self) -> None:
         self.db.close()
@@ -244,7 +246,7 @@ class IndexReader:
         """The `n` best chunks for the text's terms with their BM25 scores, each passage scored
         as `search` scores it (the generator's threshold reads that); None for an index written
         before it had terms."""
-        if self.manifest.extra.get("lexical") != lexical.TERMS_VERSION or not lexical.has_table(self.db):
+        if not self.has_terms:
             return None
         found = dict(lexical.search(self.db, text, n))
         ids = list(found)
@@ -295,8 +297,10 @@ class IndexWriter:
             manifest.generation = Manifest.read(live / MANIFEST).generation
         previous = None if rebuild else live
         self.changed = False
+        old_terms = None
         if previous is not None:
             old = Manifest.read(previous / MANIFEST)
+            old_terms = old.extra.get("lexical")
             manifest.created_at = old.created_at
             manifest.next_id, manifest.capacity = old.next_id, old.capacity
             self._copy_db(previous / CHUNKS_DB)
@@ -319,13 +323,13 @@ class IndexWriter:
         self.manifest = manifest
         self.db = sqlite3.connect(self.staging / CHUNKS_DB)
         self.db.executescript(_SCHEMA)
-        self._ensure_terms(previous)
+        self._ensure_terms(old_terms)
 
-    def _ensure_terms(self, previous: Path | None) -> None:
+    def _ensure_terms(self, old_terms: str | None) -> None:
         """The chunks' lexical terms, (re)made from the chunk texts when the copied generation
-        has none or older ones: an index written before them gains them on its next write."""
-        old = Manifest.read(previous / MANIFEST).extra.get("lexical") if previous is not None else None
-        if old != lexical.TERMS_VERSION or not lexical.has_table(self.db):
+        (its manifest's `old_terms`) has none or older ones: an index written before them gains
+        them on its next write."""
+        if old_terms != lexical.TERMS_VERSION or not lexical.has_table(self.db):
             self.db.execute(f"DROP TABLE IF EXISTS {lexical.TABLE}")
             self.db.execute(lexical.SCHEMA)
             lexical.add(self.db, self.db.execute("SELECT id, text FROM chunks").fetchall())
