@@ -10,9 +10,12 @@ Corpus: the candidate passages of the first N questions (after `--offset`), dedu
 text, one vector each (no chunking); for CMRC 2018 the first `--paragraphs` paragraphs (each question's gold is its own
 paragraph). Questions are rendered by `eval.speech.QuestionAudio` (cached like `voicerag eval`),
 voices rotating over `--voices` at `--rate`. ASR variants (Chinese): `zh` is the zh profile
-(Whisper base, Simplified prompt, OpenCC t2s); `zh-noprompt` drops the prompt and t2s; English:
-`zh-ctx` decodes again with the start of the passages that the `zh` transcript retrieved as
-Whisper's prompt; `en` is the default Whisper tiny.en, `en-base` Whisper base in English. CER (Chinese) / WER is
+(Whisper base, Simplified prompt, OpenCC t2s) decoding once; `zh-beam5` the same with beam search
+(5); `zh-noprompt` drops the prompt and t2s; `zh-ctx` decodes again with the start of the passages
+that the `zh` transcript retrieved (fused at 0.7) as Whisper's prompt, `zh-ctx0.8` only where the
+first transcript's mean token log-prob is under -0.8 (`asr.index_prompt_below`, the zh profile as
+`ask` runs it); English: `en` is the default Whisper tiny.en (decoding once), `en-base` Whisper
+base in English. CER (Chinese) / WER is
 pooled over the questions on `eval.metrics` normalisation. Rows `..._lexical<w>` retrieve as
 `voicerag ask` does with `ask.lexical_weight` = w (vectors and lexical terms fused, `index.lexical`)."""
 
@@ -37,7 +40,7 @@ from voicerag_cli.index.lexical import hybrid_search
 from voicerag_cli.index.memory import MemoryIndex
 from voicerag_cli.models.base import embed_queries
 from voicerag_cli.paths import cache_dir
-from voicerag_cli.pipeline.ask import index_prompt
+from voicerag_cli.pipeline.ask import index_prompt, merge_rankings, needs_second_decoding
 from voicerag_cli.registry import Registry
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -49,6 +52,8 @@ DATA = {
 ASR_VARIANTS = {
     "zh": {"models.asr": "whisper-base", "asr.language": "zh", "asr.initial_prompt": ZH_SIMPLIFIED_PROMPT,
            "asr.simplified": True},
+    "zh-beam5": {"models.asr": "whisper-base", "asr.language": "zh", "asr.initial_prompt": ZH_SIMPLIFIED_PROMPT,
+                 "asr.simplified": True, "asr.beam_size": 5},
     "zh-noprompt": {"models.asr": "whisper-base", "asr.language": "zh", "asr.initial_prompt": "",
                     "asr.simplified": False},
     "en": {"models.asr": "whisper-tiny-en", "asr.language": "en"},
@@ -104,13 +109,23 @@ def ranks(vectors: np.ndarray, matrix: np.ndarray, golds: list[set[int]]) -> lis
 
 
 def fused_hits(
-    index: MemoryIndex, queries: list[str], vectors: np.ndarray, golds: list[set[int]], weight: float
+    index: MemoryIndex,
+    queries: list[str],
+    vectors: np.ndarray,
+    golds: list[set[int]],
+    weight: float,
+    earlier: tuple[list[str], np.ndarray] | None = None,
 ) -> list[bool]:
     """Gold in the top 5 as `voicerag ask` retrieves (`index.lexical.hybrid_search`): the vectors
-    and the lexical terms fused at `ask.lexical_weight` = weight (0: vectors alone)."""
+    and the lexical terms fused at `ask.lexical_weight` = weight (0: vectors alone); `earlier`:
+    the first decoding's transcripts and vectors, whose rankings are merged in as `ask` merges
+    them after a second decoding (`pipeline.ask.merge_rankings`, depth 10 as `voicerag eval`)."""
     ef = max(128, len(index))
-    found = [hybrid_search(index, v, q, 5, ef, weight) for q, v in zip(queries, vectors, strict=True)]
-    return [bool({p.chunk_id for p in ps} & gold) for ps, gold in zip(found, golds, strict=True)]
+    found = [hybrid_search(index, v, q, 10, ef, weight) for q, v in zip(queries, vectors, strict=True)]
+    if earlier is not None:
+        first = [hybrid_search(index, v, q, 10, ef, weight) for q, v in zip(*earlier, strict=True)]
+        found = [merge_rankings(now, before) for now, before in zip(found, first, strict=True)]
+    return [bool({p.chunk_id for p in ps[:5]} & gold) for ps, gold in zip(found, golds, strict=True)]
 
 
 def error_rate(refs: list[str], hyps: list[str], chinese: bool) -> float:
@@ -119,15 +134,20 @@ def error_rate(refs: list[str], hyps: list[str], chinese: bool) -> float:
     return float(jiwer.wer([normalize_answer(r) for r in refs], [normalize_answer(h) or " " for h in hyps]))
 
 
-def context_pass(clips: list, first: list[str], embedder, matrix: np.ndarray, texts: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
-    """A second decoding prompted with the start of the passages the first transcript retrieved
-    (the index's own spelling of names and terms): `asr.index_prompt`, as `voicerag ask` runs it."""
+def context_pass(clips: list, first: list, embedder, index: MemoryIndex, weight: float, below: float) -> list[str]:  # type: ignore[no-untyped-def]
+    """A second decoding prompted with the start of the passages that the first transcript
+    retrieved (fused, as `ask` retrieves): `asr.index_prompt` as `voicerag ask` runs it, only for
+    a first transcript whose mean token log-probability is under `below` (0: every question)."""
     asr = Registry(load_settings(None, overrides=ASR_VARIANTS["zh"])).asr()
-    top = np.argsort(-(embed_queries(embedder, first) @ matrix.T), axis=1)[:, :3]
+    vectors = embed_queries(embedder, [t.text for t in first])
     out = []
-    for clip, row in zip(clips, top, strict=True):
-        prompt = index_prompt(ZH_SIMPLIFIED_PROMPT, [texts[i] for i in row])
-        out.append(asr.transcribe(clip.samples, clip.sample_rate, prompt=prompt).text)
+    for clip, transcript, vector in zip(clips, first, vectors, strict=True):
+        if not needs_second_decoding(transcript, below):
+            out.append(transcript.text)
+            continue
+        found = hybrid_search(index, vector, transcript.text, 3, max(128, len(index)), weight)
+        prompt = index_prompt(ZH_SIMPLIFIED_PROMPT, [p.text for p in found])
+        out.append(asr.transcribe(clip.samples, clip.sample_rate, prompt=prompt).text or transcript.text)
     return out
 
 
@@ -170,14 +190,19 @@ def main() -> None:
         result[f"{name}_embed_s_per_passage"] = round(per_passage, 4)
 
     transcripts: dict[str, list[str]] = {}
+    decoded: dict[str, list] = {}  # type: ignore[type-arg]
     for variant in variants:
         started = time.perf_counter()
-        if variant == "zh-ctx":
+        if variant.startswith("zh-ctx"):  # zh-ctx: every question; zh-ctx<b>: under log-prob -b
             first = next(iter(embedders))
-            transcripts[variant] = context_pass(clips, transcripts["zh"], embedders[first], matrices[first], texts)
+            index = MemoryIndex("prompt", embedders[first].space)
+            index.add([str(i) for i in range(len(texts))], texts, matrices[first])
+            below = -float(variant.removeprefix("zh-ctx") or 0)
+            transcripts[variant] = context_pass(clips, decoded["zh"], embedders[first], index, 0.7, below)
         else:
             asr = Registry(load_settings(None, overrides=ASR_VARIANTS[variant])).asr()
-            transcripts[variant] = [asr.transcribe(c.samples, c.sample_rate).text for c in clips]
+            decoded[variant] = [asr.transcribe(c.samples, c.sample_rate) for c in clips]
+            transcripts[variant] = [t.text for t in decoded[variant]]
         result[f"asr_{variant}"] = {
             "error_rate": round(error_rate(questions, transcripts[variant], chinese), 4),
             "s_per_audio_s": round((time.perf_counter() - started) / audio_s, 3),
@@ -210,8 +235,10 @@ def main() -> None:
         index.add([str(i) for i in range(len(texts))], texts, matrix)
         for label, queries in [("text", questions), *((f"asr_{v}", transcripts[v]) for v in variants)]:
             vectors = embed_queries(embedder, queries)
+            # a second decoding's ranking is merged with the first's, as `ask` merges them
+            earlier = (transcripts["zh"], embed_queries(embedder, transcripts["zh"])) if "ctx" in label else None
             for weight in (float(w) for w in args.lexical_weights.split(",") if w):
-                hits = fused_hits(index, queries, vectors, golds, weight)
+                hits = fused_hits(index, queries, vectors, golds, weight, earlier)
                 row[f"hit5_{label}_lexical{weight:g}"] = round(float(np.mean(hits)), 3)
         result[name] = row
         print(name, json.dumps({k: v for k, v in row.items() if not k.startswith("misses")}), flush=True)

@@ -6,12 +6,13 @@ device), and prints the latency breakdown per stage and its median. Baseline in 
 process: the same question through `AskPipeline.ask_audio` + TTS alone (no VAD), so the
 ratio shows what the conversation loop adds.
 
-    python benchmarks/chat_latency.py [--rag asr|e2e] [--silence-ms 500]
+    python benchmarks/chat_latency.py [--rag asr|e2e] [--silence-ms 500] [--index-prompt-below B | --no-index-prompt]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import subprocess
 import tempfile
@@ -45,9 +46,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rag", default="asr", choices=["asr", "e2e"])
     parser.add_argument("--silence-ms", type=int, default=500)
+    parser.add_argument("--index-prompt-below", type=float, help="chat.index_prompt_below (0: always decode again)")
+    parser.add_argument("--no-index-prompt", action="store_true", help="asr.index_prompt off: always decode once")
     args = parser.parse_args()
 
     settings = Settings()
+    settings = dataclasses.replace(
+        settings, asr=dataclasses.replace(settings.asr, index_prompt=not args.no_index_prompt)
+    )
+    if args.index_prompt_below is not None:
+        settings = dataclasses.replace(
+            settings, chat=dataclasses.replace(settings.chat, index_prompt_below=args.index_prompt_below)
+        )
     registry = Registry(settings)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -82,13 +92,26 @@ def main() -> None:
             rows.append(turn)
 
             started = time.perf_counter()  # baseline: the same question without the conversation loop
-            result = pipeline.ask_audio(read_audio(raw), args.rag)
+            result = pipeline.ask_audio(read_audio(raw), args.rag, prompt_below=settings.chat.index_prompt_below)
             pipeline.speak(result, tmp / f"b{i}.wav")
             baseline_ms.append((time.perf_counter() - started) * 1000)
 
-    stages = ["vad_tail", "asr", "embed_speech", "embed_text", "search", "generate", "tts"]
+    stages = [
+        "vad_tail",
+        "asr",
+        "embed_speech",
+        "embed_text",
+        "search_prompt",
+        "asr_round2",
+        "search",
+        "generate",
+        "tts",
+    ]
     stages = [s for s in stages if any(s in t.latency_ms for t in rows)]
-    print(f"voicerag chat latency · rag={args.rag} · silence_ms={args.silence_ms} · {len(rows)} questions")
+    gate = f"below {settings.chat.index_prompt_below:g}" if settings.asr.index_prompt else "off"
+    print(
+        f"voicerag chat latency · rag={args.rag} · silence_ms={args.silence_ms} · index prompt {gate} · {len(rows)} questions"
+    )
     print(f"question length: {statistics.mean(durations):.1f} s on average")
     print(" ".join(f"{s:>12}" for s in [*stages, "eos->audio"]))
     for turn in rows:

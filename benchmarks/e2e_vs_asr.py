@@ -71,9 +71,23 @@ def hotpot_items(path: Path, limit: int) -> list[dict]:
     return items
 
 
-def retrieval_set(name: str, items: list[dict], speech: dict, asr, text, voices) -> dict:  # type: ignore[no-untyped-def]
+def with_spoken(index, query: np.ndarray, spoken_rows: np.ndarray, row: dict[str, int], depth: int) -> list:  # type: ignore[no-untyped-def]
+    """e2e as `AskPipeline.speech_ranked` ranks with spoken-passage vectors: the text vectors'
+    top `spoken.POOL` rescored with the question's similarity to each passage's spoken vector."""
+    from voicerag_cli.config import AskConfig
+    from voicerag_cli.index import spoken
+
+    pool = index.search(query, spoken.POOL, 128)
+    similar = {p.chunk_id: float(spoken_rows[row[p.text]] @ query) for p in pool}
+    by_id = {p.chunk_id: p for p in pool}
+    order = spoken.rescore({p.chunk_id: p.score for p in pool}, similar, AskConfig().spoken_weight)
+    return [by_id[i] for i in order[:depth]]
+
+
+def retrieval_set(name: str, items: list[dict], speech: dict, asr, text, voices, speaker=None) -> dict:  # type: ignore[no-untyped-def]
     """Spoken questions against per-question candidates and against every passage pooled, for
-    each e2e head, asr and the question text (oracle), on the same clips in one run."""
+    each e2e head, asr and the question text (oracle), on the same clips in one run; with a
+    `speaker` (index.spoken_passages) also the shipped head against spoken-passage vectors."""
     from voicerag_cli.config import AskConfig
     from voicerag_cli.index.lexical import hybrid_search
     from voicerag_cli.index.memory import MemoryIndex
@@ -94,6 +108,7 @@ def retrieval_set(name: str, items: list[dict], speech: dict, asr, text, voices)
             positive_of[p].add(qi)
     vectors = text.embed_texts(all_texts, batch_size=64)
     row = {t: i for i, t in enumerate(all_texts)}
+    spoken_rows = speaker.embed_spoken(all_texts) if speaker is not None else None
     pooled = MemoryIndex(f"{name}-pooled", text.space)
     pooled.add(all_texts, all_texts, vectors)
     per_question = []
@@ -113,6 +128,8 @@ def retrieval_set(name: str, items: list[dict], speech: dict, asr, text, voices)
     # "+lexical": the same transcript or text, retrieved as `voicerag ask` does by default (the
     # vectors fused with the lexical terms at ask.lexical_weight); e2e has no text to fuse
     modes = [f"e2e:{head}" for head in speech] + ["asr", "asr+lexical", "oracle", "oracle+lexical"]
+    if spoken_rows is not None:
+        modes.insert(len(speech), "e2e:shipped+spoken")
     hits = {(m, pool, k): [] for m in modes for pool in ("per_question", "pooled") for k in KS}
     times: dict[str, list[float]] = {m: [] for m in modes}
     transcripts = []
@@ -120,6 +137,16 @@ def retrieval_set(name: str, items: list[dict], speech: dict, asr, text, voices)
         for mode in modes:
             started = time.perf_counter()
             weight = 0.0
+            if mode == "e2e:shipped+spoken":
+                query = speech["shipped"].embed_speech(audio[qi], 16_000)
+                ranked = with_spoken(per_question[qi], query, spoken_rows, row, 5)
+                times[mode].append(time.perf_counter() - started)
+                ranked_pooled = with_spoken(pooled, query, spoken_rows, row, 5)
+                for pool, result in (("per_question", ranked), ("pooled", ranked_pooled)):
+                    flags = [qi in positive_of[p.text] for p in result]
+                    for k in KS:
+                        hits[(mode, pool, k)].append(recall(flags, k))
+                continue
             if mode.startswith("e2e:"):
                 query, words = speech[mode[4:]].embed_speech(audio[qi], 16_000), None
             elif mode == "asr":
@@ -167,8 +194,7 @@ def retrieval_set(name: str, items: list[dict], speech: dict, asr, text, voices)
         f"{'chance':22} {chance['per_question_r1']:9.3f} {chance['per_question_r5']:9.3f} "
         f"{chance['pooled_r1']:9.3f} {chance['pooled_r5']:9.3f}"
     )
-    for head in speech:  # against asr as `voicerag ask` runs it: fused with the lexical terms
-        mode = f"e2e:{head}"
+    for mode in [m for m in modes if m.startswith("e2e:")]:  # against asr fused with the lexical terms
         speedup = report["asr+lexical"]["median_ms"] / report[mode]["median_ms"]
         gap = 100 * (report["asr+lexical"]["pooled_r5"] - report[mode]["pooled_r5"])
         report[mode]["speedup_vs_asr"] = speedup
@@ -204,6 +230,9 @@ def main() -> int:
         default=[],
         help="also measure this head file (repeatable); the shipped head is always measured",
     )
+    parser.add_argument(
+        "--spoken-passages", action="store_true", help="also e2e against spoken-passage vectors (index.spoken)"
+    )
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
 
@@ -237,16 +266,22 @@ def main() -> int:
     asr.model = type(asr.model)(str(whisper_dir), device="cpu", compute_type="int8", cpu_threads=args.threads)
     voices = [Voice(v, r, 50) for v in EVAL_VOICES for r in EVAL_RATES]
 
+    speaker = None
+    if args.spoken_passages:
+        from voicerag_cli.models.spoken_passages import SpokenPassages
+
+        speaker = SpokenPassages(registry)
     report: dict = {"heads": {"shipped": "shipped", **{h.stem: str(h) for h in args.head}}}
     report["threads"] = args.threads
     if not args.skip_rgb:
-        report["rgb_en"] = retrieval_set("RGB-en", rgb_items(args.rgb, args.limit), speech, asr, text, voices)
+        report["rgb_en"] = retrieval_set("RGB-en", rgb_items(args.rgb, args.limit), speech, asr, text, voices, speaker)
     if not args.skip_hotpot:
-        report["hotpotqa"] = retrieval_set("HotpotQA", hotpot_items(args.hotpot, args.limit), speech, asr, text, voices)
+        items = hotpot_items(args.hotpot, args.limit)
+        report["hotpotqa"] = retrieval_set("HotpotQA", items, speech, asr, text, voices, speaker)
     if args.heldout_sentences:
         report["heldout_sentences"] = heldout_sentences(args, speech, asr, text, voices)
     if args.librispeech:
-        report["librispeech"] = librispeech(args, speech, asr, text)
+        report["librispeech"] = librispeech(args, speech, asr, text, speaker)
     if args.json_out:
         args.json_out.write_text(json.dumps(report, indent=1), encoding="utf-8")
     return 0
@@ -284,7 +319,7 @@ def heldout_sentences(args: argparse.Namespace, speech: dict, asr, text, voices)
     return result
 
 
-def librispeech(args: argparse.Namespace, speech: dict, asr, text) -> dict:  # type: ignore[no-untyped-def]
+def librispeech(args: argparse.Namespace, speech: dict, asr, text, speaker=None) -> dict:  # type: ignore[no-untyped-def]
     """Real human read speech (../shared LibriSpeech): each asking utterance's query ranks all N
     utterances' transcripts (text vectors); R@1 = it finds its own. By default only the speakers
     that training never sees ask (`training.real_speech.HELD_OUT_SPEAKERS`)."""
@@ -302,11 +337,25 @@ def librispeech(args: argparse.Namespace, speech: dict, asr, text) -> dict:  # t
         clips.append(resample(audio.reshape(len(audio), -1).mean(1), rate, 16_000))
     queries = {f"e2e:{h}": np.stack([e.embed_speech(clip, 16_000) for clip in clips]) for h, e in speech.items()}
     queries["asr"] = text.embed_texts([asr.transcribe(clip, 16_000).text for clip in clips], batch_size=64)
+    if speaker is not None:  # rescored as AskPipeline.speech_ranked rescores: text top POOL, then fused
+        from voicerag_cli.config import AskConfig
+        from voicerag_cli.index import spoken
+
+        spoken_targets = speaker.embed_spoken([r.text for r in rows])
+        weight, fused = AskConfig().spoken_weight, queries["e2e:shipped"] @ targets.T
+        for qi, q in enumerate(queries["e2e:shipped"]):
+            pool = np.argsort(-fused[qi])[: spoken.POOL]
+            rescored = (1 - weight) * fused[qi, pool] + weight * (spoken_targets[pool] @ q)
+            fused[qi] = -np.inf
+            fused[qi, pool] = rescored
+        spoken_sims = fused
     speakers = sorted({rows[i].speaker for i in asking})
     result: dict = {"utterances": len(rows), "queries": len(asking), "asking_speakers": speakers}
     own = np.array(asking)
-    for mode, vectors in queries.items():
-        sims = vectors @ targets.T
+    modes = {mode: vectors @ targets.T for mode, vectors in queries.items()}
+    if speaker is not None:
+        modes["e2e:shipped+spoken"] = spoken_sims
+    for mode, sims in modes.items():
         rank = (sims > sims[np.arange(len(own)), own][:, None]).sum(1)
         result[mode] = {"r1": float((rank < 1).mean()), "r5": float((rank < 5).mean())}
         print(

@@ -34,7 +34,7 @@ TOP_KEYS = {
     "models",
     "answer_audio",
 }
-SOURCE_KEYS = {"rank", "score", "lexical", "source", "start", "end", "chunk_id", "text", "quote", "round"}
+SOURCE_KEYS = {"rank", "score", "lexical", "spoken", "source", "start", "end", "chunk_id", "text", "quote", "round"}
 BEE_QUESTION = "Who received a Nobel prize for decoding the honey bee dance?"
 
 

@@ -35,6 +35,7 @@ INDEX_JSON_KEYS = {  # README: `index --json`
     "empty_files",
     "skipped",
     "chunks_embedded",
+    "chunks_spoken",
     "files",
     "chunks",
     "space_id",

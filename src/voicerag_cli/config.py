@@ -72,6 +72,9 @@ class IndexConfig:
     overlap_words: int = 30
     batch_size: int = 32
     json_text_field: str = "text"
+    # Speak each chunk's first words (espeak-ng) and embed them with the speech embedder, for e2e
+    # questions to match speech with speech (`index.spoken`); ~0.13 s per chunk at index time.
+    spoken_passages: bool = False
     extensions: list[str] = field(
         default_factory=lambda: [
             ".txt",
@@ -120,6 +123,8 @@ class AskConfig:
     # question with text (asr, typed); 0: vectors alone. e2e has no text: vectors alone. README
     # has the measurements (RGB-en spoken Hit@5 0.53 -> 0.60 at 0.5; 0.7 costs typed questions).
     lexical_weight: float = 0.5
+    # e2e: weight of the spoken-passage vectors against the text vectors, where the index has them
+    spoken_weight: float = 0.5
 
 
 @dataclass
@@ -130,6 +135,9 @@ class ChatConfig:
     silence_ms: int = 500  # silence that ends an utterance
     history_turns: int = 3  # earlier turns given to the generator
     barge_in: bool = True  # speech during the answer stops playback
+    # asr.index_prompt_below for spoken turns: only transcripts Whisper is unsure of are decoded
+    # again, since a second decoding costs ~0.4 s of the turn's 1.5 s latency budget
+    index_prompt_below: float = -0.8
 
 
 @dataclass
@@ -144,9 +152,11 @@ class AsrConfig:
     # prompt alone does not hold over long utterances.
     simplified: bool = False
     # Decode a second time, prompted with the start of the passages the first transcript found:
-    # the index's own spelling of names and terms (RGB-zh pooled Hit@5 0.74 -> 0.84 by vectors
-    # alone, ~2x ASR time; with the lexical fusion it no longer helps: 0.96 once, 0.94 twice).
-    index_prompt: bool = False
+    # the index's own spelling of names and terms (README "Decoding again with the index's words").
+    index_prompt: bool = True
+    # ... when the first transcript's mean token log-probability is below this (0: always;
+    # chat has its own, chat.index_prompt_below)
+    index_prompt_below: float = 0.0
 
 
 @dataclass
@@ -416,10 +426,18 @@ def validate(settings: Settings) -> None:
             raise ConfigError(f"config key '{dotted}': at most {most:,}, got {value:,}")
     if not -1 <= settings.generator.min_score <= 1:
         raise ConfigError(f"config key 'generator.min_score': must be in -1..1, got {settings.generator.min_score}")
+    if not 0 <= settings.ask.spoken_weight <= 1:
+        raise ConfigError(f"config key 'ask.spoken_weight': must be between 0 and 1, got {settings.ask.spoken_weight}")
     if not 0 <= settings.ask.lexical_weight <= 1:
         raise ConfigError(
             f"config key 'ask.lexical_weight': must be between 0 and 1, got {settings.ask.lexical_weight}"
         )
+    for dotted, below in (
+        ("asr.index_prompt_below", settings.asr.index_prompt_below),
+        ("chat.index_prompt_below", settings.chat.index_prompt_below),
+    ):
+        if not -20 <= below <= 0:
+            raise ConfigError(f"config key '{dotted}': a mean token log-probability, -20..0 (0: always), got {below}")
     if not 0 < settings.ask.max_audio_s <= 3600:
         raise ConfigError(f"config key 'ask.max_audio_s': must be > 0 and <= 3600, got {settings.ask.max_audio_s}")
     if not 0 <= settings.index.overlap_words < settings.index.chunk_words:

@@ -15,8 +15,11 @@ from voicerag_cli.cli.options import Profile
 from voicerag_cli.languages import LANG_HELP, check_language, index_language, resolve
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from voicerag_cli.config import Settings
     from voicerag_cli.index.base import StoreRoot
+    from voicerag_cli.models.spoken_passages import SpokenPassages
 
 
 def index(
@@ -113,6 +116,7 @@ def index(
             progress=progress,  # type: ignore[arg-type]
             extra=_manifest_extra(settings, root, rebuild),
             follow_symlinks=settings.index.follow_symlinks,
+            spoken_factory=_spoken_factory(settings),
         )
     seconds = time.perf_counter() - started
     manifest = report.manifest
@@ -127,6 +131,7 @@ def index(
         "empty_files": report.skipped_empty,
         "skipped": report.notes,
         "chunks_embedded": report.chunks_embedded,
+        "chunks_spoken": report.chunks_spoken,
         "files": manifest.files,
         "chunks": manifest.chunks,
         "space_id": manifest.space_id,
@@ -188,3 +193,12 @@ def _list(root: StoreRoot, as_json: bool) -> None:
     for row in rows:
         table.add_row(*(str(row[c]) for c in ("name", "files", "chunks", "space_id", "dim", "updated_at")))
     out.print(table)
+
+
+def _spoken_factory(settings: Settings) -> Callable[[], SpokenPassages] | None:
+    """index.spoken_passages: the maker of spoken-passage vectors for e2e (`index.spoken`)."""
+    if not settings.index.spoken_passages:
+        return None
+    from voicerag_cli.models.spoken_passages import SpokenPassages
+
+    return lambda: SpokenPassages(STATE.registry())

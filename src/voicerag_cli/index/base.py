@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 from voicerag_cli.config import redact_url
@@ -231,11 +231,31 @@ class StoreWriter(Protocol):
         ...
 
 
+class SpokenPassageEmbedder(Protocol):
+    """Makes chunks' spoken-passage vectors (`index.spoken`): speaks and embeds their texts."""
+
+    recipe: dict[str, object]  # how: recorded in the manifest, compared before vectors mix
+
+    def embed_spoken(self, texts: list[str]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class SpokenWriter(Protocol):
+    """A writer whose store keeps spoken-passage vectors (hnswlib's)."""
+
+    def spoken_missing(self) -> list[tuple[int, str]]: ...
+
+    def add_spoken(self, ids: list[int], vectors: np.ndarray, recipe: dict[str, object]) -> None: ...
+
+    def drop_spoken(self) -> None: ...
+
+
 class StoreRoot(Protocol):
     """All indexes of one store location."""
 
     kind: str  # "hnswlib" or "milvus"
     keeps_terms: bool  # whether its indexes keep lexical terms (`index.lexical`)
+    keeps_spoken: bool  # whether its indexes keep spoken-passage vectors (`index.spoken`)
 
     def describe(self) -> str:
         """Where the indexes live, for people (a folder or a Milvus URI)."""

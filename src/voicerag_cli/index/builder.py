@@ -12,16 +12,16 @@ import numpy as np
 
 from voicerag_cli.errors import IndexError_, InputError
 from voicerag_cli.index import lexical
-from voicerag_cli.index.base import Manifest, metric_of
+from voicerag_cli.index.base import Manifest, SpokenWriter, metric_of
 from voicerag_cli.index.chunking import Chunk, chunk_text
 from voicerag_cli.index.documents import display_path, find_files, hash_file, json_fields, read_documents
 
 if TYPE_CHECKING:
     from voicerag_cli.config import IndexConfig
-    from voicerag_cli.index.base import StoreRoot, StoreWriter
+    from voicerag_cli.index.base import SpokenPassageEmbedder, StoreRoot, StoreWriter
     from voicerag_cli.models.base import TextEmbedder
 
-# progress(stage, done, total): stage is "scan" or "embed"
+# progress(stage, done, total): stage is "scan", "embed" or "speak"
 ProgressFn = Callable[[str, int, int], None]
 
 
@@ -33,6 +33,7 @@ class IndexReport:
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
     chunks_embedded: int = 0
+    chunks_spoken: int = 0  # spoken-passage vectors made (`index.spoken`)
     manifest: Manifest | None = None
     skipped_empty: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # files skipped and why (unreadable, symlinks, names)
@@ -48,13 +49,16 @@ def build_index(
     progress: ProgressFn | None = None,
     extra: dict[str, object] | None = None,
     follow_symlinks: bool = False,
+    spoken_factory: Callable[[], SpokenPassageEmbedder] | None = None,
 ) -> IndexReport:
     """Bring index `name` up to date with the files under `paths`.
 
     Indexing another folder into the same index adds to it. A file indexed before is removed
     when it no longer exists, or when it lay under one of `paths` and is no longer found
     there (e.g. its extension is no longer indexed). The embedder is constructed only when
-    something needs embedding.
+    something needs embedding. `spoken_factory` (index.spoken_passages): every chunk also gets a
+    spoken-passage vector (`index.spoken`), made for the chunks that lack one; without it an
+    index's spoken vectors are dropped.
     """
     report_progress = progress or (lambda stage, done, total: None)
     report = IndexReport(name)
@@ -86,7 +90,12 @@ def build_index(
         to_embed = [f for f in hashed if known.get(f.key) != f.content_hash or reread(f.path)]
         report.unchanged = len(hashed) - len(to_embed)
         deleted = sorted(key for key in set(known) - current_keys if key in outside or _was_deleted(Path(key), paths))
-        if not to_embed and not deleted and previous is not None and not _lacks_terms(root, previous):
+        speaker = spoken_factory() if spoken_factory is not None and root.keeps_spoken else None
+        if spoken_factory is not None and speaker is None:
+            report.notes.append(f"{root.kind} indexes keep no spoken-passage vectors: e2e ranks by text vectors")
+        stale_spoken = _spoken_stale(previous, speaker)
+        nothing_new = not to_embed and not deleted and previous is not None
+        if nothing_new and not _lacks_terms(root, previous) and not stale_spoken:  # type: ignore[arg-type]
             report.manifest = previous
             return report
 
@@ -138,8 +147,43 @@ def build_index(
                 writer.add_file(key, source.content_hash, source.size)
             if embedder is not None:
                 report.chunks_embedded = _embed_and_add(writer, embedder, pending, config.batch_size, report_progress)
+            if isinstance(writer, SpokenWriter):
+                report.chunks_spoken = _speak_and_add(writer, speaker, stale_spoken, config.batch_size, report_progress)
             report.manifest = writer.commit()
         return report
+
+
+def _spoken_stale(previous: Manifest | None, speaker: SpokenPassageEmbedder | None) -> bool:
+    """Whether the index's spoken vectors must be remade from scratch (or dropped): they were
+    made another way than `speaker` makes them, or none are wanted and some are there. An index
+    with vectors made the same way only needs its new chunks spoken."""
+    recorded = previous.extra.get("spoken") if previous is not None else None
+    if speaker is None:
+        return recorded is not None
+    return previous is not None and previous.chunks > 0 and recorded != speaker.recipe
+
+
+def _speak_and_add(
+    writer: SpokenWriter,
+    speaker: SpokenPassageEmbedder | None,
+    stale: bool,
+    batch_size: int,
+    report_progress: ProgressFn,
+) -> int:
+    """Spoken vectors for every chunk that lacks one (all of them when `stale`); none at all
+    without a `speaker`. Returns how many were made."""
+    if stale:
+        writer.drop_spoken()
+    if speaker is None:
+        return 0
+    todo = writer.spoken_missing()
+    report_progress("speak", 0, len(todo))
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        vectors = speaker.embed_spoken([text for _, text in batch])
+        writer.add_spoken([i for i, _ in batch], vectors, speaker.recipe)
+        report_progress("speak", start + len(batch), len(todo))
+    return len(todo)
 
 
 def _lacks_terms(root: StoreRoot, previous: Manifest) -> bool:

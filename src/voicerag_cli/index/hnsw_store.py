@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from voicerag_cli.errors import ConfigError, IndexError_
-from voicerag_cli.index import lexical
+from voicerag_cli.index import lexical, spoken
 from voicerag_cli.index.base import Manifest, ensure_same_space, writer_lock
 from voicerag_cli.index.chunking import Chunk
 from voicerag_cli.models.base import EmbeddingSpace, Passage
@@ -122,6 +122,7 @@ class IndexRoot:
 
     kind = "hnswlib"
     keeps_terms = True
+    keeps_spoken = True
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -229,6 +230,8 @@ class IndexReader:
         self.space = self.manifest.space
         # a generation written before the lexical terms has neither the key nor the table
         self.has_terms = self.manifest.extra.get("lexical") == lexical.TERMS_VERSION and lexical.has_table(self.db)
+        recipe = self.manifest.extra.get("spoken")
+        self.spoken_recipe = recipe if isinstance(recipe, dict) and spoken.has_table(self.db) else None
 
     def close(self) -> None:
         self.db.close()
@@ -251,6 +254,10 @@ class IndexReader:
         found = dict(lexical.search(self.db, text, n))
         ids = list(found)
         return [(p, found[p.chunk_id]) for p in self._passages(ids, similarities(self.hnsw, vector, ids))]
+
+    def spoken_vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
+        """The spoken vectors of those chunks that have one (`index.spoken`; see spoken_recipe)."""
+        return spoken.fetch(self.db, ids) if self.spoken_recipe is not None and ids else {}
 
     def _passages(self, ids: list[int], scores: list[float]) -> list[Passage]:
         placeholders = ",".join("?" * len(ids))
@@ -301,6 +308,8 @@ class IndexWriter:
         if previous is not None:
             old = Manifest.read(previous / MANIFEST)
             old_terms = old.extra.get("lexical")
+            if "spoken" in old.extra:  # the copied chunks' spoken vectors and how they were made
+                manifest.extra["spoken"] = old.extra["spoken"]
             manifest.created_at = old.created_at
             manifest.next_id, manifest.capacity = old.next_id, old.capacity
             self._copy_db(previous / CHUNKS_DB)
@@ -323,6 +332,7 @@ class IndexWriter:
         self.manifest = manifest
         self.db = sqlite3.connect(self.staging / CHUNKS_DB)
         self.db.executescript(_SCHEMA)
+        self.db.execute(spoken.SCHEMA)
         self._ensure_terms(old_terms)
 
     def _ensure_terms(self, old_terms: str | None) -> None:
@@ -361,6 +371,7 @@ class IndexWriter:
         for chunk_id in ids:
             self.hnsw.mark_deleted(chunk_id)
         lexical.delete(self.db, ids)
+        spoken.delete(self.db, ids)
         self.db.execute("DELETE FROM chunks WHERE file_key = ?", (key,))
         self.db.execute("DELETE FROM files WHERE key = ?", (key,))
         self.changed = True
@@ -392,6 +403,21 @@ class IndexWriter:
         )
         lexical.add(self.db, ((int(i), c.text) for i, c in zip(ids, chunks, strict=True)))
         self.manifest.next_id += len(chunks)
+        self.changed = True
+
+    # --- spoken-passage vectors (`index.spoken`) ----------------------------------------
+    def spoken_missing(self) -> list[tuple[int, str]]:
+        return spoken.missing(self.db)
+
+    def add_spoken(self, ids: list[int], vectors: np.ndarray, recipe: dict[str, object]) -> None:
+        spoken.add(self.db, ids, vectors)
+        self.manifest.extra["spoken"] = recipe
+        self.changed = True
+
+    def drop_spoken(self) -> None:
+        """Forget every spoken vector (they were made another way, or are no longer wanted)."""
+        self.db.execute(f"DELETE FROM {spoken.TABLE}")
+        self.manifest.extra.pop("spoken", None)
         self.changed = True
 
     def commit(self) -> Manifest:

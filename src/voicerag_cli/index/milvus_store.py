@@ -55,6 +55,7 @@ class MilvusRoot:
 
     kind = "milvus"
     keeps_terms = False  # see MilvusReader.lexical_search
+    keeps_spoken = False  # e2e on Milvus ranks by the text vectors alone
 
     def __init__(self, spec: StoreSpec, lock_dir: Path) -> None:
         self.spec = spec

@@ -28,6 +28,7 @@ class Passage:
     start: int = 0
     end: int = 0
     lexical: float | None = None  # its BM25 score when the terms found it (`index.lexical`)
+    spoken: float | None = None  # e2e: the question's similarity to its spoken vector (`index.spoken`)
 
 
 @dataclass
@@ -75,6 +76,9 @@ class SpeechEmbedder(Protocol):
 class Transcript:
     text: str
     language: str
+    # Whisper's mean token log-probability over the clip (its own confidence; None when a
+    # recognizer does not say): `asr.index_prompt_below` decides from it whether to decode again.
+    log_prob: float | None = None
 
 
 @runtime_checkable
@@ -98,6 +102,9 @@ class Query:
     # Earlier (question, answer) turns of a conversation, oldest first; the question is "" when
     # it was spoken in e2e mode and never transcribed.
     history: list[tuple[str, str]] = field(default_factory=list)
+    # The ranking that the first decoding's transcript retrieved, when asr.index_prompt decoded a
+    # second time: retrieval merges it with this query's own (`pipeline.ask.merge_rankings`).
+    earlier_ranking: list[Passage] = field(default_factory=list)
     # The spoken question itself (mono float32), for generators that listen (speech-in models).
     audio: np.ndarray | None = None
     audio_rate: int = 16_000

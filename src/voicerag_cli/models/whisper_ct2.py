@@ -45,19 +45,23 @@ class FasterWhisperRecognizer:
     def transcribe(self, audio: np.ndarray, sample_rate: int, prompt: str | None = None) -> Transcript:
         if sample_rate != WHISPER_RATE:
             raise ValueError(f"Whisper expects {WHISPER_RATE} Hz audio, got {sample_rate}")
-        prompt = prompt or self.initial_prompt
         segments, info = self.model.transcribe(
             audio.astype(np.float32),
             language=self.language or None,
             beam_size=self.beam_size,
             condition_on_previous_text=False,
             vad_filter=False,
-            initial_prompt=prompt,
+            initial_prompt=prompt or self.initial_prompt,
         )
+        segments = list(segments)
         text = " ".join(segment.text.strip() for segment in segments).strip()
+        tokens = sum(len(segment.tokens) for segment in segments)
+        log_prob = sum(s.avg_logprob * len(s.tokens) for s in segments) / tokens if tokens else None
         if self.to_simplified is not None:
             text = self.to_simplified(text)
-        return Transcript(text=drop_prompt(text, prompt), language=info.language)
+        # Only the configured instruction is cut out: a prompt of passage text (asr.index_prompt)
+        # shares the question's own words, which must stay ("Super Bowl 2021" lost its "2021").
+        return Transcript(text=drop_prompt(text, self.initial_prompt), language=info.language, log_prob=log_prob)
 
 
 def drop_prompt(text: str, prompt: str | None) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 
 from voicerag_cli.errors import InputError
 from voicerag_cli.index import lexical
-from voicerag_cli.models.base import Answer, EmbeddingSpace, Passage, Query, embed_queries
+from voicerag_cli.models.base import Answer, EmbeddingSpace, Passage, Query, Transcript, embed_queries
 from voicerag_cli.pipeline.question import History, Question
 from voicerag_cli.pipeline.timing import Stopwatch
 
@@ -128,6 +128,7 @@ def sources_json(
             "rank": rank,
             "score": round(p.score, 4),
             "lexical": None if p.lexical is None else round(p.lexical, 4),
+            "spoken": None if p.spoken is None else round(p.spoken, 4),
             "source": p.source,
             "start": p.start,
             "end": p.end,
@@ -156,6 +157,28 @@ def index_prompt(base: str, passages: list[str], passages_used: int = 3, chars_e
     """Whisper's prompt for a second decoding: the configured prompt, then the start of the top
     passages (Whisper keeps only a prompt's last ~220 tokens, so each passage is cut short)."""
     return base + "".join(text[:chars_each] for text in passages[:passages_used])
+
+
+def needs_second_decoding(transcript: Transcript, below: float) -> bool:
+    """Decode again when Whisper's mean token log-probability is under `below` (0: always; a
+    recognizer that reports no confidence is always decoded again)."""
+    return below >= 0 or transcript.log_prob is None or transcript.log_prob < below
+
+
+RANK_OFFSET = 10  # reciprocal-rank merging: 1 / (RANK_OFFSET + rank), rank 0 the best
+
+
+def merge_rankings(current: list[Passage], earlier: list[Passage]) -> list[Passage]:
+    """Both transcripts' rankings in one, by summed reciprocal rank: a second decoding that
+    copied a passage's words into the question cannot push out what the first one found
+    (RGB-en and HotpotQA pooled: as good as the better of the two on each). Ties keep `current`'s order."""
+    scores: dict[int, float] = {}
+    passages: dict[int, Passage] = {}
+    for ranking in (current, earlier):
+        for rank, passage in enumerate(ranking):
+            scores[passage.chunk_id] = scores.get(passage.chunk_id, 0.0) + 1.0 / (RANK_OFFSET + rank)
+            passages.setdefault(passage.chunk_id, passage)
+    return sorted(passages.values(), key=lambda p: -scores[p.chunk_id])
 
 
 def merge_rounds(first: list[Passage], second: list[Passage]) -> list[Passage]:
@@ -187,29 +210,39 @@ class AskPipeline:
         return {role: self.registry.backend_name(role) for role in ["text_embedder", "generator", *extra]}
 
     # --- stages -----------------------------------------------------------------------
-    def transcribe(self, audio: Audio, watch: Stopwatch, prompt: str | None = None, stage: str = "asr") -> str:
+    def transcribe(self, audio: Audio, watch: Stopwatch, prompt: str | None = None, stage: str = "asr") -> Transcript:
         recognizer = self.registry.asr()  # loaded outside the stage: timings exclude model loading
         with watch.stage(stage):
-            transcript = recognizer.transcribe(audio.samples, audio.sample_rate, prompt=prompt).text
-        if not transcript:
+            transcript = recognizer.transcribe(audio.samples, audio.sample_rate, prompt=prompt)
+        if not transcript.text:
             raise InputError(f"no speech recognized in {audio.source}")
         return transcript
 
-    def transcribed_query(self, audio: Audio, watch: Stopwatch, history: History = ()) -> tuple[Query, str | None]:
+    def transcribed_query(
+        self, audio: Audio, watch: Stopwatch, history: History = (), prompt_below: float | None = None
+    ) -> tuple[Query, str | None]:
         """The asr path's query, and the first transcript when `asr.index_prompt` decoded again:
-        prompted with the start of the passages the first transcript retrieved, so that names and
-        terms come out spelled as the index spells them (the second transcript's query is used)."""
+        prompted with the start of the passages the first transcript found, so that names and
+        terms come out spelled as the index spells them. The second transcript's query is used,
+        carrying the first one's ranking to be merged with its own (a passage prompt also tempts
+        Whisper to copy the passages' words into the question). `asr.index_prompt_below` can
+        limit the second decoding to first transcripts that Whisper is unsure of (`prompt_below`
+        in its place: chat's own limit)."""
+        settings = self.registry.settings.asr
+        below = settings.index_prompt_below if prompt_below is None else prompt_below
         transcript = self.transcribe(audio, watch)
-        query = self.text_query(transcript, watch, history)
-        if not self.registry.settings.asr.index_prompt:
+        query = self.text_query(transcript.text, watch, history)
+        if not settings.index_prompt or not needs_second_decoding(transcript, below):
             return query, None
         found = self.retrieve(query, watch, stage="search_prompt")
-        prompt = index_prompt(self.registry.settings.asr.initial_prompt, [p.text for p in found])
+        prompt = index_prompt(settings.initial_prompt, [p.text for p in found])
         try:
             second = self.transcribe(audio, watch, prompt=prompt, stage="asr_round2")
         except InputError:  # nothing decoded under the prompt: the first transcript stands
-            return query, transcript
-        return self.text_query(second, watch, history), transcript
+            return query, transcript.text
+        second_query = self.text_query(second.text, watch, history)
+        second_query.earlier_ranking = found
+        return second_query, transcript.text
 
     def text_query(self, text: str, watch: Stopwatch, history: History = ()) -> Query:
         """`history`: the conversation's earlier (question, answer) turns, oldest first."""
@@ -233,11 +266,37 @@ class AskPipeline:
 
     def retrieve(self, query: Query, watch: Stopwatch, stage: str = "search") -> list[Passage]:
         """The `depth` best passages: by the vector, fused with the lexical terms' ranking for a
-        question with text at `ask.lexical_weight` (`index.lexical.hybrid_search`)."""
+        question with text at `ask.lexical_weight` (`index.lexical.hybrid_search`); a spoken
+        question (e2e) with the chunks' spoken vectors where the index has them (`speech_ranked`)."""
         assert query.vector is not None
         weight = self.registry.settings.ask.lexical_weight
         with watch.stage(stage):
-            return lexical.hybrid_search(self.searcher, query.vector, query.text, self.depth, self.ef_search, weight)
+            if query.text is None:
+                return self.speech_ranked(query.vector)
+            ranked = lexical.hybrid_search(self.searcher, query.vector, query.text, self.depth, self.ef_search, weight)
+            if query.earlier_ranking:
+                ranked = merge_rankings(ranked, query.earlier_ranking)[: self.depth]
+            return ranked
+
+    def speech_ranked(self, vector: np.ndarray) -> list[Passage]:
+        """e2e: the text vectors' top `spoken.POOL` rescored with the question's similarity to
+        their spoken vectors at `ask.spoken_weight`, when the index has spoken vectors made the
+        way this speech embedder makes them (else, and for weight 0, the text vectors alone)."""
+        from voicerag_cli.index import spoken
+
+        weight = self.registry.settings.ask.spoken_weight
+        searcher = self.searcher
+        if weight <= 0 or not isinstance(searcher, spoken.SpokenSearcher) or searcher.spoken_recipe is None:
+            return self.searcher.search(vector, self.depth, self.ef_search)
+        from voicerag_cli.models.spoken_passages import SpokenPassages
+
+        if searcher.spoken_recipe != SpokenPassages(self.registry).recipe:  # another head or voice made them
+            return self.searcher.search(vector, self.depth, self.ef_search)
+        pool = self.searcher.search(vector, max(self.depth, spoken.POOL), self.ef_search)
+        similar = {i: float(v @ vector) for i, v in searcher.spoken_vectors([p.chunk_id for p in pool]).items()}
+        by_id = {p.chunk_id: p for p in pool}
+        order = spoken.rescore({p.chunk_id: p.score for p in pool}, similar, weight)
+        return [dataclasses.replace(by_id[i], spoken=similar.get(i)) for i in order[: self.depth]]
 
     def generate(self, query: Query, passages: list[Passage], watch: Stopwatch, stage: str = "generate") -> Answer:
         generator = self.registry.generator()
@@ -254,7 +313,7 @@ class AskPipeline:
             else:
                 assert query.vector is not None
                 vector = _normalized(query.vector + embedder.embed_texts([spoken_form(first_answer.text)])[0])
-        return dataclasses.replace(query, vector=vector)
+        return dataclasses.replace(query, vector=vector, earlier_ranking=[])
 
     def answer_query(self, query: Query, watch: Stopwatch) -> Outcome:
         """Retrieve and generate, in one or two rounds (see `Outcome`)."""
@@ -288,14 +347,22 @@ class AskPipeline:
         }
         return result
 
-    def ask_audio(self, audio: Audio, rag: str, history: History = (), read_ms: float | None = None) -> AskResult:
-        """`read_ms`: how long reading `audio` took, reported as the first stage."""
+    def ask_audio(
+        self,
+        audio: Audio,
+        rag: str,
+        history: History = (),
+        read_ms: float | None = None,
+        prompt_below: float | None = None,
+    ) -> AskResult:
+        """`read_ms`: how long reading `audio` took, reported as the first stage; `prompt_below`:
+        in place of `asr.index_prompt_below` (see `transcribed_query`)."""
         watch = self.stopwatch()
         if read_ms is not None:
             watch.ms["read_audio"] = read_ms
         first_transcript = None
         if rag == "asr":
-            query, first_transcript = self.transcribed_query(audio, watch, history)
+            query, first_transcript = self.transcribed_query(audio, watch, history, prompt_below)
             transcript: str | None = query.text
         elif rag == "e2e":
             transcript = None

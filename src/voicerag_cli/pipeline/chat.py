@@ -176,7 +176,9 @@ class ChatSession:
         started = time.perf_counter()
         try:
             clip = Audio(utterance.samples, RATE, f"turn {turn.index}")
-            result = self.pipeline.ask_audio(clip, self.rag, self._history())
+            # chat's own limit for a second decoding: it costs ~0.4 s of the 1.5 s turn budget
+            below = self.pipeline.registry.settings.chat.index_prompt_below
+            result = self.pipeline.ask_audio(clip, self.rag, self._history(), prompt_below=below)
         except InputError as exc:  # e.g. nothing recognizable: tell the user, keep listening
             turn.error = str(exc)
         else:
