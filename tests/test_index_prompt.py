@@ -8,6 +8,7 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from voicerag_cli.audio.io import read_audio
@@ -97,3 +98,37 @@ def test_the_second_decoding_is_prompted_by_the_passages_the_first_found(
     merged = merge_rankings(second_found, first_found)[:3]
     assert [p.chunk_id for p in result.sources] == [p.chunk_id for p in merged]
     assert chat_turn.first_transcript is None and "asr_round2" not in chat_turn.timings_ms
+
+
+def test_a_second_decoding_of_the_same_audio_reuses_the_encoder_output(
+    registry: Registry, speech: Callable[..., Path]
+) -> None:
+    from faster_whisper import WhisperModel
+
+    from voicerag_cli.models.whisper_ct2 import ENCODED_WINDOWS, whisper_weights
+
+    asr = registry.asr()
+    clip = read_audio(speech("How do I show a progress bar in the terminal?"))
+    other = read_audio(speech("Which river flows through Basel?"))
+    asr.model.encoded.clear()
+    prompts = [None, "click progressbar utils", "echo style secho"]
+    cached = [asr.transcribe(clip.samples, clip.sample_rate, prompt=p).text for p in prompts]
+    assert len(asr.model.encoded) == 1  # one window encoded, decoded three times
+    assert asr.transcribe(other.samples, other.sample_rate).text != cached[0]  # another audio: its own entry
+    assert len(asr.model.encoded) == 2
+    # the same texts as a plain faster-whisper model that encodes every time
+    plain = WhisperModel(whisper_weights(registry.settings).location, device="cpu", compute_type="int8")
+    for prompt, text in zip(prompts, cached, strict=True):
+        segments, _ = plain.transcribe(
+            clip.samples,
+            language="en",
+            beam_size=asr.beam_size,
+            condition_on_previous_text=False,
+            vad_filter=False,
+            initial_prompt=prompt or asr.initial_prompt,
+        )
+        assert " ".join(s.text.strip() for s in segments).strip() == text
+    rng = np.random.default_rng(0)
+    for _ in range(ENCODED_WINDOWS + 2):  # bounded: the oldest windows go
+        asr.transcribe((0.01 * rng.standard_normal(16_000)).astype(np.float32), 16_000)
+    assert len(asr.model.encoded) == ENCODED_WINDOWS
