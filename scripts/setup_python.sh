@@ -2,6 +2,13 @@
 # Expects `as_root` (an array: empty, or (sudo)).
 
 if ! python3 -m pip --version >/dev/null 2>&1; then
+  if ! command -v apt-get >/dev/null; then
+    echo "setup: python3 has no pip and this is not a Debian/Ubuntu system: install pip for python3 first" >&2
+    exit 1
+  fi
+  # the package lists may be missing or stale on a fresh machine (the callers update only when
+  # their own packages are missing)
+  "${as_root[@]}" apt-get update -qq
   "${as_root[@]}" apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
 fi
 # Debian's own python3 refuses pip installs (PEP 668, "externally managed"); install into it anyway

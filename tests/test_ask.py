@@ -172,6 +172,21 @@ def test_ask_text_two_rounds_json(on_demo_index: DemoIndex) -> None:
     assert "Alps" in payload["answer"]
 
 
+def test_sources_table_fits_80_columns_with_the_cited_sentence_and_its_round(on_demo_index: DemoIndex) -> None:
+    args = ("ask", "--text", "Where does the Rhine rise?", "-k", "2", "--rounds", "2")
+    table = run_cli(*args, env={"COLUMNS": "80"})
+    payload = run_cli(*args, "--json").json()
+    assert table.code == 0, table
+    lines = table.stdout.splitlines()
+    assert lines and max(len(line) for line in lines) <= 80
+    header = next(line for line in lines if "score" in line)
+    assert "round" in header and "cited sentence" in header
+    cited = next(s for s in payload["sources"] if s["quote"])
+    # the quote, not the chunk's first words; folded over lines at 80 columns
+    flat = " ".join(line.strip(" │┃|") for line in lines)
+    assert " ".join(cited["quote"].split()[:4]) in " ".join(flat.split())
+
+
 def test_e2e_with_the_default_speech_embedder(on_demo_index: DemoIndex, speech: Callable[..., Path]) -> None:
     """No transcription: the spoken question is embedded straight into the index's space. Only the
     path is checked here; the distilled embedder is imprecise (README, "e2e retrieval": on these

@@ -144,3 +144,28 @@ def test_resume_after_interruption(tmp_path: Path) -> None:
     changed = voicerag([*args[:-2], "--modes", "oracle", "--out", str(out)], env)
     assert changed.returncode == 3
     assert "different run (differs in: modes)" in changed.stderr
+
+
+def test_without_matplotlib_the_run_completes_and_names_the_extra(tmp_path: Path) -> None:
+    blocker = tmp_path / "no_matplotlib" / "matplotlib"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('matplotlib is blocked for this test')\n")
+    env = eval_env(tmp_path)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(blocker.parent), env.get("PYTHONPATH")]))
+    out = tmp_path / "run"
+    args = [
+        "eval",
+        "--dataset",
+        "hotpot",
+        "--data",
+        str(write_hotpot(tmp_path)),
+        "--modes",
+        "oracle",
+        "--out",
+        str(out),
+    ]
+    result = voicerag(args, {**env, "COLUMNS": "120"})
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'voicerag[eval]' (matplotlib)" in result.stderr
+    assert not (out / "plot.png").exists() and (out / "summary.json").exists() and (out / "table.md").exists()
+    assert "summary.json, table.md, results.jsonl" in result.stderr and "plot.png ·" not in result.stderr

@@ -301,6 +301,15 @@ def test_json_field_change_rereads_and_no_text_names_the_fields(isolated_env: Is
     assert (changed.json()["updated"], changed.json()["generation"]) == (1, 2), changed
     texts = [row[0] for row in live_rows(isolated_env.data_dir, "default", "SELECT text FROM chunks")]
     assert texts == ["Comets"], message
+    # a field no record has, on an index that has text: refused naming the fields, nothing dropped
+    assert_error(run_cli("index", folder, "--json-field", "nope"), ExitCode.INPUT, "no text found", "title", "body")
+    assert [row[0] for row in live_rows(isolated_env.data_dir, "default", "SELECT text FROM chunks")] == ["Comets"]
+    (folder / "guide.md").write_text("Comets are icy bodies that orbit the Sun.\n")
+    assert run_cli("index", folder, "--json-field", "title").code == 0
+    before = live_rows(isolated_env.data_dir, "default", "SELECT text FROM chunks")
+    assert_error(run_cli("index", folder, "--json-field", "nope"), ExitCode.INPUT, "no text found", "title", "body")
+    assert live_rows(isolated_env.data_dir, "default", "SELECT text FROM chunks") == before
+    assert sorted(before) == [("Comets",), ("Comets are icy bodies that orbit the Sun.",)]
 
 
 def test_exclude_defaults_and_flag(isolated_env: Isolated, tmp_path: Path) -> None:

@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from voicerag_cli.cli.console import err, out, print_json
 from voicerag_cli.cli.context import STATE
 from voicerag_cli.cli.options import Profile
 from voicerag_cli.errors import InputError
+
+EVAL_EXTRA_HINT = "pip install 'voicerag[eval]' (matplotlib)"
 
 
 def _csv(value: str) -> list[str]:
@@ -132,10 +135,13 @@ def eval_command(
         "resumed_from": len(done & {item.qid for item in items}),
     }
     write_summary(out_dir / "summary.json", payload)
+    written = ["summary.json", "plot.png", "table.md", "results.jsonl"]
     try:
         write_plot(out_dir / "plot.png", summary, evaluator.ks, title)
     except ImportError:  # matplotlib is the one heavy eval dependency: the `eval` extra
-        err.print("[yellow]note:[/] no plot.png: pip install 'voicerag[eval]' (matplotlib) for the plot")
+        written.remove("plot.png")
+        # escaped: rich would read "[eval]" as markup and print pip install 'voicerag'
+        err.print(f"[yellow]note:[/] no plot.png: {escape(EVAL_EXTRA_HINT)} for the plot")
     (out_dir / "table.md").write_text(markdown_table(summary) + "\n", encoding="utf-8")
     if as_json:
         from voicerag_cli.eval.report import json_safe
@@ -144,4 +150,4 @@ def eval_command(
         return
     for table in rich_tables(summary, title, out.width):
         out.print(table)
-    err.print(f"[dim]{out_dir}/summary.json, plot.png, table.md, results.jsonl · {seconds:.0f} s[/]")
+    err.print(f"[dim]{escape(str(out_dir))}/{', '.join(written)} · {seconds:.0f} s[/]")

@@ -109,8 +109,16 @@ def build_index(
             pending.append((source.key, chunks))
             if not chunks:
                 report.skipped_empty.append(source.key)
-        if pending and not any(chunks for _, chunks in pending) and (previous is None or not previous.chunks):
+        with_text = {key for key, chunks in pending if chunks}
+        left_alone = set(known) - {source.key for source in to_embed} - set(deleted)
+        if pending and not with_text and (previous is None or not previous.chunks or not left_alone):
+            # the run would leave the index empty: a wrong --json-field, say; refuse, index untouched
             raise InputError(_no_text_message([source.path for source in to_embed], config.json_text_field))
+        reread_sources = [source for source in to_embed if reread(source.path)]
+        if reread_sources and not with_text & {source.key for source in reread_sources}:
+            # a reader setting changed and no file read again with it gives text: a wrong field name,
+            # not a request to drop those files from the index
+            raise InputError(_no_text_message([source.path for source in reread_sources], config.json_text_field))
 
         embedder = None
         if previous is None or any(chunks for _, chunks in pending):  # else: nothing to embed
