@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from voicerag_cli.markup import blocks, plain_text, spoken
-from voicerag_cli.models.base import Passage, Query
-from voicerag_cli.models.extractive import NO_ANSWER, SEE_EXAMPLE, ExtractiveGenerator
+from voicerag_cli.models.base import Passage, Query, embed_queries
+from voicerag_cli.models.extractive import NO_ANSWER, SEE_EXAMPLE, ExtractiveGenerator, _content_words
 from voicerag_cli.pipeline.ask import spoken_form
 from voicerag_cli.sentences import split_sentences
 
@@ -57,6 +57,18 @@ def test_sphinx_source_becomes_prose_and_code_stays_readable() -> None:
     assert ">>>" not in text and "``" not in text and ":exc:" not in text and ":ref:" not in text
     assert "See the certifi docs and ca-certificates." in text
     assert "\n" not in text.split("\n\n")[0]
+
+
+def test_inline_markup_spanning_source_lines_is_removed() -> None:
+    # Flask's server.rst: a warning in bold over two source lines; a role whose text wraps
+    source = (
+        ".. warning::\n\n    **Do not use the development server when deploying to production. It\n"
+        "    is intended for use only during local development.**\n\nSee :doc:`the deployment\nguide`.\n"
+    )
+    assert plain_text(source) == (
+        "Do not use the development server when deploying to production. It is intended for use only "
+        "during local development.\n\nSee the deployment guide."
+    )
 
 
 def test_markdown_and_html_become_prose() -> None:
@@ -122,6 +134,26 @@ def test_extractive_quotes_answering_sentences_not_headings(registry: Registry) 
     assert "``" not in answer.text and "::" not in answer.text and ":exc:" not in answer.text
     assert "Copyright" not in answer.text and "Sphinx" not in answer.text
     assert answer.quotes[1] in answer.text and answer.quotes[1] in plain_text(SPHINX)
+
+
+def test_extractive_prefers_the_sentence_naming_what_to_use_over_a_pointer(registry: Registry) -> None:
+    """A "see the tutorial" sentence restates the question and is as similar to it as the one that
+    answers it; the answer is the one naming what to use (found so in the Flask docs trial)."""
+    generator = ExtractiveGenerator(registry.text_embedder(), max_sentences=1)
+    pointer = "See the tutorial on testing for a detailed explanation of how to test an application."
+    naming = "Send requests to the application with app.test_client() and check each response."
+    answer = generator.generate(Query(text="How do I test my application?"), [passage(f"{pointer} {naming}", 0.6)])
+    assert answer.text == f"{naming} [1]"
+    # by similarity alone the pointer would be the answer: the two signals decide here
+    plain = ExtractiveGenerator(registry.text_embedder(), max_sentences=3)
+    vectors = plain.embedder.embed_texts([pointer, naming])
+    question = embed_queries(plain.embedder, ["How do I test my application?"])[0]
+    assert float(vectors[0] @ question) > float(vectors[1] @ question)
+
+
+def test_word_overlap_compares_stems() -> None:
+    assert _content_words("How do I let users upload files?") >= _content_words("user uploads file")
+    assert _content_words("the sessions") == _content_words("session")
 
 
 def test_extractive_says_it_found_nothing_below_the_threshold(registry: Registry) -> None:

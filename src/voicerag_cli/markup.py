@@ -137,7 +137,8 @@ def blocks(text: str, drop_headings: bool = True) -> list[Block]:
             return
         if kind == "prose" and _CODE_LINE.match(current[0]):
             kind = "code"  # an example whose opening was cut off
-        joined = _join_code(current) if kind == "code" else " ".join(_inline(line) for line in current)
+        # inline markup may span source lines (**a\nb**, a role's text): joined first, then cleaned
+        joined = _join_code(current) if kind == "code" else _inline(" ".join(current))
         joined = " ".join(joined.split())
         if joined:
             out.append(Block(kind, joined, item=kind == "prose" and listed[0]))

@@ -4,7 +4,9 @@ already loaded for retrieval, plus word overlap to favour sentences naming the a
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -101,6 +103,24 @@ _POINTS_AHEAD = re.compile(r"(?i)\b(?:the following|as follows|like this|like so
 LEAD_IN_WORDS = 4  # "Example:", "Example usage:": a paragraph this short only introduces what follows
 
 
+# "How do I ..." is answered by a sentence naming what to use: an identifier (snake_case, a dotted
+# name, a call), an option (--debug, -k), an assignment (required=True), a placeholder (<int:id>),
+# or the example it introduces. A sentence that only restates the topic ("We want to be able to
+# serve the uploaded files") scores as high on similarity and names nothing.
+_CODE_TOKEN = re.compile(
+    r"\b[A-Za-z]\w*_\w+|\b[A-Za-z_]\w+\.[A-Za-z_]\w+|\b\w+\(|(?<![\w-])--?[A-Za-z][\w-]*|\b\w+=\S|<\w+(?::\w+)?>"
+)
+NAMES_WHAT_TO_USE = 0.1
+# Sentences about the documentation itself point elsewhere instead of answering.
+_POINTER = re.compile(
+    r"(?i)\b(?:see (?:the|also|below|above)|this (?:documentation|document|page|section|chapter|tutorial|guide)|"
+    r"the (?:tutorial|documentation|docs|guide) (?:goes|go|covers?|explains?|describes?)|goes over|"
+    r"(?:described|explained|covered) (?:here|below|later|in the)|is not exhaustive|the following (?:pages|sections)|"
+    r"(?:these|the) docs)\b"
+)
+POINTS_ELSEWHERE = 0.15
+
+
 @dataclass(frozen=True)
 class _Candidate:
     position: int  # the passage's 0-based rank
@@ -192,8 +212,17 @@ def _cut_code(code: str) -> str:
     return (code[:cut] if cut > 0 else code[:EXAMPLE_CHARS].rstrip()) + " …"
 
 
+@functools.cache
+def _stem() -> Callable[[str], str]:
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("english").stemWord
+
+
 def _content_words(text: str) -> set[str]:
-    return {w for w in (m.lower() for m in _WORD.findall(text)) if w not in _STOP}
+    """The words that carry content, stemmed, so "uploads" meets "upload" and "sessions" "session"."""
+    stem = _stem()
+    return {stem(w) for w in (m.lower() for m in _WORD.findall(text)) if w not in _STOP}
 
 
 class ExtractiveGenerator:
@@ -240,7 +269,9 @@ class ExtractiveGenerator:
         )
         # Earlier (better-retrieved) passages get a small prior.
         rank_prior = np.array([1.0 / (1 + c.position) for c in candidates], dtype=np.float32)
-        scores = semantic + 0.3 * overlap + 0.05 * rank_prior
+        names = np.array([bool(_CODE_TOKEN.search(c.unit)) for c in candidates], dtype=np.float32)
+        pointer = np.array([bool(_POINTER.search(c.sentence)) for c in candidates], dtype=np.float32)
+        scores = semantic + 0.3 * overlap + 0.05 * rank_prior + NAMES_WHAT_TO_USE * names - POINTS_ELSEWHERE * pointer
 
         # Keep only sentences close to the best one: a weakly related sentence dilutes the answer.
         ranked = np.argsort(-scores)[: self.max_sentences]
