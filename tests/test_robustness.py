@@ -9,6 +9,8 @@ import os
 import shutil
 import sqlite3
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -262,6 +264,38 @@ def test_damaged_mp3_gives_one_line_and_no_decoder_noise(guarded: DemoIndex, tmp
         assert "mpg123" not in result.stderr.lower()
     else:
         assert_error(result, ExitCode.INPUT)
+
+
+def test_a_damaged_but_readable_pdf_is_indexed_without_pypdf_noise(isolated_env: Isolated, tmp_path: Path) -> None:
+    text = b"BT /F1 12 Tf 72 712 Td (Comets have icy nuclei and long tails.) Tj ET"
+    pdf = pdf_file(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+            b" /Resources << /Font << /F1 5 0 R >> >> >>",
+            b"<< /Length %d >>\nstream\n" % len(text) + text + b"\nendstream",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        ]
+    )
+    pointer = pdf.rindex(b"startxref\n") + len(b"startxref\n")
+    folder = folder_with(tmp_path, {"comets.pdf": pdf[:pointer] + b"99" + pdf[pointer:]})  # a wrong xref offset
+    # pypdf itself recovers and prints "incorrect startxref pointer" and more to stderr
+    raw = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import pypdf; pypdf.PdfReader({str(folder / 'comets.pdf')!r}).pages[0].extract_text()",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert "startxref" in raw.stderr
+    result = run_cli("index", folder)
+    assert result.code == 0, result
+    assert result.stderr.strip().splitlines() == [], result.stderr
+    texts = [row[0] for row in live_rows(isolated_env.data_dir, "default", "SELECT text FROM chunks")]
+    assert texts == ["Comets have icy nuclei and long tails."]
 
 
 def test_play_without_an_output_device_fails_first(guarded: DemoIndex) -> None:
