@@ -9,8 +9,8 @@ its alternatives, case-insensitive), and the answer text, so a human can check.
 
     python3 benchmarks/docs_trial.py [--rag asr e2e] [--out benchmarks/results/docs_trial.json]
 
-`--trial benchmarks/docs_trial_flask.json` runs the held-out trial (Flask's docs, questions
-written before any Flask answer was seen) the same way.
+`--trial benchmarks/docs_trial_flask.json` (or `docs_trial_pytest.json`) runs a held-out trial
+the same way: Flask's or pytest's docs, questions written before any of their answers was seen.
 """
 
 from __future__ import annotations
