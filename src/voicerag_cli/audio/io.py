@@ -133,7 +133,7 @@ def prepare(samples: np.ndarray, rate: int, name: str) -> Audio:
     if not np.isfinite(mono).all():
         raise InputError(f"audio from {name} contains NaN or infinite samples")
     if float(np.max(np.abs(mono))) < SILENCE_PEAK:
-        raise InputError(f"audio from {name} is silent (peak below -60 dBFS): nothing to transcribe")
+        raise InputError(f"audio from {name} is silent (peak below -60 dBFS): no question in it")
     return Audio(resample(mono, rate, TARGET_RATE), TARGET_RATE, name)
 
 
