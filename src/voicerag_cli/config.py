@@ -136,7 +136,7 @@ class ChatConfig:
     history_turns: int = 3  # earlier turns given to the generator
     barge_in: bool = True  # speech during the answer stops playback
     # asr.index_prompt_below for spoken turns: only transcripts Whisper is unsure of are decoded
-    # again, since a second decoding costs ~0.4 s of the turn's 1.5 s latency budget
+    # again, since a second decoding costs ~0.2 s of the turn's 1.5 s latency budget (README)
     index_prompt_below: float = -0.8
 
 

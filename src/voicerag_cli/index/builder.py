@@ -121,7 +121,7 @@ def build_index(
             raise InputError(_no_text_message([source.path for source in reread_sources], config.json_text_field))
 
         embedder = None
-        if previous is None or any(chunks for _, chunks in pending):  # else: nothing to embed
+        if previous is None or with_text:  # else: nothing to embed
             embedder = embedder_factory()
             if previous is not None and embedder.space != previous.space:
                 raise IndexError_(

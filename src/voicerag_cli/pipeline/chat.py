@@ -176,7 +176,7 @@ class ChatSession:
         started = time.perf_counter()
         try:
             clip = Audio(utterance.samples, RATE, f"turn {turn.index}")
-            # chat's own limit for a second decoding: it costs ~0.4 s of the 1.5 s turn budget
+            # chat's own limit for a second decoding: it costs ~0.2 s of the 1.5 s turn budget
             below = self.pipeline.registry.settings.chat.index_prompt_below
             result = self.pipeline.ask_audio(clip, self.rag, self._history(), prompt_below=below)
         except InputError as exc:  # e.g. nothing recognizable: tell the user, keep listening
