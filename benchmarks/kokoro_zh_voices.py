@@ -9,7 +9,8 @@ zh_speech.py). CER is pooled (total edits / total reference characters, jiwer ov
 as Chinese numerals on both sides (Kokoro reads "2019" as 二零一九; Whisper writes it back as
 digits), the usual Mandarin CER normalisation. Each configuration is "voice@speed", optionally
 followed by "/cN" (cut sentences longer than N characters at clause punctuation, the synthesizer's
-`clause_chars`) and "/nolatin" (Latin words left to misaki, which drops most letters)."""
+`clause_chars`) and "/nolatin" (Latin words left to misaki, which drops most letters). The
+native Mandarin styles (zf_*, zm_*) need `voicerag voices --install` first (user cache)."""
 
 from __future__ import annotations
 

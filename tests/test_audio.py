@@ -87,6 +87,15 @@ def test_non_finite_samples_are_rejected(bad: float) -> None:
         prepare(samples, TARGET_RATE, "test")
 
 
+def test_float_samples_past_full_scale_are_scaled_to_it() -> None:
+    samples = tone(1.0, TARGET_RATE, amplitude=4.0)
+    audio = prepare(samples, TARGET_RATE, "loud")
+    assert np.max(np.abs(audio.samples)) == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_allclose(audio.samples, samples / 4.0, atol=1e-6)  # the same waveform, quieter
+    quiet = tone(1.0, TARGET_RATE, amplitude=0.5)
+    np.testing.assert_array_equal(prepare(quiet, TARGET_RATE, "ok").samples, quiet)  # in range: untouched
+
+
 def test_silence_short_and_empty_are_rejected() -> None:
     with pytest.raises(InputError, match="silent"):
         prepare(np.full(TARGET_RATE, 5e-4, dtype=np.float32), TARGET_RATE, "quiet")  # about -66 dBFS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import tracemalloc
 
 import pytest
 
@@ -145,3 +146,26 @@ def test_run_on_text_is_cut_into_bounded_chunks(text: str) -> None:
     for before, after in itertools.pairwise(chunks):
         assert after.start <= before.end or not text[before.end : after.start].strip()
     assert chunks[0].start == 0 and chunks[-1].end == len(text.rstrip())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "word " * 2_000_000,  # a 10 MB single line
+        "Short one. " * 100_000,  # 1.1 MB of tiny sentences: a sentence object each, were they all held
+    ],
+    ids=["10MB-line", "short-sentences"],
+)
+def test_chunking_memory_is_the_chunks_plus_one_copy_of_a_sentence(text: str) -> None:
+    """Peak Python allocation while chunking stays within 3x the text's size: the chunks (with
+    their overlap) plus at most one copy of the longest sentence. Holding every sentence at
+    once cost 34x on tiny sentences."""
+    size = len(text.encode("utf-8"))
+    tracemalloc.start()
+    try:
+        chunks = chunk_text("big.txt", text, chunk_words=120, overlap_words=30)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert chunks[-1].end == len(text.rstrip())
+    assert peak <= 3 * size, f"peak {peak / size:.1f}x the text"

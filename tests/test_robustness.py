@@ -12,13 +12,15 @@ import struct
 import subprocess
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from test_ask import BEE_QUESTION
+from voicerag_cli.audio.io import resample
 from voicerag_cli.errors import ExitCode
 from vrtest import DemoIndex, Isolated, assert_error, pdf_file, run_cli, tree_hash
 
@@ -249,6 +251,50 @@ def test_wav_header_claiming_one_hertz(guarded: DemoIndex, tmp_path: Path) -> No
 
 def test_text_on_stdin_is_not_audio(guarded: DemoIndex) -> None:
     assert_error(run_cli("ask", "-", stdin="hello\n"), ExitCode.INPUT, "<stdin> holds text, not audio", "--text")
+
+
+def test_float_audio_past_full_scale_is_scaled_not_overflowed(
+    guarded: DemoIndex, speech: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A float WAV may exceed [-1, 1]: at 8x gain the question is still answered, and a damaged
+    file's 3e38 samples no longer overflow the recognizer's float32 features into NaN (numpy
+    RuntimeWarnings with VOICERAG_DEBUG on, which keeps them visible)."""
+    samples, rate = sf.read(str(speech(BEE_QUESTION)), dtype="float32")
+    samples, rate = resample(samples, rate, 16_000), 16_000  # no resampler between file and features
+    loud = tmp_path / "loud.wav"
+    sf.write(str(loud), samples * 8.0, rate, subtype="FLOAT")
+    spiked = tmp_path / "spiked.wav"
+    samples[1000:1010] = 3e38
+    sf.write(str(spiked), samples, rate, subtype="FLOAT")
+    answered = run_cli("ask", loud, "--json", env={"VOICERAG_DEBUG": "1"})
+    assert answered.code == 0, answered
+    assert Path(answered.json()["sources"][0]["source"]).name == "honeybees.md"
+    assert "RuntimeWarning" not in answered.stderr
+    for mode in ("asr", "e2e"):
+        debugged = run_cli("ask", spiked, "--rag", mode, "--json", env={"VOICERAG_DEBUG": "1"})
+        assert "RuntimeWarning" not in debugged.stderr, debugged
+        result = run_cli("ask", spiked, "--rag", mode, "--json")
+        if result.code != 0:  # the speech is 1e-39 of the spike now: "no speech recognized" is fair
+            assert_error(result, ExitCode.INPUT, "spiked.wav")
+
+
+@pytest.mark.parametrize("argv", [[], ["--debug"]])
+def test_library_warnings_reach_stderr_only_with_debug(argv: list[str]) -> None:
+    """The CLI's filter on a real numpy RuntimeWarning (float32 overflow): silent by default,
+    shown with --debug, in this interpreter and in any child one (PYTHONWARNINGS)."""
+    code = (
+        "import sys, subprocess\n"
+        "from voicerag_cli.cli.app import _quiet_libraries\n"
+        f"_quiet_libraries({argv!r})\n"
+        "import numpy as np\n"
+        "np.float32(3e38) * np.float32(3e38)\n"
+        "subprocess.run([sys.executable, '-c', 'import numpy as np; np.float32(3e38) * np.float32(3e38)'])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("VOICERAG_DEBUG", "PYTHONWARNINGS")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    warnings = result.stderr.count("RuntimeWarning: overflow")
+    assert warnings == (2 if argv else 0), result.stderr
 
 
 def test_damaged_mp3_gives_one_line_and_no_decoder_noise(guarded: DemoIndex, tmp_path: Path) -> None:

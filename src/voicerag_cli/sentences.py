@@ -7,6 +7,7 @@ and handle both Latin punctuation and CJK full stops (RGB has Chinese passages).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 # A sentence ends at . ! ? (optionally followed by quotes/brackets) plus whitespace, at a CJK
@@ -101,25 +102,33 @@ def _is_end(text: str, match: re.Match[str]) -> bool:
 
 
 def split_sentences(text: str) -> list[Sentence]:
-    sentences: list[Sentence] = []
+    return list(iter_sentences(text))
+
+
+def iter_sentences(text: str) -> Iterator[Sentence]:
+    """The sentences of `text` one at a time, so a consumer of a huge text need not hold them all."""
     position = 0
     for match in _BOUNDARY.finditer(text):
         if not _is_end(text, match):
             continue
         gap = match.group(0)
         # Closing quotes/brackets after the full stop belong to the sentence, not to the gap.
-        _add(text, position, match.start() + len(gap) - len(gap.lstrip("\"')]")), sentences)
+        sentence = _sentence(text, position, match.start() + len(gap) - len(gap.lstrip("\"')]")))
+        if sentence is not None:
+            yield sentence
         position = match.end()
-    _add(text, position, len(text), sentences)
-    return sentences
+    last = _sentence(text, position, len(text))
+    if last is not None:
+        yield last
 
 
-def _add(text: str, start: int, end: int, out: list[Sentence]) -> None:
+def _sentence(text: str, start: int, end: int) -> Sentence | None:
     piece = text[start:end]
     stripped = piece.strip()
-    if stripped:
-        lead = len(piece) - len(piece.lstrip())
-        out.append(Sentence(stripped, start + lead, start + lead + len(stripped)))
+    if not stripped:
+        return None
+    lead = len(piece) - len(piece.lstrip())
+    return Sentence(stripped, start + lead, start + lead + len(stripped))
 
 
 def word_count(text: str) -> int:

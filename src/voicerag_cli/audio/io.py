@@ -124,7 +124,8 @@ def _looks_like_text(head: bytes) -> bool:
 
 
 def prepare(samples: np.ndarray, rate: int, name: str) -> Audio:
-    """Mix down to mono, resample to 16 kHz, and reject empty or silent input."""
+    """Mix down to mono, scale past-full-scale floats into [-1, 1], resample to 16 kHz, and reject
+    empty or silent input."""
     mono = samples.mean(axis=1) if samples.ndim == 2 else samples
     if mono.size == 0:
         raise InputError(f"audio from {name} has no samples")
@@ -132,8 +133,13 @@ def prepare(samples: np.ndarray, rate: int, name: str) -> Audio:
         raise InputError(f"audio from {name} is too short ({mono.size / rate:.3f} s; need at least {MIN_SECONDS} s)")
     if not np.isfinite(mono).all():
         raise InputError(f"audio from {name} contains NaN or infinite samples")
-    if float(np.max(np.abs(mono))) < SILENCE_PEAK:
+    peak = float(np.max(np.abs(mono)))
+    if peak < SILENCE_PEAK:
         raise InputError(f"audio from {name} is silent (peak below -60 dBFS): no question in it")
+    if peak > 1.0:
+        # Float WAVs may go past full scale; the recognizer's features and the e2e head expect
+        # [-1, 1], and a damaged file's 1e38 samples overflowed their float32 arithmetic to NaN.
+        mono = (mono / peak).astype(np.float32)
     return Audio(resample(mono, rate, TARGET_RATE), TARGET_RATE, name)
 
 

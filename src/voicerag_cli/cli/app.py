@@ -12,7 +12,7 @@ import typer
 import typer.main
 
 from voicerag_cli import __version__
-from voicerag_cli.cli import ask_cmd, chat_cmd, config_cmd, eval_cmd, index_cmd, models_cmd
+from voicerag_cli.cli import ask_cmd, chat_cmd, config_cmd, eval_cmd, index_cmd, models_cmd, voices_cmd
 from voicerag_cli.cli.context import STATE
 from voicerag_cli.cli.options import Profile
 
@@ -63,6 +63,7 @@ app.command("ask")(ask_cmd.ask)
 app.command("chat")(chat_cmd.chat)
 app.command("eval")(eval_cmd.eval_command)
 app.command("models")(models_cmd.models)
+app.command("voices")(voices_cmd.voices)
 app.add_typer(config_cmd.app, name="config")
 
 

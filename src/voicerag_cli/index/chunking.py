@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from voicerag_cli.sentences import Sentence, split_sentences, word_count
+from voicerag_cli.sentences import Sentence, iter_sentences, word_count
 
 
 @dataclass(frozen=True)
@@ -34,31 +35,31 @@ def chunk_text(source: str, text: str, chunk_words: int, overlap_words: int) -> 
     trailing sentences worth about `overlap_words`. A "sentence" longer than the budget (a
     50 MB single line, a table without full stops) is cut at word boundaries into pieces of
     `chunk_words` words and at most `chunk_words * CHARS_PER_WORD` characters when it exceeds
-    `LONG_FACTOR` times that, so no chunk is unbounded."""
-    sentences = [piece for s in split_sentences(text) for piece in _bounded(s, chunk_words)]
+    `LONG_FACTOR` times that, so no chunk is unbounded. Sentences stream through a window of
+    one chunk, so memory beyond the text is the chunks themselves (a 50 MB file of short
+    sentences would otherwise hold millions of sentence objects at once)."""
+    max_chars = LONG_FACTOR * chunk_words * CHARS_PER_WORD
     chunks: list[Chunk] = []
-    i = 0
-    while i < len(sentences):
-        j, words = i, 0
-        max_chars = LONG_FACTOR * chunk_words * CHARS_PER_WORD
-        while j < len(sentences) and (
-            j == i
-            or (
-                words + word_count(sentences[j].text) <= chunk_words
-                and sentences[j].end - sentences[i].start <= max_chars
-            )
-        ):
-            words += word_count(sentences[j].text)
-            j += 1
-        chunks.append(_make_chunk(source, len(chunks), text, sentences[i:j]))
-        if j >= len(sentences):
-            break
-        # Step back over trailing sentences for overlap, but always advance at least one.
-        back, overlap = j, 0
-        while back - 1 > i and overlap + word_count(sentences[back - 1].text) <= overlap_words:
-            back -= 1
-            overlap += word_count(sentences[back].text)
-        i = back
+    window: deque[tuple[Sentence, int]] = deque()  # the chunk being packed: (sentence, its words)
+    words = 0
+    for sentence in (piece for s in iter_sentences(text) for piece in _bounded(s, chunk_words)):
+        count = word_count(sentence.text)
+        if window and (words + count > chunk_words or sentence.end - window[0][0].start > max_chars):
+            chunks.append(_make_chunk(source, len(chunks), text, [s for s, _ in window]))
+            # Keep trailing sentences worth at most overlap_words, but always advance one.
+            kept, words = 0, 0
+            while kept < len(window) - 1 and words + window[-1 - kept][1] <= overlap_words:
+                words += window[-1 - kept][1]
+                kept += 1
+            for _ in range(len(window) - kept):
+                window.popleft()
+            # The overlap is a nicety: give it up where the next sentence would not fit with it.
+            while window and (words + count > chunk_words or sentence.end - window[0][0].start > max_chars):
+                words -= window.popleft()[1]
+        window.append((sentence, count))
+        words += count
+    if window:
+        chunks.append(_make_chunk(source, len(chunks), text, [s for s, _ in window]))
     return chunks
 
 

