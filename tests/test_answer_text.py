@@ -295,3 +295,66 @@ def test_a_sentence_pointing_ahead_brings_the_code_after_it(registry: Registry) 
         [passage(f"{plain}\n\n.. code-block:: bash\n\n    {code}\n", 0.6)],
     )
     assert answer.text == f"{plain} [1]"
+
+
+def test_paragraphs_record_the_inline_code_they_name() -> None:
+    source = (
+        "Assignments use the `set` tag; ``trim_blocks`` strips newlines, :py:meth:`monkeypatch.setenv "
+        "<MonkeyPatch.setenv>` patches one and :exc:`~jinja2.UndefinedError` is raised. See `the docs "
+        "<https://example.org>`_ and `Gunicorn`_.\n\n<p>Use <code>xfail</code> &amp; more.</p>"
+    )
+    prose, html = blocks(source)
+    assert prose.literals == ("set", "trim_blocks", "monkeypatch.setenv", "UndefinedError")  # links are not code
+    assert all(literal in prose.text for literal in prose.literals)
+    assert (html.text, html.literals) == ("Use xfail & more.", ("xfail",))
+    # an example inside <pre><code> stays one code block, its tags gone
+    assert [(b.kind, b.text) for b in blocks("<pre><code>x = 1\ny = 2</code></pre>")] == [("code", "x = 1; y = 2")]
+
+
+def test_a_how_to_question_is_answered_by_the_sentence_naming_inline_code(registry: Registry) -> None:
+    """A sentence restating the question is more similar to it than the one naming what to use,
+    which may be a plain word once its markup is gone (``xfail``): for a how-to question the
+    inline code decides (found so in the Jinja2 and pytest docs trials)."""
+    generator = ExtractiveGenerator(registry.text_embedder(), max_sentences=1)
+    restating = "Sometimes a test is expected to fail, for example because of a known bug."
+    naming = "Use the ``xfail`` marker for such a test: the run reports it apart from real failures."
+    question = "How do I mark a test as expected to fail?"
+    answer = generator.generate(Query(text=question), [passage(f"{restating}\n\n{naming}", 0.6)])
+    assert answer.text == "Use the xfail marker for such a test: the run reports it apart from real failures. [1]"
+    vectors = generator.embedder.embed_texts([restating, plain_text(naming)])
+    asked = embed_queries(generator.embedder, [question])[0]
+    assert float(vectors[0] @ asked) > float(vectors[1] @ asked)  # similarity alone picks the restatement
+    # a factoid question keeps the small bonus: the restatement, most similar, answers it
+    factoid = generator.generate(
+        Query(text="Which tests are expected to fail?"), [passage(f"{restating}\n\n{naming}", 0.6)]
+    )
+    assert factoid.text == f"{restating} [1]"
+
+
+def test_a_following_sentence_that_refers_back_comes_with_the_quoted_one(registry: Registry) -> None:
+    generator = ExtractiveGenerator(registry.text_embedder(), max_sentences=1)
+    text = (
+        "Modifying environment variables for a test, e.g. to test behaviour when one is missing.\n"
+        ":py:meth:`monkeypatch.setenv <MonkeyPatch.setenv>` and :py:meth:`monkeypatch.delenv "
+        "<MonkeyPatch.delenv>` can be used for these patches."
+    )
+    answer = generator.generate(Query(text="How do I change an environment variable in a test?"), [passage(text, 0.6)])
+    assert answer.text == (
+        "Modifying environment variables for a test, e.g. to test behaviour when one is missing. "
+        "monkeypatch.setenv and monkeypatch.delenv can be used for these patches. [1]"
+    )
+
+
+def test_a_passage_holding_the_questions_words_is_answered_from_despite_a_low_score(registry: Registry) -> None:
+    """A short docs question scores low against any page (Jinja2's "How do I add my own filter?"
+    scored 0.33 against its own section): a passage holding most of its content words keeps it
+    answered; a low-scoring passage without them still gives "found nothing"."""
+    generator = ExtractiveGenerator(registry.text_embedder(), max_sentences=3, min_score=0.36)
+    filters = passage(
+        "Custom filters are just regular Python functions. Add them to the filters dict of the environment.", 0.33
+    )
+    question = "How do I add my own filter?"
+    assert _content_words(question) == {"add", "own", "filter"}  # the asker and "how do" are no topic
+    assert generator.generate(Query(text=question, typed=True), [filters]).found
+    unrelated = passage("Bees turn nectar into honey by fanning their wings for hours.", 0.33)
+    assert not generator.generate(Query(text=question, typed=True), [unrelated]).found

@@ -89,6 +89,13 @@ _INLINE: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+# Inline code as the source marks it: ``literal``, `code` (Markdown; reST's default role), a
+# role (:func:`name`), <code>name</code>. Links (`text <url>`_, `text`_) are not code.
+_LITERAL_SPANS = re.compile(r"``(?P<literal>[^`]+)``|(?P<role>:(?:[\w-]+:)+`[^`]+`)|`[^`]*`__?(?!\w)|`(?P<code>[^`]+)`")
+_HTML_CODE = re.compile(r"<code\b[^>]*>([^<\n]*)</code>", re.IGNORECASE)  # as ``literal``, read by the rule above
+_CODE_TAG = re.compile(r"</?code\b[^>]*>", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class Block:
     """One paragraph of a passage: prose, code (an example, its lines joined), or a heading."""
@@ -96,6 +103,9 @@ class Block:
     kind: str  # "prose", "code" or "heading"
     text: str
     item: bool = False  # a list item (prose that a bullet or number started)
+    # The inline code the paragraph names, as its text shows it ("xfail", "{% set %}"): what a
+    # how-to answer points at, though it may look like a plain word once its markup is gone.
+    literals: tuple[str, ...] = ()
 
 
 def plain_text(text: str, drop_headings: bool = True) -> str:
@@ -117,7 +127,8 @@ def blocks(text: str, drop_headings: bool = True) -> list[Block]:
     text = _COMMENT.sub(" ", text)
     if _TAG.search(text):
         # <pre> holds an example: fenced, its lines stay lines (the fence makes it a code block)
-        text = _PRE.sub(lambda m: "\n\n```\n" + m.group(1).strip("\n") + "\n```\n\n", text)
+        text = _PRE.sub(lambda m: "\n\n```\n" + _CODE_TAG.sub("", m.group(1)).strip("\n") + "\n```\n\n", text)
+        text = _HTML_CODE.sub(r"``\1``", text)
         text = _BLOCK_TAG.sub("\n\n", text)  # block elements end a paragraph
         text = _TAG.sub(" ", text)
     text = html.unescape(text)
@@ -138,10 +149,12 @@ def blocks(text: str, drop_headings: bool = True) -> list[Block]:
         if kind == "prose" and _CODE_LINE.match(current[0]):
             kind = "code"  # an example whose opening was cut off
         # inline markup may span source lines (**a\nb**, a role's text): joined first, then cleaned
-        joined = _join_code(current) if kind == "code" else _inline(" ".join(current))
+        source = " ".join(current)
+        joined = _join_code(current) if kind == "code" else _inline(source)
         joined = " ".join(joined.split())
         if joined:
-            out.append(Block(kind, joined, item=kind == "prose" and listed[0]))
+            literals = tuple(literal_spans(source)) if kind == "prose" else ()
+            out.append(Block(kind, joined, item=kind == "prose" and listed[0], literals=literals))
         current.clear()
         listed[0] = False
 
@@ -216,6 +229,22 @@ def blocks(text: str, drop_headings: bool = True) -> list[Block]:
             body, body_indent = "code", indent
     flush("code" if code or body == "code" else "prose")
     return out
+
+
+def literal_spans(source: str) -> list[str]:
+    """The inline code spans of a paragraph's source text, cleaned as its text shows them."""
+    found: list[str] = []
+    for match in _LITERAL_SPANS.finditer(source):
+        if match.group("role"):
+            text = _inline(match.group("role"))
+        elif match.group("literal") or match.group("code"):
+            text = match.group("literal") or match.group("code")
+        else:  # a link
+            continue
+        text = " ".join(text.split())
+        if text and text not in found:
+            found.append(text)
+    return found
 
 
 def _join_code(lines: list[str]) -> str:

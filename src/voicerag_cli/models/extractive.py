@@ -64,6 +64,24 @@ _STOP = frozenset(
         "as",
         "into",
         "than",
+        # the asker and the modal verbs of a request ("how can I", "should we"): not the topic
+        "i",
+        "me",
+        "my",
+        "we",
+        "us",
+        "our",
+        "you",
+        "your",
+        "can",
+        "could",
+        "should",
+        "would",
+        "will",
+        "shall",
+        "may",
+        "might",
+        "must",
     ]
 )
 RELATIVE_FLOOR = 0.8
@@ -96,6 +114,8 @@ _LEANING = re.compile(
     r"alternatively|instead|here|(?:in|for|with) (?:that|this|such) (?:case|way|reason)|to do (?:so|this|that))\b)",
     re.IGNORECASE,
 )
+# A following sentence may also refer back inside ("X can be used for these patches").
+_REFERS_BACK = re.compile(r"(?i)\b(?:for|to|in|with|of|by|from) (?:this|these|that|those|such)\b")
 MAX_LEANING = 2  # sentences added after a quoted one that lean on it
 EXAMPLE_CHARS = 200  # an example shown after its lead-in ("...like this:") is cut near this length
 SEE_EXAMPLE = "(the example is in the written answer)"
@@ -111,6 +131,13 @@ _CODE_TOKEN = re.compile(
     r"\b[A-Za-z]\w*_\w+|\b[A-Za-z_]\w+\.[A-Za-z_]\w+|\b\w+\(|(?<![\w-])--?[A-Za-z][\w-]*|\b\w+=\S|<\w+(?::\w+)?>"
 )
 NAMES_WHAT_TO_USE = 0.1
+# ...and weighs more when the question asks how to do something or what to use: then a sentence
+# that names nothing only restates the question, however similar it is.
+NAMES_WHAT_TO_USE_HOW = 0.3
+_HOW_TO = re.compile(
+    r"(?i)^\s*(?:how\s+(?:do|does|can|could|should|would|to|shall|must)\b|(?:what|which)\s+"
+    r"(?:\w+\s+){0,3}(?:should|do|does|can|must)\s+(?:i|we|you)\b|is there a way\b)"
+)
 # Sentences about the documentation itself point elsewhere instead of answering.
 _POINTER = re.compile(
     r"(?i)\b(?:see (?:the|also|below|above)|this (?:documentation|document|page|section|chapter|tutorial|guide)|"
@@ -128,6 +155,7 @@ class _Candidate:
     unit: str  # what the answer shows: the sentence with the neighbours it needs
     spoken: str  # the unit read aloud: an example it shows is announced, not read
     members: frozenset[tuple[int, int, int]]  # (passage, block, sentence) of every sentence in `unit`
+    names_code: bool = False  # quotes inline code of its paragraph ("use the `set` tag") or shows an example
 
 
 def _units(position: int, passage_blocks: list[Block]) -> list[_Candidate]:
@@ -143,7 +171,7 @@ def _units(position: int, passage_blocks: list[Block]) -> list[_Candidate]:
                 continue
             first = i - 1 if i > 0 and _LEANING.match(sentence) else i
             last = i
-            while last + 1 < len(sentences) and last - i < MAX_LEANING and _LEANING.match(sentences[last + 1]):
+            while last + 1 < len(sentences) and last - i < MAX_LEANING and _leans_back(sentences[last + 1]):
                 last += 1
             shown: list[str] = []
             said: list[str] = []
@@ -157,8 +185,16 @@ def _units(position: int, passage_blocks: list[Block]) -> list[_Candidate]:
                     shown, said = introduced
             parts = sentences[first : last + 1]
             members = frozenset((position, b, j) for j in range(first, last + 1))
-            out.append(_Candidate(position, sentence, " ".join(parts + shown), " ".join(parts + said), members))
+            literals = passage_blocks[b].literals
+            names_code = SEE_EXAMPLE in said or any(literal in part for literal in literals for part in parts)
+            out.append(
+                _Candidate(position, sentence, " ".join(parts + shown), " ".join(parts + said), members, names_code)
+            )
     return out
+
+
+def _leans_back(sentence: str) -> bool:
+    return bool(_LEANING.match(sentence) or _REFERS_BACK.search(sentence))
 
 
 def _introduced(passage_blocks: list[Block], split: list[list[str]], b: int) -> tuple[list[str], list[str]] | None:
@@ -225,6 +261,17 @@ def _content_words(text: str) -> set[str]:
     return {stem(w) for w in (m.lower() for m in _WORD.findall(text)) if w not in _STOP}
 
 
+# A passage holding this share of the question's content words is about it, whatever its
+# similarity: a short docs question ("How do I add my own filter?") scores low against any page.
+# Calibrated with the threshold: it gave up no correct "found nothing" there (README).
+MIN_COVERAGE = 0.6
+
+
+def _covered(question: str, passages: list[Passage]) -> bool:
+    asked = _content_words(question)
+    return bool(asked) and any(len(asked & _content_words(p.text)) >= MIN_COVERAGE * len(asked) for p in passages)
+
+
 class ExtractiveGenerator:
     def __init__(self, embedder: TextEmbedder, max_sentences: int, min_score: float = 0.0) -> None:
         self.embedder = embedder
@@ -240,7 +287,7 @@ class ExtractiveGenerator:
         # Only typed questions: a transcript's ASR errors lower its scores (the bee question
         # spoken by espeak-ng scored below the threshold), and that was not calibrated.
         typed = question and query.typed and not query.history
-        if typed and passages and max(p.score for p in passages) < self.min_score:
+        if typed and passages and max(p.score for p in passages) < self.min_score and not _covered(question, passages):
             return Answer(NO_ANSWER, [], found=False)
         # Sentences of the passages' prose (markup, headings and code out), each with the
         # neighbours it needs. A sentence found in several (overlapping) passages keeps the
@@ -269,9 +316,10 @@ class ExtractiveGenerator:
         )
         # Earlier (better-retrieved) passages get a small prior.
         rank_prior = np.array([1.0 / (1 + c.position) for c in candidates], dtype=np.float32)
-        names = np.array([bool(_CODE_TOKEN.search(c.unit)) for c in candidates], dtype=np.float32)
+        names = np.array([c.names_code or bool(_CODE_TOKEN.search(c.unit)) for c in candidates], dtype=np.float32)
+        naming_weight = NAMES_WHAT_TO_USE_HOW if _HOW_TO.match(question) else NAMES_WHAT_TO_USE
         pointer = np.array([bool(_POINTER.search(c.sentence)) for c in candidates], dtype=np.float32)
-        scores = semantic + 0.3 * overlap + 0.05 * rank_prior + NAMES_WHAT_TO_USE * names - POINTS_ELSEWHERE * pointer
+        scores = semantic + 0.3 * overlap + 0.05 * rank_prior + naming_weight * names - POINTS_ELSEWHERE * pointer
 
         # Keep only sentences close to the best one: a weakly related sentence dilutes the answer.
         ranked = np.argsort(-scores)[: self.max_sentences]
