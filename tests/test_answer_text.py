@@ -305,6 +305,10 @@ def test_paragraphs_record_the_inline_code_they_name() -> None:
     )
     prose, html = blocks(source)
     assert prose.literals == ("set", "trim_blocks", "monkeypatch.setenv", "UndefinedError")  # links are not code
+    # Sphinx's default role with a target shows its name, as a role does
+    assert plain_text("Use `load <Schema.load>` or `fields.Nested <marshmallow.fields.Nested>`.") == (
+        "Use load or fields.Nested."
+    )
     assert all(literal in prose.text for literal in prose.literals)
     assert (html.text, html.literals) == ("Use xfail & more.", ("xfail",))
     # an example inside <pre><code> stays one code block, its tags gone

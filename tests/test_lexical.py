@@ -50,6 +50,19 @@ def test_query_text_is_never_read_as_fts5_syntax() -> None:
     assert [i for i, _ in lexical.search(db, 'NEAR("rhine")', 5)] == [1]
 
 
+def test_a_questions_function_words_do_not_rank_a_chatty_page_first() -> None:
+    """In a small folder "I" and "do" are rare, so BM25 weighed them high and ranked a code of
+    conduct first for a how-to question (the marshmallow docs trial): the query leaves them out."""
+    db = sqlite3.connect(":memory:")
+    db.execute(lexical.SCHEMA)
+    chatty = "I do not know what I do. Do you? I think I do, and I can do what I should do."
+    serialize = "Call dump on a schema to serialize an object into a dict of primitive types."
+    lexical.add(db, [(1, chatty), (2, serialize), (3, "Fields map attribute names to types.")])
+    assert [i for i, _ in lexical.search(db, "How do I serialize an object to a dictionary?", 5)] == [2]
+    assert lexical.match_expression("How do I serialize it?") == '"serialize"'
+    assert lexical.match_expression("What is it?") == '"what" OR "is" OR "it"'  # nothing else to ask with
+
+
 def test_fusion_scales_each_side_and_weights_the_lexical_one() -> None:
     dense = {1: 0.9, 2: 0.8, 3: 0.7}
     found = {3: 12.0, 4: 2.0}

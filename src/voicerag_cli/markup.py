@@ -73,7 +73,7 @@ _INLINE: list[tuple[re.Pattern[str], str]] = [
     # reST roles: :exc:`ValueError`, :func:`~pkg.mod.f`, :ref:`text <label>`, :py:class:`X`
     (re.compile(r":(?:[\w-]+:)+`([^`<]*?)\s*<[^>`]*>`"), r"\1"),
     (re.compile(r":(?:[\w-]+:)+`~?(?:[\w.]*\.)?([^`]+?)`"), r"\1"),
-    (re.compile(r"`([^`<]+?)\s*<[^>`]+>`__?"), r"\1"),  # `text <url>`_
+    (re.compile(r"`([^`<]+?)\s*<[^>`]+>`(?:__?)?"), r"\1"),  # `text <url>`_, and Sphinx's `name <target>`
     (re.compile(r"`([^`]+)`__?(?!\w)"), r"\1"),  # `text`_
     (re.compile(r"``([^`]+)``"), r"\1"),  # ``literal``
     (re.compile(r"`([^`]+)`"), r"\1"),  # `code` / `interpreted`

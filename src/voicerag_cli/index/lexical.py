@@ -20,6 +20,8 @@ import sqlite3
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
+from voicerag_cli.stopwords import FUNCTION_WORDS
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -59,9 +61,12 @@ def _pinyin(run: str) -> list[str]:
 
 
 def match_expression(text: str) -> str | None:
-    """An FTS5 query matching any of the text's terms (quoted: no term is read as an operator)."""
-    unique = list(dict.fromkeys(terms(text)))[:MAX_QUERY_TERMS]
-    return " OR ".join(f'"{t}"' for t in unique) or None
+    """An FTS5 query matching any of the text's terms (quoted: no term is read as an operator),
+    English function words left out: in a small folder "I" or "do" is rare enough for BM25 to
+    rank a code of conduct first for "How do I serialize an object?" (the marshmallow docs trial)."""
+    unique = list(dict.fromkeys(terms(text)))
+    topical = [t for t in unique if t not in FUNCTION_WORDS] or unique
+    return " OR ".join(f'"{t}"' for t in topical[:MAX_QUERY_TERMS]) or None
 
 
 def has_table(db: sqlite3.Connection) -> bool:

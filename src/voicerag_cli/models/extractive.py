@@ -15,75 +15,13 @@ import numpy as np
 from voicerag_cli.markup import Block, blocks
 from voicerag_cli.models.base import Answer, Passage, Query, embed_queries
 from voicerag_cli.sentences import split_sentences, word_count
+from voicerag_cli.stopwords import FUNCTION_WORDS
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
     from voicerag_cli.models.base import Roles, TextEmbedder
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "in",
-        "on",
-        "at",
-        "to",
-        "for",
-        "from",
-        "by",
-        "with",
-        "and",
-        "or",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "what",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "when",
-        "where",
-        "why",
-        "how",
-        "did",
-        "do",
-        "does",
-        "that",
-        "this",
-        "these",
-        "those",
-        "it",
-        "its",
-        "as",
-        "into",
-        "than",
-        # the asker and the modal verbs of a request ("how can I", "should we"): not the topic
-        "i",
-        "me",
-        "my",
-        "we",
-        "us",
-        "our",
-        "you",
-        "your",
-        "can",
-        "could",
-        "should",
-        "would",
-        "will",
-        "shall",
-        "may",
-        "might",
-        "must",
-    ]
-)
 RELATIVE_FLOOR = 0.8
 MIN_WORDS = 4
 NO_ANSWER = "I could not find an answer in the indexed documents."
@@ -258,7 +196,7 @@ def _stem() -> Callable[[str], str]:
 def _content_words(text: str) -> set[str]:
     """The words that carry content, stemmed, so "uploads" meets "upload" and "sessions" "session"."""
     stem = _stem()
-    return {stem(w) for w in (m.lower() for m in _WORD.findall(text)) if w not in _STOP}
+    return {stem(w) for w in (m.lower() for m in _WORD.findall(text)) if w not in FUNCTION_WORDS}
 
 
 # A passage holding this share of the question's content words is about it, whatever its
