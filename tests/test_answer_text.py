@@ -10,7 +10,7 @@ import pytest
 
 from voicerag_cli.markup import blocks, plain_text, spoken
 from voicerag_cli.models.base import Passage, Query, embed_queries
-from voicerag_cli.models.extractive import NO_ANSWER, SEE_EXAMPLE, ExtractiveGenerator, _content_words
+from voicerag_cli.models.extractive import NO_ANSWER, SEE_EXAMPLE, ExtractiveGenerator, _content_words, _units
 from voicerag_cli.pipeline.ask import spoken_form
 from voicerag_cli.sentences import split_sentences
 
@@ -328,6 +328,10 @@ def test_a_how_to_question_is_answered_by_the_sentence_naming_inline_code(regist
     vectors = generator.embedder.embed_texts([restating, plain_text(naming)])
     asked = embed_queries(generator.embedder, [question])[0]
     assert float(vectors[0] @ asked) > float(vectors[1] @ asked)  # similarity alone picks the restatement
+    # a literal names a sentence only as a whole word: ``x`` in the paragraph is not "example"
+    one_letter = passage("Call it with ``x`` set.\n\nFor example a test is expected to fail now.", 0.6)
+    (unit,) = [c for c in _units(0, blocks(one_letter.text)) if c.sentence.startswith("For example")]
+    assert not unit.names_code
     # a factoid question keeps the small bonus: the restatement, most similar, answers it
     factoid = generator.generate(
         Query(text="Which tests are expected to fail?"), [passage(f"{restating}\n\n{naming}", 0.6)]

@@ -61,6 +61,11 @@ def test_a_questions_function_words_do_not_rank_a_chatty_page_first() -> None:
     assert [i for i, _ in lexical.search(db, "How do I serialize an object to a dictionary?", 5)] == [2]
     assert lexical.match_expression("How do I serialize it?") == '"serialize"'
     assert lexical.match_expression("What is it?") == '"what" OR "is" OR "it"'  # nothing else to ask with
+    # pinyin syllables that spell English function words stay: 有 "you", 安 "an", 参 "can"
+    assert (
+        lexical.match_expression("有安全吗 can you")
+        == '"you" OR "an" OR "quan" OR "ma" OR "youan" OR "anquan" OR "quanma"'
+    )
 
 
 def test_fusion_scales_each_side_and_weights_the_lexical_one() -> None:

@@ -40,16 +40,17 @@ _RUNS = re.compile(rf"[{_HAN}]+|[^\W_{_HAN}]+")
 _IS_HAN = re.compile(rf"[{_HAN}]")
 
 
-def terms(text: str) -> list[str]:
+def terms(text: str, drop_function_words: bool = False) -> list[str]:
     """Chinese runs as toneless pinyin syllables plus adjacent pairs ("si", "miao", "simiao"),
-    everything else as lower-case words."""
+    everything else as lower-case words, English function words left out if asked (never a
+    syllable: "you", "an" and "can" are pinyin too)."""
     out: list[str] = []
     for run in _RUNS.findall(text):
         if _IS_HAN.match(run):
             syllables = _pinyin(run)
             out += syllables
             out += [a + b for a, b in itertools.pairwise(syllables)]
-        else:
+        elif not (drop_function_words and run.lower() in FUNCTION_WORDS):
             out.append(run.lower())
     return out
 
@@ -64,9 +65,8 @@ def match_expression(text: str) -> str | None:
     """An FTS5 query matching any of the text's terms (quoted: no term is read as an operator),
     English function words left out: in a small folder "I" or "do" is rare enough for BM25 to
     rank a code of conduct first for "How do I serialize an object?" (the marshmallow docs trial)."""
-    unique = list(dict.fromkeys(terms(text)))
-    topical = [t for t in unique if t not in FUNCTION_WORDS] or unique
-    return " OR ".join(f'"{t}"' for t in topical[:MAX_QUERY_TERMS]) or None
+    unique = list(dict.fromkeys(terms(text, drop_function_words=True) or terms(text)))
+    return " OR ".join(f'"{t}"' for t in unique[:MAX_QUERY_TERMS]) or None
 
 
 def has_table(db: sqlite3.Connection) -> bool:

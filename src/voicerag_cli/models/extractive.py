@@ -123,12 +123,17 @@ def _units(position: int, passage_blocks: list[Block]) -> list[_Candidate]:
                     shown, said = introduced
             parts = sentences[first : last + 1]
             members = frozenset((position, b, j) for j in range(first, last + 1))
-            literals = passage_blocks[b].literals
-            names_code = SEE_EXAMPLE in said or any(literal in part for literal in literals for part in parts)
+            names_code = SEE_EXAMPLE in said or _quotes_literal(" ".join(parts), passage_blocks[b].literals)
             out.append(
                 _Candidate(position, sentence, " ".join(parts + shown), " ".join(parts + said), members, names_code)
             )
     return out
+
+
+def _quotes_literal(text: str, literals: tuple[str, ...]) -> bool:
+    """Whether `text` names one of its paragraph's inline code spans as a whole word (a ``x``
+    elsewhere in the paragraph does not make "example" name it)."""
+    return any(re.search(rf"(?<!\w){re.escape(literal)}(?!\w)", text) for literal in literals)
 
 
 def _leans_back(sentence: str) -> bool:

@@ -16,6 +16,7 @@ import numpy as np
 
 from voicerag_cli.errors import InputError
 from voicerag_cli.index import lexical
+from voicerag_cli.markup import blocks
 from voicerag_cli.models.base import Answer, EmbeddingSpace, Passage, Query, Transcript, embed_queries
 from voicerag_cli.pipeline.question import History, Question
 from voicerag_cli.pipeline.timing import Stopwatch
@@ -155,13 +156,11 @@ def _normalized(vector: np.ndarray) -> np.ndarray:
 
 def index_prompt(base: str, passages: list[str], passages_used: int = 3, chars_each: int = 60) -> str:
     """Whisper's prompt for a second decoding: the configured prompt, then the start of the top
-    passages' prose (Whisper keeps only a prompt's last ~220 tokens, so each passage is cut
-    short; markup and code would spend those tokens on no word a question says)."""
-    from voicerag_cli.markup import blocks
-
+    passages' headings and prose (Whisper keeps only a prompt's last ~220 tokens, so each passage
+    is cut short; markup and code would spend those tokens on no word a question says)."""
     starts = []
     for text in passages[:passages_used]:
-        prose = " ".join(b.text for b in blocks(text) if b.kind == "prose") or text
+        prose = " ".join(b.text for b in blocks(text, drop_headings=False) if b.kind != "code") or text
         starts.append(prose[:chars_each])
     return base + "".join(starts)
 
