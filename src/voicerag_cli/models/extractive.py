@@ -210,8 +210,8 @@ def _content_words(text: str) -> set[str]:
 MIN_COVERAGE = 0.6
 
 
-def _covered(question: str, passages: list[Passage]) -> bool:
-    asked = _content_words(question)
+def _covered(asked: set[str], passages: list[Passage]) -> bool:
+    """Whether a passage holds MIN_COVERAGE of the question's content words `asked`."""
     return bool(asked) and any(len(asked & _content_words(p.text)) >= MIN_COVERAGE * len(asked) for p in passages)
 
 
@@ -230,7 +230,8 @@ class ExtractiveGenerator:
         # Only typed questions: a transcript's ASR errors lower its scores (the bee question
         # spoken by espeak-ng scored below the threshold), and that was not calibrated.
         typed = question and query.typed and not query.history
-        if typed and passages and max(p.score for p in passages) < self.min_score and not _covered(question, passages):
+        asked = _content_words(question)
+        if typed and passages and max(p.score for p in passages) < self.min_score and not _covered(asked, passages):
             return Answer(NO_ANSWER, [], found=False)
         # Sentences of the passages' prose (markup, headings and code out), each with the
         # neighbours it needs. A sentence found in several (overlapping) passages keeps the
@@ -252,7 +253,6 @@ class ExtractiveGenerator:
         else:
             query_vector = embed_queries(self.embedder, [question])[0]
         semantic = sentence_vectors @ query_vector
-        asked = _content_words(question)
         overlap = np.array(
             [len(asked & _content_words(c.sentence)) / max(len(asked), 1) for c in candidates],
             dtype=np.float32,
