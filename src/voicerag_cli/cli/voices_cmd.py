@@ -32,7 +32,7 @@ def voices(
     speakers, which `--install` adds); each answer without a configured `tts.voice` uses its
     language's default."""
     from voicerag_cli.models import kokoro_voices
-    from voicerag_cli.models.kokoro import DEFAULT_VOICES, load_voices
+    from voicerag_cli.models.kokoro import DEFAULT_VOICES, default_voice, load_voices
     from voicerag_cli.paths import cache_dir
 
     if source is not None and not install:
@@ -50,7 +50,7 @@ def voices(
             )
     _, styles = load_voices(cache)
     wheel = set(load_voices()[1])
-    defaults = {language: next(name for name in names if name in styles) for language, names in DEFAULT_VOICES.items()}
+    defaults = {language: default_voice(language, styles) for language in DEFAULT_VOICES}
     rows = [
         {
             "name": name,

@@ -16,7 +16,7 @@ import logging
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -134,8 +134,7 @@ class KokoroSynthesizer:
 
     def default_voice(self, text: str) -> str:
         """The first installed style of the text's language in DEFAULT_VOICES' order."""
-        language = "zh" if _CJK.search(text) else "en"
-        return next(name for name in DEFAULT_VOICES[language] if name in self.voices)
+        return default_voice("zh" if _CJK.search(text) else "en", self.voices)
 
     def phonemes(self, sentence: str) -> str:
         if not _CJK.search(sentence):
@@ -244,3 +243,8 @@ def create(settings: Settings, registry: Roles) -> KokoroSynthesizer:
 # Per language, the most intelligible style first (Whisper CER on Chinese answers, README); the
 # last of each is in the wheels, the others need `voicerag voices --install`.
 DEFAULT_VOICES = {"zh": ("zf_xiaobei", "jm_kumo"), "en": ("jm_kumo",)}
+
+
+def default_voice(language: str, voices: Collection[str]) -> str:
+    """The language's most intelligible style among `voices` (DEFAULT_VOICES' order)."""
+    return next(name for name in DEFAULT_VOICES[language] if name in voices)
