@@ -366,3 +366,67 @@ def test_a_passage_holding_the_questions_words_is_answered_from_despite_a_low_sc
     assert generator.generate(Query(text=question, typed=True), [filters]).found
     unrelated = passage("Bees turn nectar into honey by fanning their wings for hours.", 0.33)
     assert not generator.generate(Query(text=question, typed=True), [unrelated]).found
+
+
+def test_a_how_to_answer_shows_the_example_its_paragraph_leads_into(registry: Registry) -> None:
+    """Docs describe code in the paragraph before it, without a colon ("You can also exclude
+    fields by passing in the exclude parameter." then the call): a "how do I" answer shows that
+    example, said as SEE_EXAMPLE; other questions, and a sentence inside a paragraph, do not."""
+    generator = ExtractiveGenerator(registry.text_embedder(), max_sentences=1)
+    lead = "You can also exclude fields by passing in the exclude parameter."
+    code = 'summary = UserSchema(exclude=("email",))'
+    text = f"{lead}\n\n.. code-block:: python\n\n    {code}\n"
+    answer = generator.generate(Query(text="How do I exclude a field when serializing?"), [passage(text, 0.6)])
+    assert answer.text == f"{lead} {code} [1]" and answer.spoken == f"{lead} {SEE_EXAMPLE}"
+    factoid = generator.generate(Query(text="Which parameter excludes fields?"), [passage(text, 0.6)])
+    assert factoid.text == f"{lead} [1]"
+    inside = f"{lead} Excluded fields are neither dumped nor loaded.\n\n.. code-block:: python\n\n    {code}\n"
+    (unit,) = [c for c in _units(0, blocks(inside)) if c.sentence == lead]
+    assert unit.with_example() == unit  # the code follows the other sentence, not this one
+
+
+def test_renumbered_citations_change_only_the_markers() -> None:
+    """The pipeline drops the unquoted passages beyond the top k and renumbers the rest: the
+    " [n]" markers after each quoted unit change; code inside a unit (``args[7]``) does not."""
+    from voicerag_cli.models.base import Answer
+
+    generator = ExtractiveGenerator.__new__(ExtractiveGenerator)  # renumbering needs no model
+    answer = Answer("Read it with args[7] first. [7] Then call run(). [2]", [2, 7], quotes={7: "Read it", 2: "Then"})
+    shown = generator.renumbered(answer, {1: 1, 2: 2, 7: 3})
+    assert shown.text == "Read it with args[7] first. [3] Then call run(). [2]"
+    assert shown.cited == [2, 3] and shown.quotes == {3: "Read it", 2: "Then"}
+
+
+def test_the_extractive_answerer_reads_past_the_sources_and_shows_what_it_cites(registry: Registry) -> None:
+    """The answering chunk is often ranked 6th-10th (docs trials): the extractive answerer reads
+    `read` passages; the sources show the top k and then the deeper passages it quotes,
+    renumbered k+1..., so that [n] still points at the n-th source."""
+    from voicerag_cli.index.memory import MemoryIndex
+    from voicerag_cli.pipeline.ask import AskPipeline
+
+    embedder = registry.text_embedder()
+    texts = [
+        "Why exclude a field when serializing? Private data.",  # no sentence that answers (a question, 2 words)
+        "When is a field excluded from serializing? See below.",
+        "The weather in spring is mild, and the gardens open to visitors in April.",
+        "Changelog 3.2: fixed time zones in dates; wheels are smaller. To leave a key out of the output, "
+        "pass ``exclude`` with a tuple of names to the schema.",
+    ]
+    index = MemoryIndex("t", embedder.space)
+    index.add([f"doc{i}.rst" for i in range(len(texts))], texts, embedder.embed_texts(texts))
+    question = "How do I exclude a field when serializing?"
+    pipeline = AskPipeline(registry, index, k=1, ef_search=50, read=len(texts))
+    ranked = [
+        p.text for p in pipeline.retrieve(pipeline.text_query(question, pipeline.stopwatch()), pipeline.stopwatch())
+    ]
+    assert ranked.index(texts[3]) == 2  # below the top k, and below a passage the answer does not quote
+
+    result = pipeline.ask_text(question)
+    assert [p.text for p in result.sources] == [ranked[0], texts[3]]
+    sentence = "To leave a key out of the output, pass exclude with a tuple of names to the schema."
+    assert result.answer.text == f"{sentence} [2]"
+    assert result.answer.cited == [2] and result.answer.quotes == {2: sentence}
+    assert [s["quote"] for s in result.to_json()["sources"]] == [None, sentence]
+    # read no deeper than k: the answer comes from the top k alone
+    shallow = AskPipeline(registry, index, k=1, ef_search=50).ask_text(question)
+    assert [p.text for p in shallow.sources] == [ranked[0]] and "exclude" not in shallow.answer.text

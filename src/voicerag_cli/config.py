@@ -169,6 +169,9 @@ class TextEmbedderConfig:
 @dataclass
 class GeneratorConfig:
     max_sentences: int = 3
+    # extractive: the best passages it reads (at least ask.k); the sources show the top k and the
+    # deeper ones it quotes. Docs trials: the answering chunk is often 6th-10th (README).
+    read_passages: int = 10
     # extractive: a text question whose best passage scores below this cosine similarity gets
     # "found nothing" (JSON "found": false); 0 turns it off. Calibrated on RGB/HotpotQA (README).
     min_score: float = 0.36
@@ -407,6 +410,7 @@ def validate(settings: Settings) -> None:
         "index.hnsw_ef_search": settings.index.hnsw_ef_search,
         "asr.beam_size": settings.asr.beam_size,
         "generator.max_sentences": settings.generator.max_sentences,
+        "generator.read_passages": settings.generator.read_passages,
         "tts.rate": settings.tts.rate,
     }
     for dotted, value in positive.items():
@@ -421,6 +425,7 @@ def validate(settings: Settings) -> None:
         "index.hnsw_ef_construction": (settings.index.hnsw_ef_construction, 1_000_000),
         "index.hnsw_ef_search": (settings.index.hnsw_ef_search, 1_000_000),
         "generator.max_sentences": (settings.generator.max_sentences, 1000),
+        "generator.read_passages": (settings.generator.read_passages, 1000),
     }
     for dotted, (value, most) in bounded.items():
         if value > most:

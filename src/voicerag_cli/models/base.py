@@ -115,6 +115,17 @@ class Generator(Protocol):
     def generate(self, query: Query, passages: list[Passage]) -> Answer: ...
 
 
+@runtime_checkable
+class DeepReader(Protocol):
+    """A generator that reads more passages than the sources show (`generator.read_passages`):
+    the extractive answerer, whose answer often sits in the 6th-10th best chunk. The pipeline
+    shows the top k and the passages it cites beyond them, and has it renumber its citations."""
+
+    def renumbered(self, answer: Answer, numbers: dict[int, int]) -> Answer:
+        """`answer` citing passage `numbers[n]` wherever it cited passage n."""
+        ...
+
+
 class AnswerListener(Protocol):
     """Receives an answer while it is being generated."""
 

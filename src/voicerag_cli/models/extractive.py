@@ -4,6 +4,7 @@ already loaded for retrieval, plus word overlap to favour sentences naming the a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Callable
@@ -78,7 +79,7 @@ _HOW_TO = re.compile(
 )
 # Sentences about the documentation itself point elsewhere instead of answering.
 _POINTER = re.compile(
-    r"(?i)\b(?:see (?:the|also|below|above)|this (?:documentation|document|page|section|chapter|tutorial|guide)|"
+    r"(?i)^\s*see\b|\b(?:see (?:the|also|below|above)|this (?:documentation|document|page|section|chapter|tutorial|guide)|"
     r"the (?:tutorial|documentation|docs|guide) (?:goes|go|covers?|explains?|describes?)|goes over|"
     r"(?:described|explained|covered) (?:here|below|later|in the)|is not exhaustive|the following (?:pages|sections)|"
     r"(?:these|the) docs)\b"
@@ -94,6 +95,17 @@ class _Candidate:
     spoken: str  # the unit read aloud: an example it shows is announced, not read
     members: frozenset[tuple[int, int, int]]  # (passage, block, sentence) of every sentence in `unit`
     names_code: bool = False  # quotes inline code of its paragraph ("use the `set` tag") or shows an example
+    example: str = ""  # the code right after its paragraph when it ends it and announces nothing
+
+    def with_example(self) -> _Candidate:
+        """The unit showing `example` after it (said as SEE_EXAMPLE): a paragraph followed by code
+        usually describes that code ("You can also exclude fields by passing in the exclude
+        parameter." then `UserSchema(exclude=...)`)."""
+        if not self.example:
+            return self
+        return dataclasses.replace(
+            self, unit=f"{self.unit} {self.example}", spoken=f"{self.spoken} {SEE_EXAMPLE}", names_code=True
+        )
 
 
 def _units(position: int, passage_blocks: list[Block]) -> list[_Candidate]:
@@ -124,8 +136,11 @@ def _units(position: int, passage_blocks: list[Block]) -> list[_Candidate]:
             parts = sentences[first : last + 1]
             members = frozenset((position, b, j) for j in range(first, last + 1))
             names_code = SEE_EXAMPLE in said or _quotes_literal(" ".join(parts), passage_blocks[b].literals)
+            example = _example_after(passage_blocks, b) if last == len(sentences) - 1 and not shown else ""
             out.append(
-                _Candidate(position, sentence, " ".join(parts + shown), " ".join(parts + said), members, names_code)
+                _Candidate(
+                    position, sentence, " ".join(parts + shown), " ".join(parts + said), members, names_code, example
+                )
             )
     return out
 
@@ -174,6 +189,14 @@ def _introduced(passage_blocks: list[Block], split: list[list[str]], b: int) -> 
     return [], []
 
 
+def _example_after(passage_blocks: list[Block], b: int) -> str:
+    """The code block right after block `b`, cut near EXAMPLE_CHARS; "" when prose follows."""
+    following = b + 1
+    if following < len(passage_blocks) and passage_blocks[following].kind == "code":
+        return _cut_code(passage_blocks[following].text)
+    return ""
+
+
 def _list(items: list[str]) -> str:
     """List items on one line: "; " between them, unless an item already ends a sentence."""
     return (
@@ -215,6 +238,10 @@ def _covered(asked: set[str], passages: list[Passage]) -> bool:
     return bool(asked) and any(len(asked & _content_words(p.text)) >= MIN_COVERAGE * len(asked) for p in passages)
 
 
+# The citation marker `generate` ends each quoted unit with (code inside a unit has no space before "[").
+_CITATION = re.compile(r" \[(\d+)\](?= |$)")
+
+
 class ExtractiveGenerator:
     def __init__(self, embedder: TextEmbedder, max_sentences: int, min_score: float = 0.0) -> None:
         self.embedder = embedder
@@ -243,6 +270,9 @@ class ExtractiveGenerator:
                 if key not in best_of or len(candidate.unit) > len(best_of[key].unit):
                     best_of[key] = candidate
         candidates = sorted(best_of.values(), key=lambda c: c.position)
+        how_to = bool(_HOW_TO.match(question))
+        if how_to:  # "how do I ...": the example a sentence's paragraph leads into is the answer's half
+            candidates = [c.with_example() for c in candidates]
         usable_vector = query.vector is not None and query.vector.shape[-1] == self.embedder.space.dim
         if not candidates or not (question or usable_vector):
             return Answer(NO_ANSWER, [], found=False)
@@ -260,7 +290,7 @@ class ExtractiveGenerator:
         # Earlier (better-retrieved) passages get a small prior.
         rank_prior = np.array([1.0 / (1 + c.position) for c in candidates], dtype=np.float32)
         names = np.array([c.names_code or bool(_CODE_TOKEN.search(c.unit)) for c in candidates], dtype=np.float32)
-        naming_weight = NAMES_WHAT_TO_USE_HOW if _HOW_TO.match(question) else NAMES_WHAT_TO_USE
+        naming_weight = NAMES_WHAT_TO_USE_HOW if how_to else NAMES_WHAT_TO_USE
         pointer = np.array([bool(_POINTER.search(c.sentence)) for c in candidates], dtype=np.float32)
         scores = semantic + 0.3 * overlap + 0.05 * rank_prior + naming_weight * names - POINTS_ELSEWHERE * pointer
 
@@ -280,6 +310,19 @@ class ExtractiveGenerator:
             said.append(chosen.spoken)
             quotes.setdefault(chosen.position + 1, chosen.sentence)  # the best sentence of each cited passage
         return Answer(" ".join(parts), sorted(quotes), quotes=quotes, spoken=" ".join(said))
+
+    def renumbered(self, answer: Answer, numbers: dict[int, int]) -> Answer:
+        """See DeepReader. The markers are the " [n]" that `generate` puts after each unit."""
+
+        def number(match: re.Match[str]) -> str:
+            return f" [{numbers.get(int(match.group(1)), int(match.group(1)))}]"
+
+        return dataclasses.replace(
+            answer,
+            text=_CITATION.sub(number, answer.text),
+            cited=sorted(numbers.get(n, n) for n in answer.cited),
+            quotes={numbers.get(n, n): quote for n, quote in answer.quotes.items()},
+        )
 
 
 def create(settings: Settings, registry: Roles) -> ExtractiveGenerator:

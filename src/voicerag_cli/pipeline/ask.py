@@ -17,7 +17,15 @@ import numpy as np
 from voicerag_cli.errors import InputError
 from voicerag_cli.index import lexical
 from voicerag_cli.markup import blocks
-from voicerag_cli.models.base import Answer, EmbeddingSpace, Passage, Query, Transcript, embed_queries
+from voicerag_cli.models.base import (
+    Answer,
+    DeepReader,
+    EmbeddingSpace,
+    Passage,
+    Query,
+    Transcript,
+    embed_queries,
+)
 from voicerag_cli.pipeline.question import History, Question
 from voicerag_cli.pipeline.timing import Stopwatch
 
@@ -59,8 +67,9 @@ class Round:
 class Outcome:
     """What answering one query produced.
 
-    `context` is what the final answer was generated from (round one's top k, or the union of
-    both rounds' top k); `ranked` is round one's full retrieval, `depth` deep, for scoring."""
+    `context` is what the final answer was generated from and cites (round one's top k and the
+    deeper passages a DeepReader cited, or the union of that and round two's top k); `ranked` is
+    round one's full retrieval, `depth` deep, for scoring."""
 
     context: list[Passage]
     ranked: list[Passage]
@@ -195,15 +204,25 @@ def merge_rounds(first: list[Passage], second: list[Passage]) -> list[Passage]:
 
 class AskPipeline:
     def __init__(
-        self, registry: Registry, searcher: Searcher, k: int, ef_search: int, rounds: int = 1, depth: int = 0
+        self,
+        registry: Registry,
+        searcher: Searcher,
+        k: int,
+        ef_search: int,
+        rounds: int = 1,
+        depth: int = 0,
+        read: int = 0,
     ) -> None:
-        """`k` passages go to the generator; `depth` (>= k) are retrieved, for scoring deeper ranks in eval."""
+        """`k` passages go to the generator and are shown as sources; a DeepReader generator reads
+        `read` (`generator.read_passages`) and the sources add those it cites; `depth` (>= both)
+        are retrieved, for scoring deeper ranks in eval."""
         if rounds not in (1, 2):
             raise InputError(f"--rounds must be 1 or 2, got {rounds}")
         self.registry = registry
         self.searcher = searcher
         self.k = k
-        self.depth = max(k, depth)
+        self.read = max(k, read)
+        self.depth = max(k, depth, read)
         self.ef_search = ef_search
         self.rounds = rounds
         self.on_stage: Callable[[str], None] | None = None  # told each stage as it starts (a status line)
@@ -321,11 +340,23 @@ class AskPipeline:
                 vector = _normalized(query.vector + embedder.embed_texts([spoken_form(first_answer.text)])[0])
         return dataclasses.replace(query, vector=vector, earlier_ranking=[])
 
+    def read_and_generate(self, query: Query, ranked: list[Passage], watch: Stopwatch) -> tuple[list[Passage], Answer]:
+        """The answer from the top k of `ranked`, or from the top `read` for a DeepReader, and the
+        sources to show with it: the top k, then the deeper passages it cites (renumbered k+1...)."""
+        generator = self.registry.generator()
+        if not isinstance(generator, DeepReader) or self.read <= self.k:
+            context = ranked[: self.k]
+            return context, self.generate(query, context, watch)
+        read = ranked[: self.read]
+        answer = self.generate(query, read, watch)
+        shown = list(range(min(self.k, len(read)))) + sorted({n - 1 for n in answer.cited if self.k < n <= len(read)})
+        numbers = {old + 1: new + 1 for new, old in enumerate(shown)}
+        return [read[i] for i in shown], generator.renumbered(answer, numbers)
+
     def answer_query(self, query: Query, watch: Stopwatch) -> Outcome:
         """Retrieve and generate, in one or two rounds (see `Outcome`)."""
         ranked = self.retrieve(query, watch)
-        context = ranked[: self.k]
-        answer = self.generate(query, context, watch)
+        context, answer = self.read_and_generate(query, ranked, watch)
         if self.rounds == 1:
             return Outcome(context, ranked, answer, None)
         first = Round(context, answer)

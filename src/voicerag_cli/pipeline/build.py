@@ -23,7 +23,8 @@ def build_pipeline(
     on_stage: Callable[[str], None] | None = None,
 ) -> AskPipeline:
     """A pipeline over `searcher` with the registry's settings (ask.k, ask.rounds,
-    index.hnsw_ef_search); `k`/`rounds` override them where a command (eval) has its own."""
+    index.hnsw_ef_search, generator.read_passages); `k`/`rounds` override them where a command
+    (eval) has its own."""
     settings = registry.settings
     pipeline = AskPipeline(
         registry,
@@ -32,6 +33,7 @@ def build_pipeline(
         settings.index.hnsw_ef_search,
         settings.ask.rounds if rounds is None else rounds,
         depth=depth,
+        read=settings.generator.read_passages,
     )
     pipeline.on_stage = on_stage
     return pipeline
