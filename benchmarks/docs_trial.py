@@ -11,6 +11,8 @@ its alternatives, case-insensitive), and the answer text, so a human can check.
 
 `--trial benchmarks/docs_trial_flask.json` (or `docs_trial_pytest.json`) runs a held-out trial
 the same way: Flask's or pytest's docs, questions written before any of their answers was seen.
+`--voice kokoro:af_heart` speaks the questions with a Kokoro style (`voicerag voices --install`
+for the native English ones) instead of espeak-ng: a voice closer to a person's.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -77,6 +80,23 @@ def settings_toml(assignments: list[str]) -> str:
     return "".join(f"[{section}]\n" + "\n".join(lines) + "\n" for section, lines in sections.items())
 
 
+def question_speaker(voice: str) -> Callable[[str, Path], object]:
+    """What writes a question's WAV: espeak-ng, or the project's Kokoro synthesizer in a style."""
+    if voice == "espeak":
+
+        def espeak(text: str, wav: Path) -> object:
+            return subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), text], check=True, capture_output=True)
+
+        return espeak
+    from voicerag_cli.config import Settings
+    from voicerag_cli.models import kokoro
+    from voicerag_cli.registry import Registry
+
+    synthesizer = kokoro.create(Settings(), Registry(Settings()))
+    style = voice.removeprefix("kokoro:")
+    return lambda text, wav: synthesizer.synthesize(text, wav, voice=style)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rag", nargs="+", default=["asr", "e2e"], help="asr, e2e, or text (the typed question)")
@@ -85,7 +105,9 @@ def main() -> int:
     )
     parser.add_argument("--trial", type=Path, default=HERE / "docs_trial.json", help="the package and questions")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--voice", default="espeak", help="espeak (espeak-ng en-us) or kokoro:STYLE")
     args = parser.parse_args()
+    speak = question_speaker(args.voice)
     spec = json.loads(args.trial.read_text())
     docs = docs_folder(spec["package"])
     results: dict[str, list[dict]] = {}
@@ -102,9 +124,7 @@ def main() -> int:
                     question = ["--text", q["question"]]
                 else:
                     wav = Path(tmp) / f"q{q['id']}.wav"
-                    subprocess.run(
-                        ["espeak-ng", "-v", "en-us", "-w", str(wav), q["question"]], check=True, capture_output=True
-                    )
+                    speak(q["question"], wav)
                     question = [str(wav), "--rag", rag]
                 done = subprocess.run(
                     [*voicerag(), "ask", *question, "--json"], env=env, capture_output=True, text=True

@@ -430,3 +430,45 @@ def test_the_extractive_answerer_reads_past_the_sources_and_shows_what_it_cites(
     # read no deeper than k: the answer comes from the top k alone
     shallow = AskPipeline(registry, index, k=1, ef_search=50).ask_text(question)
     assert [p.text for p in shallow.sources] == [ranked[0]] and "exclude" not in shallow.answer.text
+
+
+MYST = """\
+# Examples
+
+Use {func}`attrs.define`, see {doc}`guide/comparison` and {ref}`the glossary <glossary>`.
+
+:::{warning}
+Never mutate a {term}`frozen` instance.
+:::
+
+```{doctest}
+>>> C(1)
+C(x=1)
+```
+
+```{toctree}
+:maxdepth: 2
+overview
+```
+
+```{note}
+:class: tip
+Slotted classes are faster.
+```
+"""
+
+
+def test_myst_markdown_roles_and_directives_read_like_rest() -> None:
+    """MyST (Markdown for Sphinx: attrs' docs) marks roles {func}`x` and directives ```{name}
+    and :::{name}: roles become their text, admonitions prose, doctest code, toctree nothing."""
+    found = blocks(MYST)
+    assert [(b.kind, b.text) for b in found] == [
+        ("prose", "Use define, see comparison and the glossary."),
+        ("prose", "Never mutate a frozen instance."),
+        ("code", "C(1); C(x=1)"),
+        ("prose", "Slotted classes are faster."),
+    ]
+    # a role naming code is inline code; one linking to a page, section or term is words
+    assert found[0].literals == ("define",) and found[1].literals == ()
+    # reST's page links lose their path too, and a role's <target> is no HTML tag
+    assert plain_text("See :doc:`/shell-completion` and :ref:`reST <lbl>`.") == "See shell-completion and reST."

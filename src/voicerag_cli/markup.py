@@ -20,6 +20,10 @@ from dataclasses import dataclass
 _ADORNMENT = re.compile(r"^\s*([=\-~^\"'`#*+:._])\1{2,}\s*$")
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}(\s+|$)")
 _FENCE = re.compile(r"^\s*(```|~~~)")
+# A MyST (Markdown Sphinx) directive: ```{note} ... ``` or :::{warning} ... :::, read like its
+# reST form: prose, code, or skipped by the directive's name.
+_MYST_FENCE = re.compile(r"^\s*(?P<fence>`{3,}|~{3,}|:{3,})\{(?P<name>[\w:-]+)\}(?P<args>.*)$")
+_MYST_OPTION = re.compile(r"^\s*(?::[\w-]+:.*|---)\s*$")  # its options (":caption: x") or a YAML block's rule
 # A directive (".. name:: args"), a label, a substitution definition, a footnote, or a comment.
 _DIRECTIVE = re.compile(
     r"^\s*\.\.(?:\s+(?:(?P<name>[\w:-]+)::(?P<args>.*)|_[^:]+:.*|\|[^|]+\|\s+\w+::.*|\[[^\]]+\].*))?\s*$"
@@ -48,7 +52,7 @@ _OPTION_LINE = re.compile(r"^\s+:[\w-]+:")  # a directive's options (":noindex:"
 _FIELD = re.compile(r"^\s*:(?:param|type|returns?|rtype|raises?|members|show-inheritance|maxdepth)\b[^:]*:\s*")
 _BULLET = re.compile(r"^(\s*)(?:[-*+\u2022]|\d+[.)]|#\.)(?:\s+|$)")
 _TABLE_RULE = re.compile(r"^\s*[+|]?[-=+:| ]{3,}[+|]?\s*$")
-_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>(?!`)")  # not a role's target: {ref}`text <label>`
 _BLOCK_TAG = re.compile(r"</?(?:p|div|br|li|ul|ol|h[1-6]|tr|table|pre|section|article|blockquote|dd|dt)\b[^<>]*>", re.I)
 _PROMPT = re.compile(r"^(?:>>>|\.\.\.|\$)\s")  # interpreter and shell prompts in examples
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
@@ -70,9 +74,14 @@ _INLINE: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # Markdown image: its alt text
     (re.compile(r"\[([^\]]+)\]\((?:[^()]|\([^)]*\))*\)"), r"\1"),  # [text](url)
     (re.compile(r"\[([^\]]+)\]\[[^\]]*\]"), r"\1"),  # [text][ref]
+    # a page named by its path: :doc:`/guide/shell-completion` is "shell-completion"
+    (re.compile(r"(?::doc:|\{doc\})`/?(?:[^`<>/]+/)*([^`<>/]+)`"), r"\1"),
     # reST roles: :exc:`ValueError`, :func:`~pkg.mod.f`, :ref:`text <label>`, :py:class:`X`
     (re.compile(r":(?:[\w-]+:)+`([^`<]*?)\s*<[^>`]*>`"), r"\1"),
     (re.compile(r":(?:[\w-]+:)+`~?(?:[\w.]*\.)?([^`]+?)`"), r"\1"),
+    # MyST roles, as reST's: {ref}`text <label>`, {func}`~pkg.f`, {doc}`page`
+    (re.compile(r"\{(?:[\w-]+:)*[\w-]+\}`([^`<]*?)\s*<[^>`]*>`"), r"\1"),
+    (re.compile(r"\{(?:[\w-]+:)*[\w-]+\}`~?(?:[\w.]*\.)?([^`]+?)`"), r"\1"),
     (re.compile(r"`([^`<]+?)\s*<[^>`]+>`(?:__?)?"), r"\1"),  # `text <url>`_, and Sphinx's `name <target>`
     (re.compile(r"`([^`]+)`__?(?!\w)"), r"\1"),  # `text`_
     (re.compile(r"``([^`]+)``"), r"\1"),  # ``literal``
@@ -91,7 +100,12 @@ _INLINE: list[tuple[re.Pattern[str], str]] = [
 
 # Inline code as the source marks it: ``literal``, `code` (Markdown; reST's default role), a
 # role (:func:`name`), <code>name</code>. Links (`text <url>`_, `text`_) are not code.
-_LITERAL_SPANS = re.compile(r"``(?P<literal>[^`]+)``|(?P<role>:(?:[\w-]+:)+`[^`]+`)|`[^`]*`__?(?!\w)|`(?P<code>[^`]+)`")
+_LITERAL_SPANS = re.compile(
+    r"``(?P<literal>[^`]+)``|(?P<role>(?::(?:[\w-]+:)+|\{(?:[\w-]+:)*[\w-]+\})`[^`]+`)|`[^`]*`__?(?!\w)|`(?P<code>[^`]+)`"
+)
+# Roles that link to a page, a section or a glossary entry: their text is words, not code.
+_LINK_ROLES = frozenset(["ref", "doc", "term", "pep", "rfc", "numref", "download", "abbr"])
+_ROLE_NAME = re.compile(r"[:{](?:[\w-]+:)*([\w-]+)[:}]`")
 _HTML_CODE = re.compile(r"<code\b[^>]*>([^<\n]*)</code>", re.IGNORECASE)  # as ``literal``, read by the rule above
 _CODE_TAG = re.compile(r"</?code\b[^>]*>", re.IGNORECASE)
 
@@ -142,6 +156,9 @@ def blocks(text: str, drop_headings: bool = True) -> list[Block]:
     body_indent = 0
 
     listed = [False]  # whether the paragraph being read started with a bullet
+    # Inside a MyST directive that is prose or skipped: the line that closes it, and which it is.
+    myst_close: str | None = None
+    myst_kind = "prose"
 
     def flush(kind: str = "prose") -> None:
         if not current:
@@ -162,11 +179,34 @@ def blocks(text: str, drop_headings: bool = True) -> list[Block]:
         line = raw.rstrip()
         following = lines[index + 1] if index + 1 < len(lines) else ""
         indent = len(line) - len(line.lstrip())
+        if myst_close is not None and line.strip() == myst_close:
+            flush("code" if body == "code" else myst_kind)
+            myst_close, body = None, None
+            continue
+        if myst_close is not None and myst_kind == "skip":
+            continue
+        myst = None if code else _MYST_FENCE.match(line)
+        if myst:
+            flush()
+            name = myst.group("name").split(":")[-1]
+            if name in _PROSE_DIRECTIVES or name == "eval-rst":
+                myst_close, myst_kind = myst.group("fence"), "prose"
+                if name in _ADMONITIONS and myst.group("args").strip():
+                    current.append(myst.group("args").strip())
+            elif name in _SKIPPED_DIRECTIVES or name.startswith("auto") or myst.group("fence").startswith(":"):
+                myst_close, myst_kind = myst.group("fence"), "skip"
+            else:  # ```{doctest}, ```{code-block} python: an example, closed by its fence
+                code = True
+            continue
+        if myst_close is not None and _MYST_OPTION.match(line) and not current:
+            continue
         if _FENCE.match(line):
             flush("code" if code else "prose")
             code = not code
             continue
         if code:
+            if _MYST_OPTION.match(line) and not current:
+                continue
             if line.strip():
                 current.append(_PROMPT.sub("", line.strip()))
             continue
@@ -182,7 +222,7 @@ def blocks(text: str, drop_headings: bool = True) -> list[Block]:
         if _ADORNMENT.match(line):  # a heading's underline or overline
             flush()
             continue
-        if line.strip() and _ADORNMENT.match(following):  # a heading: its underline follows
+        if line.strip() and _ADORNMENT.match(following) and following.strip() != myst_close:  # a heading
             flush()
             if not drop_headings:
                 out.append(Block("heading", _inline(line.strip())))
@@ -236,6 +276,9 @@ def literal_spans(source: str) -> list[str]:
     found: list[str] = []
     for match in _LITERAL_SPANS.finditer(source):
         if match.group("role"):
+            role = _ROLE_NAME.match(match.group("role"))
+            if role and role.group(1) in _LINK_ROLES:
+                continue
             text = _inline(match.group("role"))
         elif match.group("literal") or match.group("code"):
             text = match.group("literal") or match.group("code")
