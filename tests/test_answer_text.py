@@ -383,6 +383,14 @@ def test_a_how_to_answer_shows_the_example_its_paragraph_leads_into(registry: Re
     inside = f"{lead} Excluded fields are neither dumped nor loaded.\n\n.. code-block:: python\n\n    {code}\n"
     (unit,) = [c for c in _units(0, blocks(inside)) if c.sentence == lead]
     assert unit.with_example() == unit  # the code follows the other sentence, not this one
+    # ...unless the paragraph's last sentence, a sentence or two on, introduces it with a colon
+    topic = "Sometimes you have instances that should not be changed after instantiation."
+    lead_in = "If you would like to enforce it, the library will try to help:"
+    frozen = "@frozen; class C: x: int"
+    text = f"{topic} {lead_in}\n\n.. code-block:: python\n\n    @frozen\n    class C:\n        x: int\n"
+    answer = generator.generate(Query(text="How do I make instances immutable?"), [passage(text, 0.6)])
+    assert answer.text == f"{topic} {lead_in} {frozen} [1]"
+    assert answer.spoken == f"{topic} {lead_in} {SEE_EXAMPLE}"
 
 
 def test_renumbered_citations_change_only_the_markers() -> None:
@@ -468,7 +476,10 @@ def test_myst_markdown_roles_and_directives_read_like_rest() -> None:
         ("code", "C(1); C(x=1)"),
         ("prose", "Slotted classes are faster."),
     ]
-    # a role naming code is inline code; one linking to a page, section or term is words
-    assert found[0].literals == ("define",) and found[1].literals == ()
+    # a role naming code (or a glossary term: attrs' `frozen`) is inline code; a page or section link is words
+    assert found[0].literals == ("define",) and found[1].literals == ("frozen",)
     # reST's page links lose their path too, and a role's <target> is no HTML tag
     assert plain_text("See :doc:`/shell-completion` and :ref:`reST <lbl>`.") == "See shell-completion and reST."
+    # Markdown footnotes: the reference goes, the definition is its text
+    footnoted = "Immutable[^frozen] classes.\n\n[^frozen]: attrs offers immutability through the frozen keyword."
+    assert plain_text(footnoted) == "Immutable classes.\n\nattrs offers immutability through the frozen keyword."

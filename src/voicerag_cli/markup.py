@@ -92,6 +92,8 @@ _INLINE: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?<![\w_])_(?=[^\s_])(.+?)(?<=[^\s_])_(?![\w_])"), r"\1"),  # _emphasis_
     (re.compile(r"\|([\w -]+)\|(?:_{1,2})?"), r"\1"),  # |substitution|
     (re.compile(r"\s\[(?:\d+|#\w*|\*)\]_"), ""),  # footnote references [1]_
+    (re.compile(r"^\[\^[^\]\s]+\]:\s*"), ""),  # a Markdown footnote's definition: "[^note]: The text."
+    (re.compile(r"\[\^[^\]\s]+\]"), ""),  # ... and a reference to it
     (re.compile(r"(?<=\w)::(?=\s|$)"), ":"),  # "Example::" introduces a literal block
     (re.compile(r"(?:^|\s)::(?=\s|$)"), ""),
     (re.compile(r"<(https?://[^>\s]+)>"), r"\1"),  # <http://...> autolinks
@@ -103,8 +105,9 @@ _INLINE: list[tuple[re.Pattern[str], str]] = [
 _LITERAL_SPANS = re.compile(
     r"``(?P<literal>[^`]+)``|(?P<role>(?::(?:[\w-]+:)+|\{(?:[\w-]+:)*[\w-]+\})`[^`]+`)|`[^`]*`__?(?!\w)|`(?P<code>[^`]+)`"
 )
-# Roles that link to a page, a section or a glossary entry: their text is words, not code.
-_LINK_ROLES = frozenset(["ref", "doc", "term", "pep", "rfc", "numref", "download", "abbr"])
+# Roles that link to a page or a section: their text is words, not code (a glossary {term}
+# often is an API name: attrs marks `frozen` so).
+_LINK_ROLES = frozenset(["ref", "doc", "pep", "rfc", "numref", "download", "abbr"])
 _ROLE_NAME = re.compile(r"[:{](?:[\w-]+:)*([\w-]+)[:}]`")
 _HTML_CODE = re.compile(r"<code\b[^>]*>([^<\n]*)</code>", re.IGNORECASE)  # as ``literal``, read by the rule above
 _CODE_TAG = re.compile(r"</?code\b[^>]*>", re.IGNORECASE)

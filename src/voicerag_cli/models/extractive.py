@@ -95,17 +95,30 @@ class _Candidate:
     spoken: str  # the unit read aloud: an example it shows is announced, not read
     members: frozenset[tuple[int, int, int]]  # (passage, block, sentence) of every sentence in `unit`
     names_code: bool = False  # quotes inline code of its paragraph ("use the `set` tag") or shows an example
-    example: str = ""  # the code right after its paragraph when it ends it and announces nothing
+    example: _Example | None = None  # the example its paragraph leads into, where the unit stops short of it
 
     def with_example(self) -> _Candidate:
-        """The unit showing `example` after it (said as SEE_EXAMPLE): a paragraph followed by code
-        usually describes that code ("You can also exclude fields by passing in the exclude
-        parameter." then `UserSchema(exclude=...)`)."""
-        if not self.example:
+        """The unit going on to the example its paragraph leads into: docs describe code in the
+        paragraph before it ("You can also exclude fields by passing in the exclude parameter."
+        then `UserSchema(exclude=...)`), or end that paragraph with a colon a sentence or two
+        after the one that names the topic ("... shouldn't be changed after instantiation. If
+        you'd like to enforce it, attrs will try to help:")."""
+        if self.example is None:
             return self
         return dataclasses.replace(
-            self, unit=f"{self.unit} {self.example}", spoken=f"{self.spoken} {SEE_EXAMPLE}", names_code=True
+            self,
+            unit=f"{self.unit} {self.example.shown}",
+            spoken=f"{self.spoken} {self.example.said}",
+            members=self.members | self.example.members,
+            names_code=True,
         )
+
+
+@dataclass(frozen=True)
+class _Example:
+    shown: str  # the rest of the paragraph, if any, then the code
+    said: str  # the rest of the paragraph, then SEE_EXAMPLE
+    members: frozenset[tuple[int, int, int]]  # the rest of the paragraph's sentences
 
 
 def _units(position: int, passage_blocks: list[Block]) -> list[_Candidate]:
@@ -136,7 +149,9 @@ def _units(position: int, passage_blocks: list[Block]) -> list[_Candidate]:
             parts = sentences[first : last + 1]
             members = frozenset((position, b, j) for j in range(first, last + 1))
             names_code = SEE_EXAMPLE in said or _quotes_literal(" ".join(parts), passage_blocks[b].literals)
-            example = _example_after(passage_blocks, b) if last == len(sentences) - 1 and not shown else ""
+            example = None
+            if not shown:
+                example = _example_after(passage_blocks, split, b, last, position)
             out.append(
                 _Candidate(
                     position, sentence, " ".join(parts + shown), " ".join(parts + said), members, names_code, example
@@ -189,12 +204,26 @@ def _introduced(passage_blocks: list[Block], split: list[list[str]], b: int) -> 
     return [], []
 
 
-def _example_after(passage_blocks: list[Block], b: int) -> str:
-    """The code block right after block `b`, cut near EXAMPLE_CHARS; "" when prose follows."""
+def _example_after(
+    passage_blocks: list[Block], split: list[list[str]], b: int, last: int, position: int
+) -> _Example | None:
+    """The example block `b` leads into after its sentence `last`: the code right after the
+    block when `last` ends it, or the code the block's closing colon introduces within
+    MAX_LEANING sentences after `last` (those sentences shown with it). None otherwise."""
+    rest = split[b][last + 1 :]
     following = b + 1
-    if following < len(passage_blocks) and passage_blocks[following].kind == "code":
-        return _cut_code(passage_blocks[following].text)
-    return ""
+    if not rest:
+        if following < len(passage_blocks) and passage_blocks[following].kind == "code":
+            return _Example(_cut_code(passage_blocks[following].text), SEE_EXAMPLE, frozenset())
+        return None
+    if len(rest) > MAX_LEANING or not all(_answer_like(sentence) or sentence.endswith(":") for sentence in rest):
+        return None
+    introduced = _introduced(passage_blocks, split, b)
+    if not introduced or SEE_EXAMPLE not in introduced[1]:  # it leads into a list, or into nothing
+        return None
+    shown, said = introduced
+    members = frozenset((position, b, j) for j in range(last + 1, len(split[b])))
+    return _Example(" ".join(rest + shown), " ".join(rest + said), members)
 
 
 def _list(items: list[str]) -> str:
