@@ -129,6 +129,7 @@ def test_show_toml_round_trips(isolated_env: Isolated) -> None:
         ("[ask]\nkk = 1\n", "'ask.kk'"),
         ('[ask]\nk = "five"\n', "'ask.k'"),
         ("[ask]\nk = 0\n", "'ask.k'"),
+        ("[generator]\nread_passages = 0\n", "'generator.read_passages'"),
         ('[ask]\nrag = "telepathy"\n', "'ask.rag'"),
         ("[index]\nchunk_words = 10\noverlap_words = 10\n", "'index.overlap_words'"),
         ("[tts]\npitch = 120\n", "'tts.pitch'"),
