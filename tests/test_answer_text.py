@@ -483,3 +483,21 @@ def test_myst_markdown_roles_and_directives_read_like_rest() -> None:
     # Markdown footnotes: the reference goes, the definition is its text
     footnoted = "Immutable[^frozen] classes.\n\n[^frozen]: attrs offers immutability through the frozen keyword."
     assert plain_text(footnoted) == "Immutable classes.\n\nattrs offers immutability through the frozen keyword."
+
+
+def test_list_items_a_colon_shows_are_quoted_with_it_not_alone(registry: Registry) -> None:
+    """A short list after a closing colon is shown with the sentence introducing it: its items,
+    often fragments ("Create a custom Field class"), are not quoted again on their own."""
+    generator = ExtractiveGenerator(registry.text_embedder(), max_sentences=3)
+    text = (
+        "There are three ways to create a custom-formatted field for a schema:\n\n"
+        "- Create a custom Field class\n- Use a Method field\n- Use a Function field\n"
+    )
+    answer = generator.generate(Query(text="How do I create a custom field class?"), [passage(text, 0.6)])
+    assert answer.text == (
+        "There are three ways to create a custom-formatted field for a schema: "
+        "Create a custom Field class; Use a Method field; Use a Function field [1]"
+    )
+    assert [c.sentence for c in _units(0, blocks(text))] == [
+        "There are three ways to create a custom-formatted field for a schema:"
+    ]

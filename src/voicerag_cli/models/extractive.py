@@ -128,7 +128,17 @@ def _units(position: int, passage_blocks: list[Block]) -> list[_Candidate]:
     followed by a short lead-in ("Example:"): the example, or the list items."""
     out: list[_Candidate] = []
     split = [[s.text for s in split_sentences(b.text)] if b.kind == "prose" else [] for b in passage_blocks]
+    # List items a closing colon shows whole are quoted with it, not alone: "Create a custom
+    # Field class" is one of "There are three ways to create a custom-formatted field:"
+    in_lists = {
+        item
+        for b, sentences in enumerate(split)
+        if sentences and sentences[-1].endswith(":") and (introduced := _introduced(passage_blocks, split, b))
+        for item in introduced[2]
+    }
     for b, sentences in enumerate(split):
+        if b in in_lists:
+            continue
         for i, sentence in enumerate(sentences):
             if not _answer_like(sentence):
                 continue
@@ -145,7 +155,7 @@ def _units(position: int, passage_blocks: list[Block]) -> list[_Candidate]:
                         continue
                     last -= 1  # a follower announcing it: the unit ends before it
                 else:
-                    shown, said = introduced
+                    shown, said, _ = introduced
             parts = sentences[first : last + 1]
             members = frozenset((position, b, j) for j in range(first, last + 1))
             names_code = SEE_EXAMPLE in said or _quotes_literal(" ".join(parts), passage_blocks[b].literals)
@@ -170,17 +180,19 @@ def _leans_back(sentence: str) -> bool:
     return bool(_LEANING.match(sentence) or _REFERS_BACK.search(sentence))
 
 
-def _introduced(passage_blocks: list[Block], split: list[list[str]], b: int) -> tuple[list[str], list[str]] | None:
-    """What the end of block `b` introduces, as (shown, said) parts: the code after a closing
-    colon, after a sentence pointing ahead ("Use the following ..."), or after a short lead-in
-    paragraph ("Example:"), cut near EXAMPLE_CHARS and said as
+def _introduced(
+    passage_blocks: list[Block], split: list[list[str]], b: int
+) -> tuple[list[str], list[str], list[int]] | None:
+    """What the end of block `b` introduces, as (shown, said) parts and the prose blocks they
+    show: the code after a closing colon, after a sentence pointing ahead ("Use the following
+    ..."), or after a short lead-in paragraph ("Example:"), cut near EXAMPLE_CHARS and said as
     SEE_EXAMPLE; the paragraphs (list items) after a closing colon, whole ones up to
     EXAMPLE_CHARS. None when block `b` ends with a colon and nothing follows in the passage."""
     following = b + 1
     there = following < len(passage_blocks)
     if split[b] and split[b][-1].endswith(":"):
         if there and passage_blocks[following].kind == "code":
-            return [_cut_code(passage_blocks[following].text)], [SEE_EXAMPLE]
+            return [_cut_code(passage_blocks[following].text)], [SEE_EXAMPLE], []
         # the list items that follow, or else the one paragraph that follows
         items: list[str] = []
         for block in passage_blocks[following:]:
@@ -193,15 +205,16 @@ def _introduced(passage_blocks: list[Block], split: list[list[str]], b: int) -> 
             items.append(block.text)
             if not block.item:
                 break
-        return ([_list(items)], [_list(items)]) if items else None
+        listed = list(range(following, following + len(items)))
+        return ([_list(items)], [_list(items)], listed) if items else None
     # "Use the following to generate the script." announces the code right after it without a colon
     if split[b] and there and passage_blocks[following].kind == "code" and _POINTS_AHEAD.search(split[b][-1]):
-        return [_cut_code(passage_blocks[following].text)], [SEE_EXAMPLE]
+        return [_cut_code(passage_blocks[following].text)], [SEE_EXAMPLE], []
     if there and following + 1 < len(passage_blocks) and passage_blocks[following + 1].kind == "code":
         lead = split[following]
         if len(lead) == 1 and lead[0].endswith(":") and word_count(lead[0]) <= LEAD_IN_WORDS:
-            return [lead[0], _cut_code(passage_blocks[following + 1].text)], [lead[0], SEE_EXAMPLE]
-    return [], []
+            return [lead[0], _cut_code(passage_blocks[following + 1].text)], [lead[0], SEE_EXAMPLE], [following]
+    return [], [], []
 
 
 def _example_after(
@@ -221,7 +234,7 @@ def _example_after(
     introduced = _introduced(passage_blocks, split, b)
     if not introduced or SEE_EXAMPLE not in introduced[1]:  # it leads into a list, or into nothing
         return None
-    shown, said = introduced
+    shown, said, _ = introduced
     members = frozenset((position, b, j) for j in range(last + 1, len(split[b])))
     return _Example(" ".join(rest + shown), " ".join(rest + said), members)
 
