@@ -393,12 +393,12 @@ def test_a_how_to_answer_shows_the_example_its_paragraph_leads_into(registry: Re
     assert answer.spoken == f"{topic} {lead_in} {SEE_EXAMPLE}"
 
 
-def test_renumbered_citations_change_only_the_markers() -> None:
+def test_renumbered_citations_change_only_the_markers(registry: Registry) -> None:
     """The pipeline drops the unquoted passages beyond the top k and renumbers the rest: the
     " [n]" markers after each quoted unit change; code inside a unit (``args[7]``) does not."""
     from voicerag_cli.models.base import Answer
 
-    generator = ExtractiveGenerator.__new__(ExtractiveGenerator)  # renumbering needs no model
+    generator = ExtractiveGenerator(registry.text_embedder(), max_sentences=3)
     answer = Answer("Read it with args[7] first. [7] Then call run(). [2]", [2, 7], quotes={7: "Read it", 2: "Then"})
     shown = generator.renumbered(answer, {1: 1, 2: 2, 7: 3})
     assert shown.text == "Read it with args[7] first. [3] Then call run(). [2]"
