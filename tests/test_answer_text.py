@@ -438,6 +438,10 @@ def test_the_extractive_answerer_reads_past_the_sources_and_shows_what_it_cites(
     # read no deeper than k: the answer comes from the top k alone
     shallow = AskPipeline(registry, index, k=1, ef_search=50).ask_text(question)
     assert [p.text for p in shallow.sources] == [ranked[0]] and "exclude" not in shallow.answer.text
+    # a query without words (e2e: the speech vector alone) reads the top k too
+    vector = pipeline.text_query(question, pipeline.stopwatch()).vector
+    wordless = pipeline.answer_query(Query(text=None, vector=vector), pipeline.stopwatch())
+    assert [p.text for p in wordless.context] == [ranked[0]]
 
 
 MYST = """\
