@@ -169,8 +169,9 @@ class TextEmbedderConfig:
 @dataclass
 class GeneratorConfig:
     max_sentences: int = 3
-    # extractive: the best passages it reads (at least ask.k); the sources show the top k and the
-    # deeper ones it quotes. Docs trials: the answering chunk is often 6th-10th (README).
+    # extractive, questions with words (not e2e): the best passages it reads (at least ask.k); the
+    # sources show the top k and the deeper ones it quotes. Docs trials: the answering chunk is
+    # often 6th-10th (README).
     read_passages: int = 10
     # extractive: a text question whose best passage scores below this cosine similarity gets
     # "found nothing" (JSON "found": false); 0 turns it off. Calibrated on RGB/HotpotQA (README).
