@@ -10,7 +10,14 @@ import pytest
 
 from voicerag_cli.markup import blocks, plain_text, spoken
 from voicerag_cli.models.base import Passage, Query, embed_queries
-from voicerag_cli.models.extractive import NO_ANSWER, SEE_EXAMPLE, ExtractiveGenerator, _content_words, _units
+from voicerag_cli.models.extractive import (
+    EXAMPLE_CHARS,
+    NO_ANSWER,
+    SEE_EXAMPLE,
+    ExtractiveGenerator,
+    _content_words,
+    _units,
+)
 from voicerag_cli.pipeline.ask import spoken_form
 from voicerag_cli.sentences import split_sentences
 
@@ -505,3 +512,11 @@ def test_list_items_a_colon_shows_are_quoted_with_it_not_alone(registry: Registr
     assert [c.sentence for c in _units(0, blocks(text))] == [
         "There are three ways to create a custom-formatted field for a schema:"
     ]
+    # a paragraph the colon shows only the start of stays quotable on its own
+    long = (
+        "The layers load in this order, and the last one wins over the earlier ones in every case, whatever "
+        "their source: built-in defaults, then the file, then a profile, then the environment variables, "
+        "then the flags given on the command line."
+    )
+    assert len(long) > EXAMPLE_CHARS
+    assert [c.sentence for c in _units(0, blocks(f"It works like this:\n\n{long}"))][-1] == long

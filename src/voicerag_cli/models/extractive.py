@@ -184,7 +184,7 @@ def _introduced(
     passage_blocks: list[Block], split: list[list[str]], b: int
 ) -> tuple[list[str], list[str], list[int]] | None:
     """What the end of block `b` introduces, as (shown, said) parts and the prose blocks they
-    show: the code after a closing colon, after a sentence pointing ahead ("Use the following
+    show whole: the code after a closing colon, after a sentence pointing ahead ("Use the following
     ..."), or after a short lead-in paragraph ("Example:"), cut near EXAMPLE_CHARS and said as
     SEE_EXAMPLE; the paragraphs (list items) after a closing colon, whole ones up to
     EXAMPLE_CHARS. None when block `b` ends with a colon and nothing follows in the passage."""
@@ -195,7 +195,8 @@ def _introduced(
             return [_cut_code(passage_blocks[following].text)], [SEE_EXAMPLE], []
         # the list items that follow, or else the one paragraph that follows
         items: list[str] = []
-        for block in passage_blocks[following:]:
+        whole: list[int] = []  # the blocks shown whole
+        for index, block in enumerate(passage_blocks[following:], start=following):
             if block.kind != "prose" or (items and not block.item):
                 break
             if sum(map(len, items)) + len(block.text) > EXAMPLE_CHARS:
@@ -203,10 +204,10 @@ def _introduced(
                     items.append(block.text[:EXAMPLE_CHARS].rsplit(" ", 1)[0] + " …")
                 break
             items.append(block.text)
+            whole.append(index)
             if not block.item:
                 break
-        listed = list(range(following, following + len(items)))
-        return ([_list(items)], [_list(items)], listed) if items else None
+        return ([_list(items)], [_list(items)], whole) if items else None
     # "Use the following to generate the script." announces the code right after it without a colon
     if split[b] and there and passage_blocks[following].kind == "code" and _POINTS_AHEAD.search(split[b][-1]):
         return [_cut_code(passage_blocks[following].text)], [SEE_EXAMPLE], []
