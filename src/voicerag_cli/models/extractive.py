@@ -128,13 +128,14 @@ def _units(position: int, passage_blocks: list[Block]) -> list[_Candidate]:
     followed by a short lead-in ("Example:"): the example, or the list items."""
     out: list[_Candidate] = []
     split = [[s.text for s in split_sentences(b.text)] if b.kind == "prose" else [] for b in passage_blocks]
+    leads = [_introduced(passage_blocks, split, b) for b in range(len(split))]  # what each block introduces
     # List items a closing colon shows whole are quoted with it, not alone: "Create a custom
     # Field class" is one of "There are three ways to create a custom-formatted field:"
     in_lists = {
         item
-        for b, sentences in enumerate(split)
-        if sentences and sentences[-1].endswith(":") and (introduced := _introduced(passage_blocks, split, b))
-        for item in introduced[2]
+        for sentences, lead in zip(split, leads, strict=True)
+        if sentences and sentences[-1].endswith(":") and lead
+        for item in lead[2]
     }
     for b, sentences in enumerate(split):
         if b in in_lists:
@@ -149,7 +150,7 @@ def _units(position: int, passage_blocks: list[Block]) -> list[_Candidate]:
             shown: list[str] = []
             said: list[str] = []
             if last == len(sentences) - 1:
-                introduced = _introduced(passage_blocks, split, b)
+                introduced = leads[b]
                 if introduced is None:  # it announces what the passage does not hold
                     if last == i:
                         continue
@@ -161,7 +162,7 @@ def _units(position: int, passage_blocks: list[Block]) -> list[_Candidate]:
             names_code = SEE_EXAMPLE in said or _quotes_literal(" ".join(parts), passage_blocks[b].literals)
             example = None
             if not shown:
-                example = _example_after(passage_blocks, split, b, last, position)
+                example = _example_after(passage_blocks, split, b, last, position, leads[b])
             out.append(
                 _Candidate(
                     position, sentence, " ".join(parts + shown), " ".join(parts + said), members, names_code, example
@@ -219,11 +220,17 @@ def _introduced(
 
 
 def _example_after(
-    passage_blocks: list[Block], split: list[list[str]], b: int, last: int, position: int
+    passage_blocks: list[Block],
+    split: list[list[str]],
+    b: int,
+    last: int,
+    position: int,
+    introduced: tuple[list[str], list[str], list[int]] | None,
 ) -> _Example | None:
     """The example block `b` leads into after its sentence `last`: the code right after the
-    block when `last` ends it, or the code the block's closing colon introduces within
-    MAX_LEANING sentences after `last` (those sentences shown with it). None otherwise."""
+    block when `last` ends it, or the code the block's closing colon introduces (`introduced`,
+    its `_introduced`) within MAX_LEANING sentences after `last` (those sentences shown with
+    it). None otherwise."""
     rest = split[b][last + 1 :]
     following = b + 1
     if not rest:
@@ -232,7 +239,6 @@ def _example_after(
         return None
     if len(rest) > MAX_LEANING or not all(_answer_like(sentence) or sentence.endswith(":") for sentence in rest):
         return None
-    introduced = _introduced(passage_blocks, split, b)
     if not introduced or SEE_EXAMPLE not in introduced[1]:  # it leads into a list, or into nothing
         return None
     shown, said, _ = introduced
