@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from voicerag_cli.markup import blocks, plain_text, spoken
+from voicerag_cli.markup import Block, blocks, plain_text, spoken
 from voicerag_cli.models.base import Passage, Query, embed_queries
 from voicerag_cli.models.extractive import (
     EXAMPLE_CHARS,
@@ -520,3 +520,66 @@ def test_list_items_a_colon_shows_are_quoted_with_it_not_alone(registry: Registr
     )
     assert len(long) > EXAMPLE_CHARS
     assert [c.sentence for c in _units(0, blocks(f"It works like this:\n\n{long}"))][-1] == long
+
+
+SPHINX_DESCRIPTIONS = """\
+Try running mypy in :ref:`daemon mode <mypy_daemon>`.
+
+.. option:: --no-incremental
+
+    This flag disables incremental mode: mypy will no longer reference
+    the cache when re-run.
+
+    Note that mypy will still write out to the cache.
+
+.. py:function:: evolve(inst, **changes)
+   :noindex:
+
+   Create a new instance, based on *inst* with *changes* applied.
+
+Use :py:func:`cast(\\<type\\>, \\<expression\\>) <typing.cast>` on \\*args.
+"""
+
+
+def test_sphinx_object_descriptions_are_prose_led_by_their_signature() -> None:
+    """An option's or function's description (mypy's `.. option:: --no-incremental`) is prose
+    about what its signature names, not an example: the signature leads its first paragraph,
+    and counts as the inline code it names. reST escapes inside a role's text go."""
+    found = blocks(SPHINX_DESCRIPTIONS)
+    assert [(b.kind, b.text) for b in found] == [
+        ("prose", "Try running mypy in daemon mode."),
+        (
+            "prose",
+            "--no-incremental: This flag disables incremental mode: mypy will no longer reference the cache when re-run.",
+        ),
+        ("prose", "Note that mypy will still write out to the cache."),
+        ("prose", "evolve(inst, **changes): Create a new instance, based on inst with changes applied."),
+        ("prose", "Use cast(<type>, <expression>) on *args."),
+    ]
+    assert found[1].literals == ("--no-incremental",) and found[2].literals == ()
+    assert found[3].literals[0] == "evolve(inst, **changes)"
+
+
+def test_markdown_fences_next_to_prose_and_cut_by_a_chunk_boundary() -> None:
+    """A bare ``` right under a line opens an example; it does not underline a heading (Black's
+    docs lost the sentence before each example so). A passage that starts inside an example
+    (its opening fence cut off by the chunk boundary) reads that part as code, not prose."""
+    assert blocks("Check a file with this:\n```\nblack --check x.py\n```\n") == [
+        Block("prose", "Check a file with this:"),
+        Block("code", "black --check x.py"),
+    ]
+    cut = "$ black test.py --check\nwould reformat test.py\n```\n\nWith --diff:\n\n```console\n$ black --diff\n"
+    assert [(b.kind, b.text) for b in blocks(cut)] == [
+        ("code", "black test.py --check; would reformat test.py"),
+        ("prose", "With --diff:"),
+        ("code", "black --diff"),
+    ]
+    # reST underlines (and overlines) of ~ or ` are headings, not fences (Jinja2's docs read as code after one)
+    tilde = "Manual Escaping\n~~~~~~~~~~~~~~~\n\nIf manual escaping is enabled,\nescape variables.\n\nMore prose.\n"
+    assert [(b.kind, b.text) for b in blocks(tilde)] == [
+        ("prose", "If manual escaping is enabled, escape variables."),
+        ("prose", "More prose."),
+    ]
+    assert [b.kind for b in blocks("~~~~~~~~\nOverview\n~~~~~~~~\n\nSome prose.\n")] == ["prose"]
+    # a passage whose only fence opens an example after prose is not "inside" one
+    assert [b.kind for b in blocks("Some prose first.\n\n```\ncode here\n")] == ["prose", "code"]

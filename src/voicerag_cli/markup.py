@@ -46,6 +46,13 @@ _SKIPPED_DIRECTIVES = frozenset([
     "toctree", "image", "include", "index", "module", "currentmodule", "meta", "contents", "raw",
     "literalinclude", "default-role", "highlight", "sectionauthor", "codeauthor",
 ])
+# Sphinx object descriptions (".. option:: --no-incremental", ".. function:: f(x)", domain
+# prefixes dropped): the body is prose about the object the signature names, so the signature
+# leads its first paragraph ("--no-incremental: This flag disables incremental mode ...").
+_DESCRIPTIONS = frozenset([
+    "option", "cmdoption", "envvar", "describe", "object", "function", "method", "attribute", "data",
+    "exception", "decorator", "decoratormethod", "staticmethod", "classmethod", "property", "confval",
+])
 # fmt: on
 _VERSION_NOTES = frozenset(["versionadded", "versionchanged", "deprecated"])
 _OPTION_LINE = re.compile(r"^\s+:[\w-]+:")  # a directive's options (":noindex:", ":caption: x")
@@ -77,7 +84,7 @@ _INLINE: list[tuple[re.Pattern[str], str]] = [
     # a page named by its path: :doc:`/guide/shell-completion` is "shell-completion"
     (re.compile(r"(?::doc:|\{doc\})`/?(?:[^`<>/]+/)*([^`<>/]+)`"), r"\1"),
     # reST roles: :exc:`ValueError`, :func:`~pkg.mod.f`, :ref:`text <label>`, :py:class:`X`
-    (re.compile(r":(?:[\w-]+:)+`([^`<]*?)\s*<[^>`]*>`"), r"\1"),
+    (re.compile(r":(?:[\w-]+:)+`((?:[^`<\\]|\\.)*?)\s*<[^>`]*>`"), r"\1"),
     (re.compile(r":(?:[\w-]+:)+`~?(?:[\w.]*\.)?([^`]+?)`"), r"\1"),
     # MyST roles, as reST's: {ref}`text <label>`, {func}`~pkg.f`, {doc}`page`
     (re.compile(r"\{(?:[\w-]+:)*[\w-]+\}`([^`<]*?)\s*<[^>`]*>`"), r"\1"),
@@ -97,6 +104,7 @@ _INLINE: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?<=\w)::(?=\s|$)"), ":"),  # "Example::" introduces a literal block
     (re.compile(r"(?:^|\s)::(?=\s|$)"), ""),
     (re.compile(r"<(https?://[^>\s]+)>"), r"\1"),  # <http://...> autolinks
+    (re.compile(r"(?<!\\)\\([<>*_|`])"), r"\1"),  # reST escapes: "\*args", "cast(\<type\>)"
 ]
 
 
@@ -158,7 +166,14 @@ def blocks(text: str, drop_headings: bool = True) -> list[Block]:
     body: str | None = None
     body_indent = 0
 
+    adornments = _adornments(lines)
+    fences = [index for index, line in enumerate(lines) if _FENCE.match(line) and index not in adornments]
+    if _starts_in_fence([lines[index] for index in fences], lines):
+        code = True
     listed = [False]  # whether the paragraph being read started with a bullet
+    # An object description's signature, waiting to lead the first paragraph of its body.
+    lead: list[str | None] = [None]
+    options_allowed = False  # right after a directive: its option lines (":noindex:") are no text
     # Inside a MyST directive that is prose or skipped: the line that closes it, and which it is.
     myst_close: str | None = None
     myst_kind = "prose"
@@ -174,6 +189,9 @@ def blocks(text: str, drop_headings: bool = True) -> list[Block]:
         joined = " ".join(joined.split())
         if joined:
             literals = tuple(literal_spans(source)) if kind == "prose" else ()
+            if kind == "prose" and lead[0]:
+                joined, literals = f"{lead[0]}: {joined}", (lead[0], *literals)
+                lead[0] = None
             out.append(Block(kind, joined, item=kind == "prose" and listed[0], literals=literals))
         current.clear()
         listed[0] = False
@@ -203,7 +221,7 @@ def blocks(text: str, drop_headings: bool = True) -> list[Block]:
             continue
         if myst_close is not None and _MYST_OPTION.match(line) and not current:
             continue
-        if _FENCE.match(line):
+        if _FENCE.match(line) and index not in adornments:
             flush("code" if code else "prose")
             code = not code
             continue
@@ -225,7 +243,7 @@ def blocks(text: str, drop_headings: bool = True) -> list[Block]:
         if _ADORNMENT.match(line):  # a heading's underline or overline
             flush()
             continue
-        if line.strip() and _ADORNMENT.match(following) and following.strip() != myst_close:  # a heading
+        if index + 1 in adornments and following.strip() != myst_close:  # a heading
             flush()
             if not drop_headings:
                 out.append(Block("heading", _inline(line.strip())))
@@ -235,12 +253,19 @@ def blocks(text: str, drop_headings: bool = True) -> list[Block]:
             if not drop_headings:
                 out.append(Block("heading", _inline(_MD_HEADING.sub("", line).strip("# ").strip())))
             continue
+        if options_allowed and _OPTION_LINE.match(raw) and not current:
+            continue
+        options_allowed = False
         directive = _DIRECTIVE.match(line)
         if directive:
             flush()
+            lead[0] = None
+            options_allowed = True
             name = (directive.group("name") or "").split(":")[-1] if directive.group("name") else None
             if name is None:  # a label, substitution, footnote or comment: its body is not text
                 body, body_indent = "skip", indent
+            elif name in _DESCRIPTIONS:
+                lead[0] = " ".join(_inline(directive.group("args")).split()) or None
             elif name in _PROSE_DIRECTIVES:
                 # read the body as text; ".. note:: The text." keeps the text
                 args = directive.group("args").strip()
@@ -272,6 +297,40 @@ def blocks(text: str, drop_headings: bool = True) -> list[Block]:
             body, body_indent = "code", indent
     flush("code" if code or body == "code" else "prose")
     return out
+
+
+def _adornments(lines: list[str]) -> set[int]:
+    """The lines that underline or overline a reST heading. A run of ~ or ` is a Markdown fence
+    too: it underlines only a title no longer than itself, and at least 4 long ("Example:" then
+    ``` opens an example)."""
+    found: set[int] = set()
+
+    def adorns(run: str, title: str) -> bool:
+        return bool(title) and (run[0] not in "~`" or len(run) >= max(4, len(title)))
+
+    for index, line in enumerate(lines):
+        run = line.strip()
+        if not _ADORNMENT.match(line):
+            continue
+        if index > 0 and not _ADORNMENT.match(lines[index - 1]) and adorns(run, lines[index - 1].strip()):
+            found.add(index)
+        below = lines[index + 2].strip() if index + 2 < len(lines) else ""
+        if below == run and adorns(run, lines[index + 1].strip()):  # an overline, the title, its underline
+            found.update({index, index + 2})
+    return found
+
+
+def _starts_in_fence(fences: list[str], lines: list[str]) -> bool:
+    """Whether a passage starts inside a fenced example whose opening fence the chunk boundary
+    cut off: its first fence (of `fences`) is a bare one, followed by a fence that names a
+    language (so the first closes an example), or the passage opens with a prompt or code."""
+    infos = [fence.strip().strip("`~") for fence in fences]
+    if not infos or infos[0]:
+        return False
+    if len(infos) > 1 and infos[1]:
+        return True
+    first = next((line.strip() for line in lines if line.strip()), "")
+    return bool(_PROMPT.match(first) or _CODE_LINE.match(first))
 
 
 def literal_spans(source: str) -> list[str]:
