@@ -558,6 +558,15 @@ def test_sphinx_object_descriptions_are_prose_led_by_their_signature() -> None:
     ]
     assert found[1].literals == ("--no-incremental",) and found[2].literals == ()
     assert found[3].literals[0] == "evolve(inst, **changes)"
+    # Markdown docs describe an option under a heading that is only code (Black's "### `--diff`")
+    options = (
+        "### `--diff`\n\nDon't write the files back.\n\n#### `-c`, `--code`\n\nFormat a string.\n\n## Usage\n\nPlain."
+    )
+    assert [b.text for b in blocks(options)] == [
+        "--diff: Don't write the files back.",
+        "-c, --code: Format a string.",
+        "Plain.",
+    ]
 
 
 def test_markdown_fences_next_to_prose_and_cut_by_a_chunk_boundary() -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 _ADORNMENT = re.compile(r"^\s*([=\-~^\"'`#*+:._])\1{2,}\s*$")
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}(\s+|$)")
 _FENCE = re.compile(r"^\s*(```|~~~)")
+_CODE_HEADING = re.compile(r"^(?:(``?)[^`]+\1\s*(?:[,/]|\bor\b|\band\b)?\s*)+$")  # "`-c`, `--code`"
 # A MyST (Markdown Sphinx) directive: ```{note} ... ``` or :::{warning} ... :::, read like its
 # reST form: prose, code, or skipped by the directive's name.
 _MYST_FENCE = re.compile(r"^\s*(?P<fence>`{3,}|~{3,}|:{3,})\{(?P<name>[\w:-]+)\}(?P<args>.*)$")
@@ -243,15 +244,14 @@ def blocks(text: str, drop_headings: bool = True) -> list[Block]:
         if _ADORNMENT.match(line):  # a heading's underline or overline
             flush()
             continue
-        if index + 1 in adornments and following.strip() != myst_close:  # a heading
+        markdown = _MD_HEADING.match(line)
+        if markdown or (index + 1 in adornments and following.strip() != myst_close):  # a heading
             flush()
+            title = _MD_HEADING.sub("", line).strip("# ").strip() if markdown else line.strip()
             if not drop_headings:
-                out.append(Block("heading", _inline(line.strip())))
-            continue
-        if _MD_HEADING.match(line):
-            flush()
-            if not drop_headings:
-                out.append(Block("heading", _inline(_MD_HEADING.sub("", line).strip("# ").strip())))
+                out.append(Block("heading", _inline(title)))
+            # a heading that is only code names what its section describes (Black's "### `--diff`")
+            lead[0] = " ".join(_inline(title).split()) if drop_headings and _CODE_HEADING.match(title) else None
             continue
         if options_allowed and _OPTION_LINE.match(raw) and not current:
             continue
