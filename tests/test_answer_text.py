@@ -570,9 +570,9 @@ def test_sphinx_object_descriptions_are_prose_led_by_their_signature() -> None:
 
 
 def test_markdown_fences_next_to_prose_and_cut_by_a_chunk_boundary() -> None:
-    """A bare ``` right under a line opens an example; it does not underline a heading (Black's
-    docs lost the sentence before each example so). A passage that starts inside an example
-    (its opening fence cut off by the chunk boundary) reads that part as code, not prose."""
+    """A bare ``` right under a line opens an example; it does not underline a heading (the line
+    was dropped as one; pip's docs have 16 such). A passage that starts inside an example (its
+    opening fence cut off by the chunk boundary) reads that part as code, not prose."""
     assert blocks("Check a file with this:\n```\nblack --check x.py\n```\n") == [
         Block("prose", "Check a file with this:"),
         Block("code", "black --check x.py"),
