@@ -60,6 +60,9 @@ def docs_folder(package: dict) -> Path:
     return docs
 
 
+MAX_WORDS = 150
+
+
 def norm(text: str) -> str:
     return " ".join(text.lower().split())
 
@@ -106,10 +109,12 @@ def main() -> int:
     parser.add_argument("--trial", type=Path, default=HERE / "docs_trial.json", help="the package and questions")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--voice", default="espeak", help="espeak (espeak-ng en-us) or kokoro:STYLE")
+    parser.add_argument("--generator", help="ask's --generator (default: the configured one, extractive)")
     args = parser.parse_args()
     speak = question_speaker(args.voice)
     spec = json.loads(args.trial.read_text())
     docs = docs_folder(spec["package"])
+    generator = ["--generator", args.generator] if args.generator else []
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="voicerag-trial-") as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
@@ -127,7 +132,7 @@ def main() -> int:
                     speak(q["question"], wav)
                     question = [str(wav), "--rag", rag]
                 done = subprocess.run(
-                    [*voicerag(), "ask", *question, "--json"], env=env, capture_output=True, text=True
+                    [*voicerag(), "ask", *question, "--json", *generator], env=env, capture_output=True, text=True
                 )
                 if done.returncode != 0:
                     rows.append({"id": q["id"], "error": done.stderr.strip()[-300:], "found": False, "useful": False})
@@ -142,7 +147,10 @@ def main() -> int:
                         "transcript": reply.get("transcript"),
                         "top5": sources,
                         "found": any(f in sources for f in q["files"]),
-                        "useful": useful(answer, q["key_facts"]),
+                        # the key-term rule, for an answer a person would read: at most MAX_WORDS words
+                        "useful": useful(answer, q["key_facts"]) and len(answer.split()) <= MAX_WORDS,
+                        "key_terms": useful(answer, q["key_facts"]),
+                        "words": len(answer.split()),
                         "answer": answer,
                         # what the sources table shows for each source: the sentence cited from it
                         "quotes": [s.get("quote") for s in reply.get("sources", [])][:5],
