@@ -29,6 +29,7 @@ class Passage:
     end: int = 0
     lexical: float | None = None  # its BM25 score when the terms found it (`index.lexical`)
     spoken: float | None = None  # e2e: the question's similarity to its spoken vector (`index.spoken`)
+    heading_path: tuple[str, ...] = ()  # the headings above the chunk in its document, outermost first
 
 
 @dataclass

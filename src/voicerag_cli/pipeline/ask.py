@@ -27,6 +27,7 @@ from voicerag_cli.models.base import (
     embed_queries,
 )
 from voicerag_cli.pipeline.question import History, Question
+from voicerag_cli.pipeline.release_notes import demote_release_notes
 from voicerag_cli.pipeline.timing import Stopwatch
 
 if TYPE_CHECKING:
@@ -292,16 +293,17 @@ class AskPipeline:
     def retrieve(self, query: Query, watch: Stopwatch, stage: str = "search") -> list[Passage]:
         """The `depth` best passages: by the vector, fused with the lexical terms' ranking for a
         question with text at `ask.lexical_weight` (`index.lexical.hybrid_search`); a spoken
-        question (e2e) with the chunks' spoken vectors where the index has them (`speech_ranked`)."""
+        question (e2e) with the chunks' spoken vectors where the index has them (`speech_ranked`).
+        Release notes come after the other pages unless the question names a version."""
         assert query.vector is not None
         weight = self.registry.settings.ask.lexical_weight
         with watch.stage(stage):
             if query.text is None:
-                return self.speech_ranked(query.vector)
+                return demote_release_notes(self.speech_ranked(query.vector), None)
             ranked = lexical.hybrid_search(self.searcher, query.vector, query.text, self.depth, self.ef_search, weight)
             if query.earlier_ranking:
                 ranked = merge_rankings(ranked, query.earlier_ranking)[: self.depth]
-            return ranked
+            return demote_release_notes(ranked, query.text)
 
     def speech_ranked(self, vector: np.ndarray) -> list[Passage]:
         """e2e: the text vectors' top `spoken.POOL` rescored with the question's similarity to
