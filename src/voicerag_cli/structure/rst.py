@@ -1,0 +1,344 @@
+"""reStructuredText with docutils, made to read Sphinx sources: directives and roles docutils
+does not know degrade to their content (never to errors or raw markup), object descriptions
+become a signature then their body, and docutils reports nothing and reads no other file."""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+from docutils import nodes, utils
+from docutils.core import publish_doctree
+from docutils.parsers.rst import Directive, directives, roles
+
+from voicerag_cli.structure.blocks import Block, field_lines, role_text, squash, table_row_text
+from voicerag_cli.structure.names import ADMONITIONS, CODE, VERSION_NOTES, base_name, is_description, is_skipped
+
+_SETTINGS = {
+    "report_level": 5,
+    "halt_level": 5,
+    "warning_stream": io.StringIO(),  # replaced per parse: nothing reaches stderr
+    "file_insertion_enabled": False,
+    "raw_enabled": False,
+    "traceback": True,  # an internal error raises (the caller falls back) instead of sys.exit
+    "doctitle_xform": False,  # keep the document title as a section: it heads the path
+    "sectsubtitle_xform": False,
+    "docinfo_xform": False,  # a leading field list stays a field list
+    "syntax_highlight": "none",  # no Pygments lexing of code blocks
+    "input_encoding": "unicode",
+    "character_level_inline_markup": False,
+    "pep_references": False,
+    "rfc_references": False,
+    "embed_stylesheet": False,
+    "smart_quotes": False,
+    "id_prefix": "",
+    "auto_id_prefix": "%",
+}
+# Lines longer than this are no reST a person wrote (minified data, a dump): the caller reads
+# such a file as plain text, as docutils would reject it.
+LINE_LIMIT = 10_000
+
+
+class _Signature(nodes.Element):
+    """A Sphinx object description: `signature` attribute, body children."""
+
+
+class _Admonition(nodes.Element):
+    """An admonition docutils does not know (seealso, versionadded, todo...): its body."""
+
+
+class _Skipped(nodes.Element):
+    pass
+
+
+class _AnyOptions(dict[str, Callable[[str | None], Any]]):
+    """A directive option spec that takes every option (":noindex:", ":caption: x"): Sphinx
+    directives have options docutils has never heard of. Never empty, or docutils reads none."""
+
+    def __init__(self) -> None:
+        super().__init__({"class": directives.unchanged})
+
+    def __missing__(self, key: str) -> Callable[[str | None], Any]:
+        return directives.unchanged
+
+
+class _Fallback(Directive):
+    """Any directive: what it becomes is chosen by its name (`self.name`)."""
+
+    required_arguments = 0
+    optional_arguments = 100
+    final_argument_whitespace = True
+    has_content = True
+    option_spec: ClassVar[dict[str, Callable[[str | None], Any]]] = _AnyOptions()  # type: ignore[misc]
+
+    def run(self) -> list[nodes.Node]:
+        name = self.name.lower()
+        base = base_name(name)
+        args = " ".join(self.arguments)
+        if base in CODE:
+            code = "\n".join(self.content)
+            return [nodes.literal_block(code, code)] if code.strip() else []
+        if is_skipped(name):
+            return []
+        if is_description(name):
+            node = _Signature()
+            node["signature"] = [line.strip() for line in args.split("\n") if line.strip()] or [base]
+            self.state.nested_parse(self.content, self.content_offset, node)
+            return [node]
+        if base in ADMONITIONS:
+            node = _Admonition()
+            label = VERSION_NOTES.get(base)
+            lead = squash(args)
+            if label:
+                version, _, lead = lead.partition(" ")
+                node["label"] = f"{label} {version}." if version else f"{label}."
+            if lead:  # ".. seealso:: Other things." / ".. versionadded:: 2.0 Text.": the text leads
+                node += nodes.paragraph(lead, lead)
+            self.state.nested_parse(self.content, self.content_offset, node)
+            return [node]
+        if _looks_like_code(name, list(self.content)):
+            code = "\n".join(self.content)
+            return [nodes.literal_block(code, code)] if code.strip() else []
+        node = nodes.container()
+        self.state.nested_parse(self.content, self.content_offset, node)
+        return [node]
+
+
+# An unknown directive whose body is an example: its name says so (click:example, runblock), or
+# its first line is code, not a sentence.
+_CODE_NAME = re.compile(r"example|code|snippet|program|shell|console|repl|output|run|exec|cell")
+_CODE_START = re.compile(
+    r"^(?:@[\w.]+|def \w+\s*\(|async def |class \w+\s*[(:]|import \w|from [\w.]+ import |>>> |\$ |"
+    r"[\w.]+\(.*[(,]?$|\w[\w.\[\]'\"]* = )"
+)
+
+
+def _looks_like_code(name: str, lines: list[str]) -> bool:
+    first = next((line.strip() for line in lines if line.strip()), "")
+    return bool(first) and (bool(_CODE_NAME.search(name)) or _CODE_START.match(first) is not None)
+
+
+# docutils' own directives that Sphinx docs mean otherwise (".. class:: Foo" is a Python class)
+# or that would read other files or produce page furniture.
+_OVERRIDDEN = frozenset(["class", "code", "include", "raw", "image", "figure", "contents", "sectnum"])
+
+
+def _fallback_role(
+    role: str,
+    rawtext: str,
+    text: str,
+    lineno: int,
+    inliner: object,
+    options: dict[str, Any] | None = None,
+    content: list[str] | None = None,
+) -> tuple[list[nodes.Node], list[nodes.system_message]]:
+    shown = role_text(role, utils.unescape(text))
+    return [nodes.literal(rawtext, shown)], []
+
+
+_lock = threading.Lock()
+
+
+@contextmanager
+def _sphinx_lookups() -> Iterator[None]:
+    """While parsing, directive and role lookups fall back to the readers above. The lookups
+    are module functions of docutils, so they are swapped for the parse and restored after;
+    the lock keeps two threads' parses from restoring each other's."""
+    directive_lookup, role_lookup = directives.directive, roles.role
+
+    def directive(name: str, language: Any, document: Any) -> tuple[type[Directive] | None, list[Any]]:
+        lowered = name.lower()
+        if lowered in _OVERRIDDEN or lowered in ADMONITIONS - {"note", "warning", "tip", "important", "hint",
+                                                               "caution", "attention", "danger", "error",
+                                                               "admonition"}:  # fmt: skip
+            return _Fallback, []
+        found, messages = directive_lookup(name, language, document)
+        return (found or _Fallback), ([] if found is None else messages)
+
+    def role(name: str, language: Any, lineno: int, reporter: Any) -> tuple[Any, list[Any]]:
+        found, messages = role_lookup(name, language, lineno, reporter)
+        return (found or _fallback_role), ([] if found is None else messages)
+
+    with _lock:
+        directives.directive, roles.role = directive, role  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            directives.directive, roles.role = directive_lookup, role_lookup  # type: ignore[assignment]
+
+
+_LONG_LINE = re.compile(rf"[^\n]{{{LINE_LIMIT},}}")
+
+
+def too_long_lines(text: str) -> bool:
+    return _LONG_LINE.search(text) is not None
+
+
+def parse_rst(text: str, heading_path: tuple[str, ...] = ()) -> list[Block]:
+    """Blocks of a reST document. Raises on what docutils cannot read (the caller falls back)."""
+    if too_long_lines(text):
+        raise ValueError("a line too long for reStructuredText")
+    settings = dict(_SETTINGS, warning_stream=io.StringIO(), line_length_limit=LINE_LIMIT)
+    with _sphinx_lookups():
+        document = publish_doctree(text, settings_overrides=settings)
+    walker = _Walker()
+    walker.children(document, heading_path)
+    return walker.blocks
+
+
+def _inline(node: nodes.Node) -> str:
+    """A text element's words, markup gone; footnote references and inline targets' markers go."""
+    if isinstance(node, nodes.Text):
+        return node.astext()  # resolves docutils' escape markers
+    if isinstance(node, nodes.footnote_reference | nodes.citation_reference | nodes.system_message):
+        return ""
+    if isinstance(node, nodes.image):
+        return str(node.get("alt", ""))
+    if isinstance(node, nodes.raw | nodes.comment):
+        return ""
+    if isinstance(node, nodes.problematic):  # markup docutils could not read: its words
+        return re.sub(r"^[|`*_]+|[|`*_]+$", "", node.astext())
+    if isinstance(node, nodes.Element):
+        return "".join(_inline(child) for child in node.children)
+    return ""
+
+
+_TEXT_ELEMENTS = (nodes.paragraph, nodes.rubric, nodes.line)
+
+
+class _Walker:
+    def __init__(self) -> None:
+        self.blocks: list[Block] = []
+
+    def emit(self, kind: str, text: str, path: tuple[str, ...], term: str = "") -> None:
+        if text:
+            self.blocks.append(Block(kind, text, path, term))
+
+    def children(self, node: nodes.Element, path: tuple[str, ...], as_kind: str = "prose") -> None:
+        for child in node.children:
+            self.element(child, path, as_kind)
+
+    def paragraph(self, node: nodes.Element, path: tuple[str, ...], as_kind: str) -> None:
+        raw = _inline(node)
+        if as_kind == "prose":
+            fields = field_lines(raw)
+            if fields:
+                for term, value in fields:
+                    self.emit("field", f"{term}: {value}", path, term)
+                return
+        self.emit(as_kind, squash(raw), path)
+
+    def element(self, node: nodes.Node, path: tuple[str, ...], as_kind: str) -> None:
+        if isinstance(node, nodes.section):
+            title = next((c for c in node.children if isinstance(c, nodes.title)), None)
+            name = squash(_inline(title)) if title is not None else ""
+            if name:
+                self.emit("heading", name, path)
+            inner = (*path, name) if name else path
+            for child in node.children:
+                if child is not title:
+                    self.element(child, inner, "prose")
+        elif isinstance(node, nodes.paragraph | nodes.rubric):
+            self.paragraph(node, path, as_kind)
+        elif isinstance(node, nodes.literal_block | nodes.doctest_block | nodes.math_block):
+            code = node.astext().strip("\n")
+            if code.strip():
+                self.emit("code", code, path)
+        elif isinstance(node, nodes.bullet_list | nodes.enumerated_list):
+            for item in node.children:
+                self.children(item, path, "admonition" if as_kind == "admonition" else "list_item")
+        elif isinstance(node, nodes.definition_list | nodes.field_list):
+            for item in node.children:
+                self.definition(item, path)
+        elif isinstance(node, nodes.option_list):
+            for item in node.children:
+                self.option(item, path)
+        elif isinstance(node, nodes.table):
+            self.table(node, path)
+        elif isinstance(node, _Signature):
+            signatures: list[str] = [squash(s) for s in node["signature"]]
+            for signature in signatures:
+                self.emit("signature", signature, path)
+            self.children(node, (*path, signatures[0]))
+        elif isinstance(node, _Admonition):
+            if node.get("label"):
+                self.emit("admonition", node["label"], path)
+            self.children(node, path, "admonition")
+        elif isinstance(node, nodes.Admonition):
+            self.children(node, path, "admonition")
+        elif isinstance(node, nodes.title):  # a generic admonition's or a topic's title
+            self.emit("admonition" if as_kind == "admonition" else "prose", squash(_inline(node)), path)
+        elif isinstance(node, nodes.line_block):
+            lines = [squash(_inline(line)) for line in node.traverse(nodes.line)]
+            self.emit(as_kind, " ".join(line for line in lines if line), path)
+        elif isinstance(node, nodes.footnote | nodes.citation):
+            for child in node.children:
+                if not isinstance(child, nodes.label):
+                    self.element(child, path, as_kind)
+        elif isinstance(
+            node,
+            nodes.comment | nodes.target | nodes.substitution_definition | nodes.system_message | nodes.raw
+            | nodes.image | nodes.figure | nodes.pending | nodes.transition | nodes.decoration | nodes.attribution
+            | nodes.label | _Skipped | nodes.Invisible,
+        ) or (isinstance(node, nodes.topic) and "contents" in node.get("classes", [])):  # fmt: skip
+            return
+        elif isinstance(node, nodes.Element):  # containers, block quotes, topics, sidebars, compounds
+            self.children(node, path, as_kind)
+
+    def definition(self, item: nodes.Node, path: tuple[str, ...]) -> None:
+        """A definition-list item or a field-list field: a field block, then any code its body holds."""
+        if not isinstance(item, nodes.Element):
+            return
+        heads = [c for c in item.children if isinstance(c, nodes.term | nodes.field_name | nodes.classifier)]
+        term = " ".join(squash(_inline(h)) for h in heads if isinstance(h, nodes.term | nodes.field_name))
+        classifiers = [squash(_inline(h)) for h in heads if isinstance(h, nodes.classifier)]
+        if classifiers:
+            term = f"{term} ({', '.join(classifiers)})"
+        bodies = [c for c in item.children if isinstance(c, nodes.definition | nodes.field_body)]
+        self.described(term, bodies, path)
+
+    def option(self, item: nodes.Node, path: tuple[str, ...]) -> None:
+        if not isinstance(item, nodes.Element):
+            return
+        groups = [c for c in item.children if isinstance(c, nodes.option_group)]
+        term = ", ".join(squash(g.astext()) for g in groups)
+        bodies = [c for c in item.children if isinstance(c, nodes.description)]
+        self.described(term, bodies, path)
+
+    def described(self, term: str, bodies: list[nodes.Element], path: tuple[str, ...]) -> None:
+        words: list[str] = []
+        later = _Walker()
+        for body in bodies:
+            for child in body.children:
+                if isinstance(child, _TEXT_ELEMENTS):
+                    words.append(squash(_inline(child)))
+                elif isinstance(child, nodes.bullet_list | nodes.enumerated_list):
+                    words.extend(squash(_inline(p)) for p in child.traverse(nodes.paragraph))
+                else:
+                    later.element(child, path, "prose")
+        body_text = " ".join(w for w in words if w)
+        if term and body_text:
+            self.emit("field", f"{term}: {body_text}", path, term)
+        elif term:
+            self.emit("field", term, path, term)
+        else:
+            self.emit("prose", body_text, path)
+        self.blocks.extend(later.blocks)
+
+    def table(self, node: nodes.Element, path: tuple[str, ...]) -> None:
+        for group in node.traverse(nodes.tgroup):
+            header: list[str] = []
+            for head in group.traverse(nodes.thead):
+                for row in head.traverse(nodes.row):
+                    header = [squash(_inline(entry)) for entry in row.children]
+            for body in group.traverse(nodes.tbody):
+                for row in body.children:
+                    cells = [squash(_inline(entry)) for entry in row.children]
+                    if not any(cells):
+                        continue
+                    text = table_row_text(header, cells)
+                    self.emit("table_row", text, path)
