@@ -16,7 +16,7 @@ from typing import Any
 
 from voicerag_cli.errors import ModelError
 
-ROLES = ("text_embedder", "speech_embedder", "asr", "generator", "tts")
+ROLES = ("text_embedder", "speech_embedder", "asr", "generator", "tts", "reader")
 
 
 @dataclass(frozen=True)
@@ -153,6 +153,14 @@ BACKENDS: tuple[BackendSpec, ...] = (
         "GLM-4-Voice-9B: spoken question in, streamed spoken answer out (three local folders, [glm4voice])",
         section="glm4voice",
         config=f"{_M}.glm4voice.settings:Glm4VoiceConfig",
+    ),
+    BackendSpec(
+        "reader",
+        "none",
+        f"{_M}.unavailable:create_reader",
+        f"{_M}.weights_info:nothing_needed",
+        "no reader: answers score sentences by the text embedder's similarity, passages keep their search rank",
+        default=True,
     ),
     BackendSpec(
         "tts",

@@ -64,6 +64,7 @@ class ModelsConfig:
     asr: str = default_backend("asr")
     generator: str = default_backend("generator")
     tts: str = default_backend("tts")
+    reader: str = default_backend("reader")
 
 
 @dataclass

@@ -17,7 +17,14 @@ from voicerag_cli.errors import ConfigError
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
-    from voicerag_cli.models.base import Generator, SpeechEmbedder, SpeechRecognizer, SpeechSynthesizer, TextEmbedder
+    from voicerag_cli.models.base import (
+        Generator,
+        PassageReader,
+        SpeechEmbedder,
+        SpeechRecognizer,
+        SpeechSynthesizer,
+        TextEmbedder,
+    )
 
 __all__ = ["BACKENDS", "ROLES", "BackendSpec", "Registry", "check_models", "find_spec", "known_backends"]
 
@@ -85,3 +92,7 @@ class Registry:
 
     def tts(self) -> SpeechSynthesizer:
         return cast("SpeechSynthesizer", self.get("tts"))
+
+    def reader(self) -> PassageReader | None:
+        """The passage reader, or None where none is configured (models.reader = "none")."""
+        return cast("PassageReader | None", self.get("reader"))

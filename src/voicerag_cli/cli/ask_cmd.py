@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from voicerag_cli.cli.answer_stream import AnswerStream
     from voicerag_cli.config import Settings
+    from voicerag_cli.models.base import Passage
     from voicerag_cli.pipeline.ask import AskPipeline, AskResult
     from voicerag_cli.pipeline.question import Question
 
@@ -256,12 +257,13 @@ def _short(source: str) -> str:
 QUOTE_CHARS = 160  # an uncited source shows this much of its first sentence
 
 
-def _excerpt(passage_text: str) -> str:
-    """An uncited source's first prose sentence (markup removed), cut to QUOTE_CHARS."""
-    from voicerag_cli.markup import plain_text
+def _excerpt(passage: Passage) -> str:
+    """An uncited source's first sentence of text (not a heading or code), cut to QUOTE_CHARS."""
+    from voicerag_cli.models.base import passage_blocks
     from voicerag_cli.sentences import split_sentences
 
-    sentences = split_sentences(plain_text(passage_text)) or split_sentences(passage_text)
+    texts = [passage.text[b.start : b.end] for b in passage_blocks(passage) if b.kind not in {"heading", "code"}]
+    sentences = split_sentences(texts[0] if texts else passage.text)
     text = sentences[0].text if sentences else ""
     return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1].rstrip() + "…"
 
@@ -283,7 +285,7 @@ def sources_table(result: AskResult) -> Table:
     for rank, passage in enumerate(result.sources, start=1):
         cited = rank in result.answer.cited
         quote = result.answer.quotes.get(rank)
-        shown = f"“{safe(quote)}”" if quote else f"[dim]{safe(_excerpt(passage.text))}[/]"
+        shown = f"“{safe(quote)}”" if quote else f"[dim]{safe(_excerpt(passage))}[/]"
         cells = [f"{rank}{'*' if cited else ''}"]
         if two_rounds:
             cells.append(str(rounds[rank - 1]))

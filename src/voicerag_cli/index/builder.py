@@ -13,8 +13,9 @@ import numpy as np
 from voicerag_cli.errors import IndexError_, InputError
 from voicerag_cli.index import lexical
 from voicerag_cli.index.base import Manifest, SpokenWriter, metric_of
-from voicerag_cli.index.chunking import Chunk, chunk_text
+from voicerag_cli.index.chunking import Chunk, chunk_document
 from voicerag_cli.index.documents import display_path, find_files, hash_file, json_fields, read_documents
+from voicerag_cli.structure import READER_VERSION
 
 if TYPE_CHECKING:
     from voicerag_cli.config import IndexConfig
@@ -104,7 +105,9 @@ def build_index(
             chunks = [
                 chunk
                 for document in read_documents(source.path, config.json_text_field)
-                for chunk in chunk_text(document.source, document.text, config.chunk_words, config.overlap_words)
+                for chunk in chunk_document(
+                    document.source, document.text, document.markup, config.chunk_words, config.overlap_words
+                )
             ]
             pending.append((source.key, chunks))
             if not chunks:
@@ -213,7 +216,8 @@ def _embed_and_add(
     report_progress("embed", 0, len(flat))
     for start in range(0, len(flat), batch_size):
         batch = flat[start : start + batch_size]
-        vectors = np.asarray(embedder.embed_texts([chunk.text for _, chunk in batch], batch_size=batch_size))
+        texts = [chunk.searchable_text for _, chunk in batch]
+        vectors = np.asarray(embedder.embed_texts(texts, batch_size=batch_size))
         first = 0
         while first < len(batch):
             key = batch[first][0]
@@ -232,17 +236,21 @@ def _was_deleted(path: Path, roots: list[Path]) -> bool:
     return any(path.is_relative_to(root.resolve()) for root in roots if root.is_dir())
 
 
-def _reader_settings(config: IndexConfig) -> dict[str, str]:
-    """Settings that change what is read from a file (recorded in the manifest)."""
-    return {"json_text_field": config.json_text_field}
+def _reader_settings(config: IndexConfig) -> dict[str, str | int]:
+    """Settings that change what is read from a file (recorded in the manifest), and the
+    version of the structure readers."""
+    return {"json_text_field": config.json_text_field, "structure": READER_VERSION}
 
 
 def _reader_changed(previous: Manifest | None, config: IndexConfig) -> Callable[[Path], bool]:
-    """Which unchanged files must be read again because a reader setting changed. Indexes from
-    before the manifest recorded them were read with the default field, "text"."""
+    """Which unchanged files must be read again because a reader setting or the structure
+    readers changed (every file). Indexes from before the manifest recorded the field were read
+    with the default one, "text"."""
     if previous is None:
         return lambda path: False
     before = previous.extra.get("reader", {"json_text_field": "text"})
+    if before.get("structure") != READER_VERSION:
+        return lambda path: True
     if before.get("json_text_field") == config.json_text_field:
         return lambda path: False
     return lambda path: path.suffix.lower() in {".json", ".jsonl"}

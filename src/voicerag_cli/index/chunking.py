@@ -1,4 +1,5 @@
-"""Split documents into overlapping chunks that end on sentence boundaries."""
+"""Split documents into overlapping chunks: read as structure (`chunk_document`: typed blocks,
+chunks that follow sections), or as plain sentences (`chunk_text`)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,55 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from voicerag_cli.sentences import Sentence, iter_sentences, word_count
+from voicerag_cli.structure import ChunkBlock, chunk_blocks, parse
+
+# How many of the innermost headings above a chunk go before its text when it is embedded and
+# its terms are indexed: a section's body rarely repeats the name its heading gives it.
+CONTEXT_HEADINGS = 2
 
 
 @dataclass(frozen=True)
 class Chunk:
     source: str
     ordinal: int
-    start: int  # character offsets into the document's text
+    start: int  # character offsets into the document's text (as read: plain text for structured files)
     end: int
     text: str
+    heading_path: tuple[str, ...] = ()  # the headings above the chunk's start, outermost first
+    blocks: tuple[ChunkBlock, ...] = ()  # its blocks' kinds and spans in `text`
 
     @property
     def content_hash(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:16]
+
+    @property
+    def searchable_text(self) -> str:
+        return searchable_text(self.text, self.heading_path)
+
+
+def searchable_text(text: str, heading_path: tuple[str, ...]) -> str:
+    """What is embedded and indexed for terms: the innermost headings, then the chunk's text."""
+    context = " > ".join(heading_path[-CONTEXT_HEADINGS:])
+    return f"{context}\n\n{text}" if context else text
+
+
+def chunk_document(source: str, text: str, suffix: str, chunk_words: int, overlap_words: int) -> list[Chunk]:
+    """A file's text read as structure by its `suffix` (".md", ".rst", ".html"; anything else as
+    plain paragraphs) and packed into chunks that follow its sections. `start`/`end` locate each
+    chunk in the blocks' text joined as the chunks join them."""
+    found = parse(text, suffix)
+    document = "\n\n".join(block.text for block in found)
+    chunks = []
+    cursor = 0
+    for piece in chunk_blocks(source, found, chunk_words, overlap_words):
+        first = piece.text[: piece.blocks[0].end] if piece.blocks else piece.text
+        at = document.find(first, cursor)
+        start = at if at >= 0 else cursor
+        cursor = start
+        chunks.append(
+            Chunk(source, piece.ordinal, start, start + len(piece.text), piece.text, piece.heading_path, piece.blocks)
+        )
+    return chunks
 
 
 CHARS_PER_WORD = 20  # a chunk holds at most chunk_words * this many characters

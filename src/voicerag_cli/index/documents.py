@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
-from typing import ClassVar
 
 from voicerag_cli.errors import InputError
 
@@ -20,6 +17,7 @@ class Document:
 
     source: str
     text: str
+    markup: str = ""  # the suffix whose reader reads `text` as structure (".md", ".rst", ".html"); "" plain
 
 
 @dataclass(frozen=True)
@@ -169,55 +167,6 @@ def hash_file(path: Path) -> SourceFile:
     return SourceFile(path, str(path), digest.hexdigest(), size)
 
 
-class _HTMLText(HTMLParser):
-    _SKIP: ClassVar[set[str]] = {"script", "style", "noscript", "template", "head"}
-    _BLOCK: ClassVar[set[str]] = {
-        "p",
-        "div",
-        "br",
-        "li",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "tr",
-        "section",
-        "article",
-        "pre",
-    }
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skipping = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self._skipping += 1
-        elif tag in self._BLOCK:
-            self.parts.append("\n\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP and self._skipping:
-            self._skipping -= 1
-        elif tag in self._BLOCK:
-            self.parts.append("\n\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skipping:
-            self.parts.append(data)
-
-
-def _html_text(raw: str) -> str:
-    parser = _HTMLText()
-    parser.feed(raw)
-    parser.close()
-    # Block tags each add a paragraph break; collapse the runs they leave into one.
-    return re.sub(r"\n\s*\n\s*", "\n\n", "".join(parser.parts)).strip()
-
-
 def _json_texts(value: object, field: str) -> Iterator[str]:
     """The `field` strings of every record, in document order. Iterative: a deeply nested
     document that the parser accepted must not exhaust the stack here."""
@@ -287,8 +236,6 @@ def read_documents(path: Path, json_text_field: str) -> list[Document]:
         raw = path.read_text(encoding="utf-8-sig", errors="replace")
     except OSError as exc:
         raise InputError(f"cannot read {shown}: {exc.strerror or exc}") from exc
-    if suffix in {".html", ".htm"}:
-        return [Document(source, _html_text(raw))]
     if suffix == ".jsonl":
         docs = []
         for number, line in enumerate(raw.splitlines(), start=1):
@@ -300,7 +247,7 @@ def read_documents(path: Path, json_text_field: str) -> list[Document]:
     if suffix == ".json":
         texts = list(_json_texts(_parse_json(raw, shown), json_text_field))
         return [Document(source if len(texts) == 1 else f"{source}#{i}", t) for i, t in enumerate(texts)]
-    return [Document(source, raw)]
+    return [Document(source, raw, suffix)]
 
 
 def _read_pdf(path: Path) -> list[Document]:

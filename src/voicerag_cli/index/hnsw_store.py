@@ -32,9 +32,10 @@ import numpy as np
 from voicerag_cli.errors import ConfigError, IndexError_
 from voicerag_cli.index import lexical, spoken
 from voicerag_cli.index.base import Manifest, ensure_same_space, writer_lock
-from voicerag_cli.index.chunking import Chunk
+from voicerag_cli.index.chunking import Chunk, searchable_text
 from voicerag_cli.models.base import EmbeddingSpace, Passage
 from voicerag_cli.paths import validate_index_name
+from voicerag_cli.structure.layout import dump_layout, load_layout
 
 MANIFEST = "manifest.json"
 VECTORS = "vectors.hnsw"
@@ -57,10 +58,15 @@ CREATE TABLE IF NOT EXISTS chunks (
     start INTEGER NOT NULL,
     "end" INTEGER NOT NULL,
     text TEXT NOT NULL,
-    content_hash TEXT NOT NULL
+    content_hash TEXT NOT NULL,
+    layout TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks(file_key);
 """
+
+
+def _has_layout(db: sqlite3.Connection) -> bool:
+    return any(row[1] == "layout" for row in db.execute("PRAGMA table_info(chunks)"))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -230,6 +236,7 @@ class IndexReader:
         self.space = self.manifest.space
         # a generation written before the lexical terms has neither the key nor the table
         self.has_terms = self.manifest.extra.get("lexical") == lexical.TERMS_VERSION and lexical.has_table(self.db)
+        self.has_layout = _has_layout(self.db)  # not in a generation written before layouts
         recipe = self.manifest.extra.get("spoken")
         self.spoken_recipe = recipe if isinstance(recipe, dict) and spoken.has_table(self.db) else None
 
@@ -261,22 +268,30 @@ class IndexReader:
 
     def _passages(self, ids: list[int], scores: list[float]) -> list[Passage]:
         placeholders = ",".join("?" * len(ids))
+        layout = "layout" if self.has_layout else "''"
         rows = self.db.execute(
-            f'SELECT id, source, text, start, "end" FROM chunks WHERE id IN ({placeholders})', ids
+            f'SELECT id, source, text, start, "end", {layout} FROM chunks WHERE id IN ({placeholders})', ids
         ).fetchall()
         by_id = {row[0]: row for row in rows}
-        return [
-            Passage(
-                chunk_id=i,
-                source=by_id[i][1],
-                text=by_id[i][2],
-                score=float(s),
-                start=by_id[i][3],
-                end=by_id[i][4],
+        passages = []
+        for i, s in zip(ids, scores, strict=True):
+            if i not in by_id:
+                continue
+            _, source, text, start, end, stored = by_id[i]
+            heading_path, blocks = load_layout(stored, len(text))
+            passages.append(
+                Passage(
+                    chunk_id=i,
+                    source=source,
+                    text=text,
+                    score=float(s),
+                    start=start,
+                    end=end,
+                    heading_path=heading_path,
+                    blocks=blocks,
+                )
             )
-            for i, s in zip(ids, scores, strict=True)
-            if i in by_id
-        ]
+        return passages
 
     def files(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT key, content_hash FROM files").fetchall())
@@ -332,6 +347,8 @@ class IndexWriter:
         self.manifest = manifest
         self.db = sqlite3.connect(self.staging / CHUNKS_DB)
         self.db.executescript(_SCHEMA)
+        if not _has_layout(self.db):  # copied from a generation written before layouts
+            self.db.execute("ALTER TABLE chunks ADD COLUMN layout TEXT NOT NULL DEFAULT ''")
         self.db.execute(spoken.SCHEMA)
         self._ensure_terms(old_terms)
 
@@ -342,7 +359,10 @@ class IndexWriter:
         if old_terms != lexical.TERMS_VERSION or not lexical.has_table(self.db):
             self.db.execute(f"DROP TABLE IF EXISTS {lexical.TABLE}")
             self.db.execute(lexical.SCHEMA)
-            lexical.add(self.db, self.db.execute("SELECT id, text FROM chunks").fetchall())
+            rows = self.db.execute("SELECT id, text, layout FROM chunks").fetchall()
+            lexical.add(
+                self.db, ((i, searchable_text(text, load_layout(layout, len(text))[0])) for i, text, layout in rows)
+            )
             self.changed = True
         self.manifest.extra["lexical"] = lexical.TERMS_VERSION
 
@@ -394,14 +414,24 @@ class IndexWriter:
             self.hnsw.resize_index(self.manifest.capacity)
         self.hnsw.add_items(vectors.astype(np.float32), ids)
         self.db.executemany(
-            'INSERT INTO chunks (id, file_key, source, ordinal, start, "end", text, content_hash) '
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            'INSERT INTO chunks (id, file_key, source, ordinal, start, "end", text, content_hash, layout) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (int(i), file_key, c.source, c.ordinal, c.start, c.end, c.text, c.content_hash)
+                (
+                    int(i),
+                    file_key,
+                    c.source,
+                    c.ordinal,
+                    c.start,
+                    c.end,
+                    c.text,
+                    c.content_hash,
+                    dump_layout(c.heading_path, c.blocks) if c.blocks else "",
+                )
                 for i, c in zip(ids, chunks, strict=True)
             ],
         )
-        lexical.add(self.db, ((int(i), c.text) for i, c in zip(ids, chunks, strict=True)))
+        lexical.add(self.db, ((int(i), c.searchable_text) for i, c in zip(ids, chunks, strict=True)))
         self.manifest.next_id += len(chunks)
         self.changed = True
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from voicerag_cli.structure import ChunkBlock
+
 if TYPE_CHECKING:
     import numpy as np
+
+
+_PARAGRAPH = re.compile(r"\S(?:.*?\S)?(?=\n\s*\n|\s*$)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,19 @@ class Passage:
     lexical: float | None = None  # its BM25 score when the terms found it (`index.lexical`)
     spoken: float | None = None  # e2e: the question's similarity to its spoken vector (`index.spoken`)
     heading_path: tuple[str, ...] = ()  # the headings above the chunk in its document, outermost first
+    # Its blocks' kinds and spans in `text`, as read at index time (none: read it as paragraphs).
+    blocks: tuple[ChunkBlock, ...] = ()
+
+
+def passage_blocks(passage: Passage) -> tuple[ChunkBlock, ...]:
+    """The blocks read at index time; a passage from a store that keeps none (an index written
+    before layouts, Milvus) reads as paragraphs of prose."""
+    if passage.blocks:
+        return passage.blocks
+    found = []
+    for match in _PARAGRAPH.finditer(passage.text):
+        found.append(ChunkBlock("prose", match.start(), match.end(), "", passage.heading_path))
+    return tuple(found)
 
 
 @dataclass
@@ -145,6 +164,27 @@ class StreamingGenerator(Protocol):
     def generate(self, query: Query, passages: list[Passage]) -> Answer: ...
 
 
+class Reading(Protocol):
+    """What a reader made of one passage for one question."""
+
+    @property
+    def relevance(self) -> float:
+        """How well the passage answers the question: a logit (0: even odds)."""
+        ...
+
+    def span_score(self, start: int, end: int) -> float:
+        """How much the characters `start:end` of the passage's text are the answer."""
+        ...
+
+
+@runtime_checkable
+class PassageReader(Protocol):
+    """A model that reads (question, passage) pairs: reranks passages and finds the answering
+    span inside each (the answerers' and the reranking stage's shared reader)."""
+
+    def read(self, question: str, passages: list[str]) -> list[Reading]: ...
+
+
 @runtime_checkable
 class SpeechSynthesizer(Protocol):
     def synthesize(
@@ -174,3 +214,5 @@ class Roles(Protocol):
     def generator(self) -> Generator: ...
 
     def tts(self) -> SpeechSynthesizer: ...
+
+    def reader(self) -> PassageReader | None: ...

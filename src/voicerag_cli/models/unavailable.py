@@ -20,3 +20,8 @@ def create_speech_embedder(settings: Settings, registry: Roles) -> NoReturn:
 
 def weights(settings: Settings) -> WeightsInfo:
     return WeightsInfo("-", False)
+
+
+def create_reader(settings: Settings, registry: Roles) -> None:
+    """No reader: its users fall back to what they do without one."""
+    return None

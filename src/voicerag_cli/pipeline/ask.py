@@ -16,7 +16,6 @@ import numpy as np
 
 from voicerag_cli.errors import InputError
 from voicerag_cli.index import lexical
-from voicerag_cli.markup import blocks
 from voicerag_cli.models.base import (
     Answer,
     DeepReader,
@@ -25,6 +24,7 @@ from voicerag_cli.models.base import (
     Query,
     Transcript,
     embed_queries,
+    passage_blocks,
 )
 from voicerag_cli.pipeline.question import History, Question
 from voicerag_cli.pipeline.release_notes import demote_release_notes
@@ -155,22 +155,23 @@ def sources_json(
 def spoken_form(text: str) -> str:
     """The answer as it should be read aloud: without [n] citation markers or markup, with
     code made sayable ("verify=False" -> "verify equals False")."""
-    from voicerag_cli.markup import plain_text, spoken
+    from voicerag_cli.markup import spoken
 
-    return spoken(plain_text(_CITATION.sub("", text), drop_headings=False).replace("\n\n", " "))
+    return spoken(_CITATION.sub("", text))
 
 
 def _normalized(vector: np.ndarray) -> np.ndarray:
     return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
 
-def index_prompt(base: str, passages: list[str], passages_used: int = 3, chars_each: int = 60) -> str:
+def index_prompt(base: str, passages: list[Passage], passages_used: int = 3, chars_each: int = 60) -> str:
     """Whisper's prompt for a second decoding: the configured prompt, then the start of the top
-    passages' headings and prose (Whisper keeps only a prompt's last ~220 tokens, so each passage
-    is cut short; markup and code would spend those tokens on no word a question says)."""
+    passages' innermost heading and prose (Whisper keeps only a prompt's last ~220 tokens, so
+    each passage is cut short; code would spend those tokens on no word a question says)."""
     starts = []
-    for text in passages[:passages_used]:
-        prose = " ".join(b.text for b in blocks(text, drop_headings=False) if b.kind != "code") or text
+    for passage in passages[:passages_used]:
+        words = [passage.text[b.start : b.end] for b in passage_blocks(passage) if b.kind != "code"]
+        prose = " ".join(" ".join([*passage.heading_path[-1:], *words]).split()) or passage.text
         starts.append(prose[:chars_each])
     return base + "".join(starts)
 
@@ -261,7 +262,7 @@ class AskPipeline:
         if not settings.index_prompt or not needs_second_decoding(transcript, below):
             return query, None
         found = self.retrieve(query, watch, stage="search_prompt")
-        prompt = index_prompt(settings.initial_prompt, [p.text for p in found])
+        prompt = index_prompt(settings.initial_prompt, found)
         try:
             second = self.transcribe(audio, watch, prompt=prompt, stage="asr_round2")
         except InputError:  # nothing decoded under the prompt: the first transcript stands
