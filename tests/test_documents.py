@@ -9,6 +9,7 @@ import pytest
 
 from voicerag_cli.config import IndexConfig
 from voicerag_cli.errors import InputError
+from voicerag_cli.index.chunking import chunk_document
 from voicerag_cli.index.documents import find_files, hash_file, read_documents
 from vrtest import pdf_file
 
@@ -60,8 +61,10 @@ def test_html_text_without_markup_scripts_or_head(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     [doc] = read_documents(page, "text")
-    assert doc.source == str(page)
-    assert doc.text == "Rivers\n\nThe Rhine is long & busy.\n\nBasel\n\nCologne"
+    assert doc.source == str(page) and doc.markup == ".html"
+    [chunk] = chunk_document(doc.source, doc.text, doc.markup, 120, 30)
+    assert chunk.text == "Rivers\n\nThe Rhine is long & busy.\n\nBasel\n\nCologne"
+    assert [b.kind for b in chunk.blocks] == ["heading", "prose", "list_item", "list_item"]
 
 
 def test_jsonl_records_are_separate_sources(tmp_path: Path) -> None:

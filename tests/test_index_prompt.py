@@ -14,6 +14,7 @@ import pytest
 from voicerag_cli.audio.io import read_audio
 from voicerag_cli.config import Settings, load_settings
 from voicerag_cli.errors import ConfigError
+from voicerag_cli.index.chunking import chunk_document
 from voicerag_cli.index.hnsw_store import IndexRoot
 from voicerag_cli.models.base import Passage, Transcript
 from voicerag_cli.pipeline.ask import AskPipeline, index_prompt, merge_rankings, needs_second_decoding
@@ -51,17 +52,20 @@ def test_only_a_transcript_whisper_is_unsure_of_is_decoded_again() -> None:
 
 
 def test_the_prompt_is_the_configured_one_then_each_passage_start() -> None:
-    passages = ["a" * 100, "b" * 10, "c" * 70, "d" * 5]
+    passages = [Passage(n, "d.txt", text) for n, text in enumerate(["a" * 100, "b" * 10, "c" * 70, "d" * 5])]
     assert index_prompt("Hi. ", passages) == "Hi. " + "a" * 60 + "b" * 10 + "c" * 60
 
 
-def test_the_prompt_takes_each_passages_prose_not_its_markup_or_code() -> None:
-    """A docs chunk often starts inside markup or an example; the prompt spends Whisper's few
-    tokens on the words a question may say (on the six docs trials the final transcripts' WER
-    fell from 0.216 to 0.173)."""
-    rest = ".. code-block:: python\n\n    def _serialize(self, value):\n        return value\n\nTo :meth:`serialize <Schema.dump>` an object, call ``dump``."
-    assert index_prompt("", [rest], chars_each=40) == "To serialize an object, call dump."
-    assert index_prompt("", ["def f(x): return x"]) == "def f(x): return x"  # nothing but code: as it is
+def test_the_prompt_takes_each_passages_heading_and_prose_not_its_code() -> None:
+    """A docs chunk often starts inside an example; the prompt spends Whisper's few tokens on the
+    words a question may say: the innermost heading and the prose (stored blocks)."""
+    source = ".. code-block:: python\n\n    def _serialize(self, value):\n        return value\n\nTo :meth:`serialize <Schema.dump>` an object, call ``dump``."
+    chunk = chunk_document("s.rst", f"Schemas\n=======\n\n{source}", ".rst", 120, 30)[0]
+    stored = Passage(0, "s.rst", chunk.text, heading_path=chunk.heading_path, blocks=chunk.blocks)
+    assert index_prompt("", [stored], chars_each=60) == "Schemas To serialize an object, call dump."
+    inside = Passage(1, "s.rst", "To call dump, pass the object.", heading_path=("Schemas",))
+    assert index_prompt("", [inside]) == "Schemas To call dump, pass the object."
+    assert index_prompt("", [Passage(0, "f.py", "def f(x): return x")]) == "def f(x): return x"  # no blocks: as it is
 
 
 def test_the_second_decoding_is_prompted_by_the_passages_the_first_found(
@@ -98,7 +102,7 @@ def test_the_second_decoding_is_prompted_by_the_passages_the_first_found(
     assert result.first_transcript == plain.transcript
     assert {"asr", "search_prompt", "asr_round2"} <= set(result.timings_ms)
     expected = registry.asr().transcribe(
-        clip.samples, clip.sample_rate, prompt=index_prompt("", [p.text for p in first_found])
+        clip.samples, clip.sample_rate, prompt=index_prompt("", first_found)
     )
     assert result.transcript == expected.text and "rhine" in result.transcript.lower()
     assert result.to_json()["first_transcript"] == plain.transcript

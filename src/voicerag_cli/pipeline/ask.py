@@ -170,8 +170,11 @@ def index_prompt(base: str, passages: list[Passage], passages_used: int = 3, cha
     each passage is cut short; code would spend those tokens on no word a question says)."""
     starts = []
     for passage in passages[:passages_used]:
-        words = [passage.text[b.start : b.end] for b in passage_blocks(passage) if b.kind != "code"]
-        prose = " ".join(" ".join([*passage.heading_path[-1:], *words]).split()) or passage.text
+        blocks = passage_blocks(passage)
+        words = [passage.text[b.start : b.end] for b in blocks if b.kind != "code"]
+        # a chunk that starts inside a section: the section's heading first
+        heading = [] if blocks and blocks[0].kind == "heading" else list(passage.heading_path[-1:])
+        prose = " ".join(" ".join([*heading, *words]).split()) or passage.text
         starts.append(prose[:chars_each])
     return base + "".join(starts)
 
