@@ -147,6 +147,15 @@ BACKENDS: tuple[BackendSpec, ...] = (
     ),
     BackendSpec(
         "generator",
+        "llama",
+        f"{_M}.llama.backend:create",
+        f"{_M}.llama.settings:weights",
+        "llama.cpp in-process (xllamacpp) on any GGUF ([llama] model_path); packaged Qwen2.5-Coder-1.5B: voicerag[llama]",
+        section="llama",
+        config=f"{_M}.llama.settings:LlamaConfig",
+    ),
+    BackendSpec(
+        "generator",
         "glm4voice",
         f"{_M}.glm4voice.backend:create",
         f"{_M}.glm4voice.settings:weights",

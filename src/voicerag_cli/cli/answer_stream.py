@@ -1,4 +1,4 @@
-"""Showing and playing an answer while a streaming generator (glm4voice) produces it: text
+"""Showing and playing an answer while a streaming generator (glm4voice, llama) produces it: text
 deltas go to stderr as they arrive, audio chunks into an output stream that starts playing with
 the first chunk. Generators that do not stream are left alone."""
 
@@ -114,6 +114,11 @@ class AnswerStream:
     def on_audio(self, samples: np.ndarray, sample_rate: int) -> None:
         if self.player is not None:
             self.player.write(samples, sample_rate)
+
+    @property
+    def wants_audio(self) -> bool:
+        """Whether audio is played: text-only generators synthesize their sentences only then."""
+        return self.player is not None
 
     @property
     def played(self) -> bool:
