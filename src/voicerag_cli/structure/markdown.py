@@ -22,6 +22,10 @@ from voicerag_cli.structure.names import ADMONITIONS, CODE, VERSION_NOTES, base_
 
 _DIRECTIVE_INFO = re.compile(r"^\{(?P<name>[^}\s]+)\}\s*(?P<args>.*)$", re.DOTALL)
 _OPTION = re.compile(r"^:[\w-]+:(?:\s.*)?$")
+# A line this long is no Markdown a person wrote (minified data, a dump), and markdown-it's
+# emphasis and link matching can take quadratic time on one: the caller reads the file as plain text.
+LINE_LIMIT = 20_000
+_LONG_LINE = re.compile(rf"[^\n]{{{LINE_LIMIT},}}")
 # Nested MyST directives deeper than this are read as prose (a guard against crafted input).
 _MAX_DEPTH = 20
 
@@ -213,11 +217,13 @@ class _Reader:
             self._nested(content, "prose", extra=(signature,))
         elif base in ADMONITIONS:
             label = VERSION_NOTES.get(base)
-            if label:
+            if label:  # "Changed in version 2.0: Now faster." as Sphinx shows it
                 version, _, rest = args.partition(" ")
-                self._emit("admonition", f"{label} {version}." if version else f"{label}.")
-                args = rest.strip()
-            if args:
+                label = f"{label} {version}" if version else label
+                first, _, content = content.strip("\n").partition("\n\n")
+                lead = squash(" ".join(part for part in (rest, first) if part.strip()))
+                self._emit("admonition", f"{label}: {lead}" if lead else f"{label}.")
+            elif args:
                 self._emit("admonition", args)
             self._nested(content, "admonition")
         else:
@@ -239,4 +245,7 @@ class _Reader:
 
 
 def parse_markdown(text: str, heading_path: tuple[str, ...] = ()) -> list[Block]:
+    """Blocks of a Markdown/MyST document. Raises on what it will not read (the caller falls back)."""
+    if _LONG_LINE.search(text):
+        raise ValueError("a line too long for Markdown")
     return _Reader(heading_path, 0).read(text)

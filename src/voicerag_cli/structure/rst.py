@@ -7,9 +7,9 @@ from __future__ import annotations
 import io
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any
 
 from docutils import nodes, utils
 from docutils.core import publish_doctree
@@ -55,30 +55,29 @@ class _Skipped(nodes.Element):
     pass
 
 
-class _AnyOptions(dict[str, Callable[[str | None], Any]]):
-    """A directive option spec that takes every option (":noindex:", ":caption: x"): Sphinx
-    directives have options docutils has never heard of. Never empty, or docutils reads none."""
-
-    def __init__(self) -> None:
-        super().__init__({"class": directives.unchanged})
-
-    def __missing__(self, key: str) -> Callable[[str | None], Any]:
-        return directives.unchanged
+_OPTION_LINE = re.compile(r"^:[\w.-]+:(?:\s.*)?$")
 
 
 class _Fallback(Directive):
-    """Any directive: what it becomes is chosen by its name (`self.name`)."""
+    """Any directive: what it becomes is chosen by its name (`self.name`). It declares no
+    options, so docutils leaves them in the argument block (Sphinx directives have options
+    docutils has never heard of, and docutils' option parsing costs a state machine each);
+    `_arguments` drops them."""
 
     required_arguments = 0
-    optional_arguments = 100
+    optional_arguments = 1
     final_argument_whitespace = True
     has_content = True
-    option_spec: ClassVar[dict[str, Callable[[str | None], Any]]] = _AnyOptions()  # type: ignore[misc]
+
+    def _arguments(self) -> list[str]:
+        text = self.arguments[0] if self.arguments else ""
+        return [line.strip() for line in text.split("\n") if line.strip() and not _OPTION_LINE.match(line.strip())]
 
     def run(self) -> list[nodes.Node]:
         name = self.name.lower()
         base = base_name(name)
-        args = " ".join(self.arguments)
+        arguments = self._arguments()
+        args = "\n".join(arguments)
         if base in CODE:
             code = "\n".join(self.content)
             return [nodes.literal_block(code, code)] if code.strip() else []
@@ -86,7 +85,7 @@ class _Fallback(Directive):
             return []
         if is_description(name):
             node = _Signature()
-            node["signature"] = [line.strip() for line in args.split("\n") if line.strip()] or [base]
+            node["signature"] = arguments or [base]
             self.state.nested_parse(self.content, self.content_offset, node)
             return [node]
         if base in ADMONITIONS:
@@ -95,7 +94,7 @@ class _Fallback(Directive):
             lead = squash(args)
             if label:
                 version, _, lead = lead.partition(" ")
-                node["label"] = f"{label} {version}." if version else f"{label}."
+                node["label"] = f"{label} {version}" if version else label
             if lead:  # ".. seealso:: Other things." / ".. versionadded:: 2.0 Text.": the text leads
                 node += nodes.paragraph(lead, lead)
             self.state.nested_parse(self.content, self.content_offset, node)
@@ -123,8 +122,13 @@ def _looks_like_code(name: str, lines: list[str]) -> bool:
 
 
 # docutils' own directives that Sphinx docs mean otherwise (".. class:: Foo" is a Python class)
-# or that would read other files or produce page furniture.
-_OVERRIDDEN = frozenset(["class", "code", "include", "raw", "image", "figure", "contents", "sectnum"])
+# or that would read other files or produce page furniture, and Sphinx's admonitions.
+_DOCUTILS_ADMONITIONS = frozenset(
+    ["note", "warning", "tip", "important", "hint", "caution", "attention", "danger", "error", "admonition"]
+)
+_OVERRIDDEN = frozenset(["class", "code", "include", "raw", "image", "figure", "contents", "sectnum"]) | (
+    ADMONITIONS - _DOCUTILS_ADMONITIONS
+)
 
 
 def _fallback_role(
@@ -152,9 +156,7 @@ def _sphinx_lookups() -> Iterator[None]:
 
     def directive(name: str, language: Any, document: Any) -> tuple[type[Directive] | None, list[Any]]:
         lowered = name.lower()
-        if lowered in _OVERRIDDEN or lowered in ADMONITIONS - {"note", "warning", "tip", "important", "hint",
-                                                               "caution", "attention", "danger", "error",
-                                                               "admonition"}:  # fmt: skip
+        if lowered in _OVERRIDDEN:
             return _Fallback, []
         found, messages = directive_lookup(name, language, document)
         return (found or _Fallback), ([] if found is None else messages)
@@ -265,9 +267,14 @@ class _Walker:
                 self.emit("signature", signature, path)
             self.children(node, (*path, signatures[0]))
         elif isinstance(node, _Admonition):
-            if node.get("label"):
-                self.emit("admonition", node["label"], path)
-            self.children(node, path, "admonition")
+            rest = list(node.children)
+            if node.get("label"):  # "Changed in version 2.0: Now faster." as Sphinx shows it
+                if rest and isinstance(rest[0], nodes.paragraph):
+                    self.emit("admonition", f"{node['label']}: {squash(_inline(rest.pop(0)))}", path)
+                else:
+                    self.emit("admonition", f"{node['label']}.", path)
+            for child in rest:
+                self.element(child, path, "admonition")
         elif isinstance(node, nodes.Admonition):
             self.children(node, path, "admonition")
         elif isinstance(node, nodes.title):  # a generic admonition's or a topic's title
