@@ -217,31 +217,37 @@ class _Reader:
             self._nested(content, "prose", extra=(signature,))
         elif base in ADMONITIONS:
             label = VERSION_NOTES.get(base)
+            inner = self._read_nested(content, "admonition")
             if label:  # "Changed in version 2.0: Now faster." as Sphinx shows it
                 version, _, rest = args.partition(" ")
                 label = f"{label} {version}" if version else label
-                first, _, content = content.strip("\n").partition("\n\n")
-                lead = squash(" ".join(part for part in (rest, first) if part.strip()))
-                self._emit("admonition", f"{label}: {lead}" if lead else f"{label}.")
+                if rest.strip():
+                    inner.insert(0, Block("admonition", squash(rest), self.path()))
+                if inner and inner[0].kind == "admonition":
+                    inner[0] = Block("admonition", f"{label}: {inner[0].text}", self.path())
+                else:
+                    inner.insert(0, Block("admonition", f"{label}.", self.path()))
             elif args:
                 self._emit("admonition", args)
-            self._nested(content, "admonition")
+            self.blocks.extend(inner)
         else:
             self._nested(content, "prose")
 
     def _nested(self, content: str, as_kind: str, extra: tuple[str, ...] = ()) -> None:
+        self.blocks.extend(self._read_nested(content, as_kind, extra))
+
+    def _read_nested(self, content: str, as_kind: str, extra: tuple[str, ...] = ()) -> list[Block]:
         """A directive's body read as Markdown under the current path; its prose becomes
         `as_kind` (an admonition's paragraphs are admonition blocks)."""
+        path = self.path() + extra
         if self.depth >= _MAX_DEPTH:
-            for paragraph in content.split("\n\n"):
-                if paragraph.strip():
-                    self._emit("prose", squash(paragraph))
-            return
-        inner = _Reader(self.path() + extra, self.depth + 1).read(content)
-        for block in inner:
+            return [Block("prose", squash(p), path) for p in content.split("\n\n") if p.strip()]
+        found = []
+        for block in _Reader(path, self.depth + 1).read(content):
             if as_kind != "prose" and block.kind in {"prose", "list_item"}:
                 block = Block(as_kind, block.text, block.heading_path, block.term)
-            self.blocks.append(block)
+            found.append(block)
+        return found
 
 
 def parse_markdown(text: str, heading_path: tuple[str, ...] = ()) -> list[Block]:
