@@ -525,3 +525,9 @@ def test_parsed_file_chunks_end_to_end() -> None:
     assert all(c.heading_path[:1] == ("Configuration",) for c in chunks)
     for chunk in chunks:
         assert [chunk.text[b.start : b.end] for b in chunk.blocks] == chunk.text.split("\n\n")
+
+
+def test_a_parse_that_runs_too_long_gives_way_to_plain_text() -> None:
+    text = "Some *emphasis* and `code`.\n\n" * 2000
+    assert parse(text, ".md", timeout=1e-4) == parse(text, ".txt")
+    assert parse(text, ".md")[0] == Block("prose", "Some emphasis and code.", ())

@@ -42,7 +42,11 @@ class ParseTimeout(Exception):
 
 @contextmanager
 def _time_box(seconds: float) -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or not hasattr(signal, "setitimer")
+        or signal.getitimer(signal.ITIMER_REAL)[0] > 0  # the caller's own timer is running: leave it be
+    ):
         yield
         return
 

@@ -221,11 +221,11 @@ def _sphinx_lookups() -> Iterator[None]:
         return (found or _fallback_role), ([] if found is None else messages)
 
     with _lock:
-        directives.directive, roles.role = directive, role  # type: ignore[assignment]
+        directives.directive, roles.role = directive, role
         try:
             yield
         finally:
-            directives.directive, roles.role = directive_lookup, role_lookup  # type: ignore[assignment]
+            directives.directive, roles.role = directive_lookup, role_lookup
 
 
 _LONG_LINE = re.compile(rf"[^\n]{{{LINE_LIMIT},}}")
@@ -250,7 +250,7 @@ def parse_rst(text: str, heading_path: tuple[str, ...] = ()) -> list[Block]:
 def _inline(node: nodes.Node) -> str:
     """A text element's words, markup gone; footnote references and inline targets' markers go."""
     if isinstance(node, nodes.Text):
-        return node.astext()  # resolves docutils' escape markers
+        return str(node.astext())  # resolves docutils' escape markers
     if isinstance(node, nodes.footnote_reference | nodes.citation_reference | nodes.system_message):
         return ""
     if isinstance(node, nodes.image):
