@@ -178,3 +178,15 @@ def test_help_imports_no_backend_and_no_torch() -> None:
     assert not loaded & backend_modules()
     assert not {m for m in loaded if m.startswith("voicerag_cli.models.")}
     assert "torch" not in loaded
+
+
+def test_structure_is_a_shared_low_layer() -> None:
+    """`voicerag_cli.structure` (documents read as structure) sits below index, models and
+    pipeline: of the package it may import only errors, sentences and itself."""
+    graph = import_graph()
+    modules = [m for m in graph if m == "voicerag_cli.structure" or m.startswith("voicerag_cli.structure.")]
+    assert len(modules) >= 7
+    allowed = {"voicerag_cli.errors", "voicerag_cli.sentences"}
+    for module in modules:
+        outside = {t for t in graph[module] if not t.startswith("voicerag_cli.structure")} - allowed
+        assert not outside, f"{module} imports {sorted(outside)}"

@@ -27,10 +27,13 @@ RST_SUFFIXES = frozenset([".rst", ".rest"])
 HTML_SUFFIXES = frozenset([".html", ".htm", ".xhtml"])
 # Beyond this size a file is read as plain text: a markup parser's pure-Python cost grows with
 # the file, and a file this big is data or a dump, not a page a person wrote.
-MAX_MARKUP_CHARS = 4_000_000
-# A markup parse that runs longer than this gives way to the plain reader (docutils has
-# pathological inputs); enforced only where a timer signal can be used (the main thread).
-PARSE_SECONDS = 20.0
+MAX_MARKUP_CHARS = 2_000_000
+# A markup parse that runs longer than PARSE_SECONDS plus one second per CHARS_PER_SECOND
+# characters (far slower than any real page parses) gives way to the plain reader: docutils
+# and markdown-it have pathological inputs. Enforced where a timer signal can be used (the
+# main thread); elsewhere the size and line-length limits are the guard.
+PARSE_SECONDS = 2.0
+CHARS_PER_SECOND = 25_000
 
 
 class ParseTimeout(Exception):
@@ -39,7 +42,11 @@ class ParseTimeout(Exception):
 
 @contextmanager
 def _time_box(seconds: float) -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or not hasattr(signal, "setitimer")
+        or signal.getitimer(signal.ITIMER_REAL)[0] > 0  # the caller's own timer is running: leave it be
+    ):
         yield
         return
 
@@ -72,14 +79,15 @@ def _reader(suffix: str) -> Callable[[str], list[Block]] | None:
     return None
 
 
-def parse(text: str, suffix: str, timeout: float = PARSE_SECONDS) -> list[Block]:
+def parse(text: str, suffix: str, timeout: float | None = None) -> list[Block]:
     """The blocks of a file's text, read by its suffix (".md", ".rst", ".html"...; anything else
     is plain text). Never raises on bad input."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
     reader = _reader(suffix)
     if reader is not None and len(text) <= MAX_MARKUP_CHARS:
         try:
-            with _time_box(timeout):
+            seconds = timeout if timeout is not None else PARSE_SECONDS + len(text) / CHARS_PER_SECOND
+            with _time_box(seconds):
                 return reader(text)
         except (Exception, RecursionError):
             pass  # malformed or pathological: the plain reader below still gives the words

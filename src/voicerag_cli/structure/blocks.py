@@ -67,7 +67,7 @@ def role_text(name: str, text: str) -> str:
     titled = re.fullmatch(r"(?s)(.*?\S)\s*<([^<>]*)>", text)
     if titled:
         return squash(titled.group(1))
-    text = text.lstrip("!")
+    text = text.lstrip("!").removeprefix(".")  # "!": no link; ".Session": a relative target
     if text.startswith("~"):
         text = text[1:].rsplit(".", 1)[-1]
     if name.rsplit(":", 1)[-1] == "doc":

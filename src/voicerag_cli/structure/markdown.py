@@ -22,6 +22,10 @@ from voicerag_cli.structure.names import ADMONITIONS, CODE, VERSION_NOTES, base_
 
 _DIRECTIVE_INFO = re.compile(r"^\{(?P<name>[^}\s]+)\}\s*(?P<args>.*)$", re.DOTALL)
 _OPTION = re.compile(r"^:[\w-]+:(?:\s.*)?$")
+# A line this long is no Markdown a person wrote (minified data, a dump), and markdown-it's
+# emphasis and link matching can take quadratic time on one: the caller reads the file as plain text.
+LINE_LIMIT = 20_000
+_LONG_LINE = re.compile(rf"[^\n]{{{LINE_LIMIT},}}")
 # Nested MyST directives deeper than this are read as prose (a guard against crafted input).
 _MAX_DEPTH = 20
 
@@ -213,30 +217,41 @@ class _Reader:
             self._nested(content, "prose", extra=(signature,))
         elif base in ADMONITIONS:
             label = VERSION_NOTES.get(base)
-            if label:
+            inner = self._read_nested(content, "admonition")
+            if label:  # "Changed in version 2.0: Now faster." as Sphinx shows it
                 version, _, rest = args.partition(" ")
-                self._emit("admonition", f"{label} {version}." if version else f"{label}.")
-                args = rest.strip()
-            if args:
+                label = f"{label} {version}" if version else label
+                if rest.strip():
+                    inner.insert(0, Block("admonition", squash(rest), self.path()))
+                if inner and inner[0].kind == "admonition":
+                    inner[0] = Block("admonition", f"{label}: {inner[0].text}", self.path())
+                else:
+                    inner.insert(0, Block("admonition", f"{label}.", self.path()))
+            elif args:
                 self._emit("admonition", args)
-            self._nested(content, "admonition")
+            self.blocks.extend(inner)
         else:
             self._nested(content, "prose")
 
     def _nested(self, content: str, as_kind: str, extra: tuple[str, ...] = ()) -> None:
+        self.blocks.extend(self._read_nested(content, as_kind, extra))
+
+    def _read_nested(self, content: str, as_kind: str, extra: tuple[str, ...] = ()) -> list[Block]:
         """A directive's body read as Markdown under the current path; its prose becomes
         `as_kind` (an admonition's paragraphs are admonition blocks)."""
+        path = self.path() + extra
         if self.depth >= _MAX_DEPTH:
-            for paragraph in content.split("\n\n"):
-                if paragraph.strip():
-                    self._emit("prose", squash(paragraph))
-            return
-        inner = _Reader(self.path() + extra, self.depth + 1).read(content)
-        for block in inner:
+            return [Block("prose", squash(p), path) for p in content.split("\n\n") if p.strip()]
+        found = []
+        for block in _Reader(path, self.depth + 1).read(content):
             if as_kind != "prose" and block.kind in {"prose", "list_item"}:
                 block = Block(as_kind, block.text, block.heading_path, block.term)
-            self.blocks.append(block)
+            found.append(block)
+        return found
 
 
 def parse_markdown(text: str, heading_path: tuple[str, ...] = ()) -> list[Block]:
+    """Blocks of a Markdown/MyST document. Raises on what it will not read (the caller falls back)."""
+    if _LONG_LINE.search(text):
+        raise ValueError("a line too long for Markdown")
     return _Reader(heading_path, 0).read(text)

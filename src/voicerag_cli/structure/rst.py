@@ -7,9 +7,9 @@ from __future__ import annotations
 import io
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any
 
 from docutils import nodes, utils
 from docutils.core import publish_doctree
@@ -55,30 +55,52 @@ class _Skipped(nodes.Element):
     pass
 
 
-class _AnyOptions(dict[str, Callable[[str | None], Any]]):
-    """A directive option spec that takes every option (":noindex:", ":caption: x"): Sphinx
-    directives have options docutils has never heard of. Never empty, or docutils reads none."""
-
-    def __init__(self) -> None:
-        super().__init__({"class": directives.unchanged})
-
-    def __missing__(self, key: str) -> Callable[[str | None], Any]:
-        return directives.unchanged
+_OPTION_LINE = re.compile(r"^:[\w.-]+:(?:\s.*)?$")
+_OPTION_VALUE = re.compile(r"^:([\w.-]+):\s+(.*)$")
+# A description's options that are about the page, not the object.
+_NOISE_OPTIONS = frozenset(
+    ["module", "canonical", "noindex", "no-index", "nocontentsentry", "no-contents-entry", "noindexentry",
+     "no-index-entry", "no-typesetting", "synopsis", "platform", "class", "name", "members", "undoc-members",
+     "show-inheritance", "member-order", "exclude-members", "special-members", "private-members",
+     "inherited-members", "tags", "tickets", "changeset", "references", "versions", "version"]
+)  # fmt: skip
 
 
 class _Fallback(Directive):
-    """Any directive: what it becomes is chosen by its name (`self.name`)."""
+    """Any directive: what it becomes is chosen by its name (`self.name`). It declares no
+    options, so docutils leaves them in the argument block (Sphinx directives have options
+    docutils has never heard of, and docutils' option parsing costs a state machine each);
+    `_arguments` drops them."""
 
     required_arguments = 0
-    optional_arguments = 100
+    optional_arguments = 1
     final_argument_whitespace = True
     has_content = True
-    option_spec: ClassVar[dict[str, Callable[[str | None], Any]]] = _AnyOptions()  # type: ignore[misc]
+
+    def _arguments(self) -> list[str]:
+        text = self.arguments[0] if self.arguments else ""
+        return [line.strip() for line in text.split("\n") if line.strip() and not _OPTION_LINE.match(line.strip())]
+
+    def _options(self) -> list[tuple[str, str]]:
+        """The options that state facts about a described object (":default: 30", ":type: int")."""
+        text = self.arguments[0] if self.arguments else ""
+        found = []
+        for line in text.split("\n"):
+            match = _OPTION_VALUE.match(line.strip())
+            if match and match.group(1).lower() not in _NOISE_OPTIONS and match.group(2).strip():
+                found.append((match.group(1), match.group(2).strip()))
+        return found
+
+    def _paragraph(self, text: str) -> nodes.paragraph:
+        """Text from a directive's argument line, its inline markup read."""
+        children, _ = self.state.inline_text(text, self.lineno)
+        return nodes.paragraph(text, "", *children)
 
     def run(self) -> list[nodes.Node]:
         name = self.name.lower()
         base = base_name(name)
-        args = " ".join(self.arguments)
+        arguments = self._arguments()
+        args = "\n".join(arguments)
         if base in CODE:
             code = "\n".join(self.content)
             return [nodes.literal_block(code, code)] if code.strip() else []
@@ -86,7 +108,16 @@ class _Fallback(Directive):
             return []
         if is_description(name):
             node = _Signature()
-            node["signature"] = [line.strip() for line in args.split("\n") if line.strip()] or [base]
+            node["signature"] = arguments or [base]
+            options = self._options()
+            if options:  # ":default: 30" is the fact "Default: 30": a field list leads the body
+                fields = nodes.field_list()
+                for name, value in options:
+                    term = name[:1].upper() + name[1:]
+                    fields += nodes.field(
+                        "", nodes.field_name(term, term), nodes.field_body("", self._paragraph(value))
+                    )
+                node += fields
             self.state.nested_parse(self.content, self.content_offset, node)
             return [node]
         if base in ADMONITIONS:
@@ -95,9 +126,9 @@ class _Fallback(Directive):
             lead = squash(args)
             if label:
                 version, _, lead = lead.partition(" ")
-                node["label"] = f"{label} {version}." if version else f"{label}."
+                node["label"] = f"{label} {version}" if version else label
             if lead:  # ".. seealso:: Other things." / ".. versionadded:: 2.0 Text.": the text leads
-                node += nodes.paragraph(lead, lead)
+                node += self._paragraph(lead)
             self.state.nested_parse(self.content, self.content_offset, node)
             return [node]
         if _looks_like_code(name, list(self.content)):
@@ -123,8 +154,34 @@ def _looks_like_code(name: str, lines: list[str]) -> bool:
 
 
 # docutils' own directives that Sphinx docs mean otherwise (".. class:: Foo" is a Python class)
-# or that would read other files or produce page furniture.
-_OVERRIDDEN = frozenset(["class", "code", "include", "raw", "image", "figure", "contents", "sectnum"])
+# or that would read other files or produce page furniture, and Sphinx's admonitions.
+_DOCUTILS_ADMONITIONS = frozenset(
+    ["note", "warning", "tip", "important", "hint", "caution", "attention", "danger", "error", "admonition"]
+)
+_OVERRIDDEN = (
+    frozenset(["class", "include", "raw", "image", "figure", "contents", "sectnum"])
+    | CODE
+    | (ADMONITIONS - _DOCUTILS_ADMONITIONS)
+)
+
+
+class _AnyOptions(dict[str, Any]):
+    """An option spec that also takes the options Sphinx and its extensions add to docutils'
+    own directives (":collapsible:" on a note), which docutils would reject with the body."""
+
+    def __missing__(self, key: str) -> Any:
+        return directives.unchanged
+
+
+_tolerant: dict[type[Directive], type[Directive]] = {}
+
+
+def _tolerant_directive(found: type[Directive]) -> type[Directive]:
+    if found not in _tolerant:
+        spec = _AnyOptions(found.option_spec or {})
+        spec.setdefault("class", directives.class_option)  # never empty: docutils reads no options then
+        _tolerant[found] = type(found.__name__, (found,), {"option_spec": spec})
+    return _tolerant[found]
 
 
 def _fallback_role(
@@ -152,23 +209,23 @@ def _sphinx_lookups() -> Iterator[None]:
 
     def directive(name: str, language: Any, document: Any) -> tuple[type[Directive] | None, list[Any]]:
         lowered = name.lower()
-        if lowered in _OVERRIDDEN or lowered in ADMONITIONS - {"note", "warning", "tip", "important", "hint",
-                                                               "caution", "attention", "danger", "error",
-                                                               "admonition"}:  # fmt: skip
+        if lowered in _OVERRIDDEN:
             return _Fallback, []
         found, messages = directive_lookup(name, language, document)
-        return (found or _Fallback), ([] if found is None else messages)
+        if found is None:
+            return _Fallback, []
+        return _tolerant_directive(found), messages
 
     def role(name: str, language: Any, lineno: int, reporter: Any) -> tuple[Any, list[Any]]:
         found, messages = role_lookup(name, language, lineno, reporter)
         return (found or _fallback_role), ([] if found is None else messages)
 
     with _lock:
-        directives.directive, roles.role = directive, role  # type: ignore[assignment]
+        directives.directive, roles.role = directive, role
         try:
             yield
         finally:
-            directives.directive, roles.role = directive_lookup, role_lookup  # type: ignore[assignment]
+            directives.directive, roles.role = directive_lookup, role_lookup
 
 
 _LONG_LINE = re.compile(rf"[^\n]{{{LINE_LIMIT},}}")
@@ -193,7 +250,7 @@ def parse_rst(text: str, heading_path: tuple[str, ...] = ()) -> list[Block]:
 def _inline(node: nodes.Node) -> str:
     """A text element's words, markup gone; footnote references and inline targets' markers go."""
     if isinstance(node, nodes.Text):
-        return node.astext()  # resolves docutils' escape markers
+        return str(node.astext())  # resolves docutils' escape markers
     if isinstance(node, nodes.footnote_reference | nodes.citation_reference | nodes.system_message):
         return ""
     if isinstance(node, nodes.image):
@@ -265,15 +322,20 @@ class _Walker:
                 self.emit("signature", signature, path)
             self.children(node, (*path, signatures[0]))
         elif isinstance(node, _Admonition):
-            if node.get("label"):
-                self.emit("admonition", node["label"], path)
-            self.children(node, path, "admonition")
+            rest = list(node.children)
+            if node.get("label"):  # "Changed in version 2.0: Now faster." as Sphinx shows it
+                if rest and isinstance(rest[0], nodes.paragraph):
+                    self.emit("admonition", f"{node['label']}: {squash(_inline(rest.pop(0)))}", path)
+                else:
+                    self.emit("admonition", f"{node['label']}.", path)
+            for child in rest:
+                self.element(child, path, "admonition")
         elif isinstance(node, nodes.Admonition):
             self.children(node, path, "admonition")
         elif isinstance(node, nodes.title):  # a generic admonition's or a topic's title
             self.emit("admonition" if as_kind == "admonition" else "prose", squash(_inline(node)), path)
         elif isinstance(node, nodes.line_block):
-            lines = [squash(_inline(line)) for line in node.traverse(nodes.line)]
+            lines = [squash(_inline(line)) for line in node.findall(nodes.line)]
             self.emit(as_kind, " ".join(line for line in lines if line), path)
         elif isinstance(node, nodes.footnote | nodes.citation):
             for child in node.children:
@@ -317,7 +379,7 @@ class _Walker:
                 if isinstance(child, _TEXT_ELEMENTS):
                     words.append(squash(_inline(child)))
                 elif isinstance(child, nodes.bullet_list | nodes.enumerated_list):
-                    words.extend(squash(_inline(p)) for p in child.traverse(nodes.paragraph))
+                    words.extend(squash(_inline(p)) for p in child.findall(nodes.paragraph))
                 else:
                     later.element(child, path, "prose")
         body_text = " ".join(w for w in words if w)
@@ -330,12 +392,12 @@ class _Walker:
         self.blocks.extend(later.blocks)
 
     def table(self, node: nodes.Element, path: tuple[str, ...]) -> None:
-        for group in node.traverse(nodes.tgroup):
+        for group in node.findall(nodes.tgroup):
             header: list[str] = []
-            for head in group.traverse(nodes.thead):
-                for row in head.traverse(nodes.row):
+            for head in group.findall(nodes.thead):
+                for row in head.findall(nodes.row):
                     header = [squash(_inline(entry)) for entry in row.children]
-            for body in group.traverse(nodes.tbody):
+            for body in group.findall(nodes.tbody):
                 for row in body.children:
                     cells = [squash(_inline(entry)) for entry in row.children]
                     if not any(cells):
