@@ -58,6 +58,18 @@ _FACT_LINE = re.compile(r"(?i)^\s*(?:default(?: value)?|defaults? to|type|values
 # probability) gets "found nothing"; see the reader's model card for its calibration.
 READER_MIN_RELEVANCE = 0.2
 RELEVANCE_WEIGHT = 0.5  # how much a passage's relevance adds to its sentences' span scores
+# Without a reader: "how do I ..." is answered by a sentence naming what to use (an identifier,
+# an option, a call, an assignment) or leading into an example; one that names nothing only
+# restates the question, however similar it is.
+_HOW_TO = re.compile(
+    r"(?i)^\s*(?:how\s+(?:do|does|can|could|should|would|to|shall|must)\b|(?:what|which)\s+"
+    r"(?:\w+\s+){0,3}(?:should|do|does|can|must)\s+(?:i|we|you)\b|is there a way\b)"
+)
+_CODE_TOKEN = re.compile(
+    r"\b[A-Za-z]\w*_\w+|\b[A-Za-z_]\w+\.[A-Za-z_]\w+|\b\w+\(|(?<![\w-])--?[A-Za-z][\w-]*|\b\w+=\S|<\w+(?::\w+)?>"
+)
+NAMES_WHAT_TO_USE = 0.1
+NAMES_WHAT_TO_USE_HOW = 0.3
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -71,6 +83,7 @@ class Candidate:
     end: int
     text: str
     lead: str = ""  # what it belongs to, said before it when it does not say it itself
+    example: bool = False  # it ends its block, and code follows
 
 
 def _answer_like(sentence: str) -> bool:
@@ -87,12 +100,15 @@ def candidates(position: int, passage: Passage) -> list[Candidate]:
     belongs to (a field's sentences after the first do not repeat the term)."""
     out = []
     text = passage.text
-    for index, block in enumerate(passage_blocks(passage)):
+    blocks = passage_blocks(passage)
+    for index, block in enumerate(blocks):
         if block.kind not in TEXT_KINDS:
             continue
         body = text[block.start : block.end]
         lead = block.term or _signature_of(block)
-        for sentence in split_sentences(body):
+        sentences = split_sentences(body)
+        code_follows = index + 1 < len(blocks) and blocks[index + 1].kind == "code"
+        for number, sentence in enumerate(sentences):
             if not _answer_like(sentence.text) and not (block.kind == "signature" and sentence.text.strip()):
                 continue
             said = sentence.text.strip()
@@ -104,6 +120,7 @@ def candidates(position: int, passage: Passage) -> list[Candidate]:
                     block.start + sentence.end,
                     said,
                     "" if lead and said.startswith(lead) else lead,
+                    code_follows and (number == len(sentences) - 1 or said.endswith(":")),
                 )
             )
     return out
@@ -118,7 +135,16 @@ def _signature_of(block: ChunkBlock) -> str:
 
 
 def _looks_like_code(text: str) -> bool:
-    return bool(re.search(r"[()_=.]|^--?\w|^[a-z]+[A-Z]\w*$", text)) and len(text) <= 120
+    """A signature or an option ("--check", "serve(app, **kw)", "Session.get", "max_retries"),
+    not a title: one token before any parenthesis, with code's punctuation or case."""
+    name = text.split("(", 1)[0]
+    return (
+        len(text) <= 120
+        and bool(name)
+        and " " not in name.strip()
+        and bool(re.search(r"[()_=.]|^--?\w|^[a-z]+[A-Z]\w*$", text))
+        and not name.endswith(".")
+    )
 
 
 def _cut(text: str, limit: int = EXAMPLE_CHARS) -> str:
@@ -204,7 +230,9 @@ class ExtractiveGenerator:
             [len(asked & content_words(f"{c.lead} {c.text}")) / max(len(asked), 1) for c in found], dtype=np.float32
         )
         prior = np.array([1.0 / (1 + c.position) for c in found], dtype=np.float32)
-        return vectors @ asked_vector + 0.3 * overlap + 0.05 * prior
+        names = np.array([bool(_CODE_TOKEN.search(f"{c.lead} {c.text}")) or c.example for c in found], dtype=np.float32)
+        naming = NAMES_WHAT_TO_USE_HOW if _HOW_TO.match(question) else NAMES_WHAT_TO_USE
+        return vectors @ asked_vector + 0.3 * overlap + 0.05 * prior + naming * names
 
     # --- the answer ---------------------------------------------------------------------
     def generate(self, query: Query, passages: list[Passage]) -> Answer:

@@ -63,7 +63,7 @@ def inline_text(token: Token) -> str:
             continue
         else:
             parts.append(child.content)
-    return "".join(parts)
+    return _ANCHOR.sub("", "".join(parts))
 
 
 def _split_options(content: str) -> str:
@@ -107,6 +107,7 @@ class _Reader:
             kind = token.type
             if kind == "heading_open":
                 title = squash(inline_text(tokens[index + 1])) if index + 1 < len(tokens) else ""
+                title = _ATTRIBUTE_LIST.sub("", title).strip()
                 self._heading(int(token.tag[1:]) if token.tag[1:].isdigit() else 1, title)
                 index += 3
                 continue
@@ -248,6 +249,13 @@ class _Reader:
                 block = Block(as_kind, block.text, block.heading_path, block.term)
             found.append(block)
         return found
+
+
+# An anchor attribute list inside a line ("**`option`**{ #option }: ..."): markup, not words.
+_ANCHOR = re.compile(r"\{:?\s*#[\w-]+(?:\s+[.#][\w-]+)*\s*\}")
+# An attribute list after a heading ("## Usage { #usage }", Python-Markdown's "{: .note }"),
+# which MkDocs sites use for anchors: markup, not words of the title.
+_ATTRIBUTE_LIST = re.compile(r"\s*\{:?\s*(?:[#.][\w-]+|[\w-]+=\S+)(?:\s+(?:[#.][\w-]+|[\w-]+=\S+))*\s*\}\s*$")
 
 
 def parse_markdown(text: str, heading_path: tuple[str, ...] = ()) -> list[Block]:
