@@ -10,11 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from voicerag_cli.sentences import Sentence, iter_sentences, word_count
-from voicerag_cli.structure import ChunkBlock, chunk_blocks, parse
-
-# How many of the innermost headings above a chunk go before its text when it is embedded and
-# its terms are indexed: a section's body rarely repeats the name its heading gives it.
-CONTEXT_HEADINGS = 2
+from voicerag_cli.structure import ChunkBlock, chunk_blocks, parse, searchable_text
 
 
 @dataclass(frozen=True)
@@ -34,12 +30,6 @@ class Chunk:
     @property
     def searchable_text(self) -> str:
         return searchable_text(self.text, self.heading_path)
-
-
-def searchable_text(text: str, heading_path: tuple[str, ...]) -> str:
-    """What is embedded and indexed for terms: the innermost headings, then the chunk's text."""
-    context = " > ".join(heading_path[-CONTEXT_HEADINGS:])
-    return f"{context}\n\n{text}" if context else text
 
 
 def chunk_document(source: str, text: str, suffix: str, chunk_words: int, overlap_words: int) -> list[Chunk]:

@@ -32,9 +32,10 @@ import numpy as np
 from voicerag_cli.errors import ConfigError, IndexError_
 from voicerag_cli.index import lexical, spoken
 from voicerag_cli.index.base import Manifest, ensure_same_space, writer_lock
-from voicerag_cli.index.chunking import Chunk, searchable_text
+from voicerag_cli.index.chunking import Chunk
 from voicerag_cli.models.base import EmbeddingSpace, Passage
 from voicerag_cli.paths import validate_index_name
+from voicerag_cli.structure import searchable_text
 from voicerag_cli.structure.layout import dump_layout, load_layout
 
 MANIFEST = "manifest.json"

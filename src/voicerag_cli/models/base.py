@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from voicerag_cli.structure import ChunkBlock
+from voicerag_cli.structure import ChunkBlock, searchable_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -183,6 +184,12 @@ class PassageReader(Protocol):
     span inside each (the answerers' and the reranking stage's shared reader)."""
 
     def read(self, question: str, passages: list[str]) -> list[Reading]: ...
+
+
+def read_passages(reader: PassageReader, question: str, passages: Sequence[Passage]) -> list[Reading]:
+    """The reader's readings of passages as it was trained to see them: each chunk's innermost
+    headings, then its text (a span of `text` starts that many characters later)."""
+    return reader.read(question, [searchable_text(p.text, p.heading_path) for p in passages])
 
 
 @runtime_checkable

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from voicerag_cli.markup import join_code
-from voicerag_cli.models.base import Answer, Passage, Query, Reading, embed_queries, passage_blocks
+from voicerag_cli.models.base import Answer, Passage, Query, Reading, embed_queries, passage_blocks, read_passages
 from voicerag_cli.sentences import split_sentences, word_count
 from voicerag_cli.stopwords import FUNCTION_WORDS
-from voicerag_cli.structure import ChunkBlock
+from voicerag_cli.structure import ChunkBlock, searchable_text
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
@@ -211,10 +211,15 @@ class ExtractiveGenerator:
         self, question: str, passages: Sequence[Passage], found: list[Candidate]
     ) -> tuple[np.ndarray, np.ndarray]:
         assert self.reader is not None
-        readings: list[Reading] = self.reader.read(question, [p.text for p in passages])
+        readings: list[Reading] = read_passages(self.reader, question, passages)
+        shift = [len(searchable_text(p.text, p.heading_path)) - len(p.text) for p in passages]
         relevance = np.array([_probability(r.relevance) for r in readings], dtype=np.float32)
         scores = np.array(
-            [readings[c.position].span_score(c.start, c.end) + RELEVANCE_WEIGHT * relevance[c.position] for c in found],
+            [
+                readings[c.position].span_score(c.start + shift[c.position], c.end + shift[c.position])
+                + RELEVANCE_WEIGHT * relevance[c.position]
+                for c in found
+            ],
             dtype=np.float32,
         )
         return relevance, scores

@@ -25,6 +25,7 @@ from voicerag_cli.models.base import (
     Transcript,
     embed_queries,
     passage_blocks,
+    read_passages,
 )
 from voicerag_cli.pipeline.question import History, Question
 from voicerag_cli.pipeline.release_notes import demote_release_notes
@@ -185,6 +186,9 @@ def needs_second_decoding(transcript: Transcript, below: float) -> bool:
     return below >= 0 or transcript.log_prob is None or transcript.log_prob < below
 
 
+# Reranking: a reader's relevance logit loses this much per rank of the search, so that its
+# near-ties keep the search's order.
+RANK_PRIOR = 0.05
 RANK_OFFSET = 10  # reciprocal-rank merging: 1 / (RANK_OFFSET + rank), rank 0 the best
 
 
@@ -334,6 +338,20 @@ class AskPipeline:
         with watch.stage(stage):
             return generator.generate(query, passages)
 
+    def rerank(self, query: Query, ranked: list[Passage], watch: Stopwatch) -> list[Passage]:
+        """The passages the answer reads (`read`, at least k), reordered by the reader where one
+        is configured and the question has words: its relevance, with the search rank breaking
+        near-ties. The rest keep their place after them."""
+        reader = self.registry.reader()
+        if reader is None or not query.text or len(ranked) < 2:
+            return ranked
+        head, rest = ranked[: self.read], ranked[self.read :]
+        with watch.stage("rerank"):
+            readings = read_passages(reader, query.text, head)
+        scores = [r.relevance - RANK_PRIOR * rank for rank, r in enumerate(readings)]
+        order = sorted(range(len(head)), key=lambda i: -scores[i])
+        return [head[i] for i in order] + rest
+
     def second_query(self, query: Query, first_answer: Answer, watch: Stopwatch) -> Query:
         """Round two searches with the question plus the first answer (the seed's strategy).
         Without a transcript (e2e) the answer's text embedding is added to the speech vector."""
@@ -353,6 +371,7 @@ class AskPipeline:
         one on the topic, only the speech vector: it reads the top k (click, Flask and Jinja2
         trials: 12 useful of 36 reading 5, 10 reading 10)."""
         generator = self.registry.generator()
+        ranked = self.rerank(query, ranked, watch)
         if not isinstance(generator, DeepReader) or self.read <= self.k or not query.text:
             context = ranked[: self.k]
             return context, self.generate(query, context, watch)

@@ -14,10 +14,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from voicerag_cli.structure.blocks import KINDS, Block
-from voicerag_cli.structure.chunks import ChunkBlock, StructuredChunk, chunk_blocks
+from voicerag_cli.structure.chunks import ChunkBlock, StructuredChunk, chunk_blocks, searchable_text
 from voicerag_cli.structure.plain import parse_plain
 
-__all__ = ["KINDS", "READER_VERSION", "Block", "ChunkBlock", "StructuredChunk", "chunk_blocks", "parse"]
+__all__ = [
+    "KINDS",
+    "READER_VERSION",
+    "Block",
+    "ChunkBlock",
+    "StructuredChunk",
+    "chunk_blocks",
+    "parse",
+    "searchable_text",
+]
 
 # Bump when a reader's output changes, so that stored indexes are re-read.
 READER_VERSION = 1

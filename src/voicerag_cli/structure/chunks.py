@@ -10,13 +10,17 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from voicerag_cli.sentences import iter_sentences, word_count
 from voicerag_cli.structure.blocks import Block
 
 SEPARATOR = "\n\n"
+# How many of the innermost headings above a chunk go before its text when it is embedded, its
+# terms are indexed or a reader reads it: a section's body rarely repeats the name its heading
+# gives it.
+CONTEXT_HEADINGS = 2
 CHARS_PER_WORD = 20  # a piece holds at most chunk_words * this many characters
 
 
@@ -205,3 +209,10 @@ def _make_chunk(source: str, ordinal: int, pieces: list[_Piece]) -> StructuredCh
         position += len(piece.text)
     path = _own_path(pieces[0].block) if pieces else ()
     return StructuredChunk(source, ordinal, SEPARATOR.join(parts), path, tuple(spans))
+
+
+def searchable_text(text: str, heading_path: Sequence[str]) -> str:
+    """A chunk's text as it is embedded, indexed for terms and read: its innermost headings, then
+    the text (which then starts `len(searchable_text) - len(text)` characters in)."""
+    context = " > ".join(heading_path[-CONTEXT_HEADINGS:])
+    return f"{context}{SEPARATOR}{text}" if context else text
