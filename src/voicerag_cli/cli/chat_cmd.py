@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -71,9 +72,11 @@ def chat(
     )
     # A recorded conversation is read and checked (as `ask` checks audio) before any model loads.
     recorded = stream.FileSource(input_file, realtime=realtime) if input_file is not None else None
+    from voicerag_cli.outputs import writing_to
     from voicerag_cli.pipeline.build import open_pipeline
 
-    with open_pipeline(STATE.registry(), STATE.index_root()) as pipeline:
+    saving = writing_to(save, "--save", keep_complete=True) if save is not None else contextlib.nullcontext()
+    with saving, open_pipeline(STATE.registry(), STATE.index_root()) as pipeline:
         if text_mode:
             _text_chat(pipeline, settings, mute, output_device, save, as_json)
         else:

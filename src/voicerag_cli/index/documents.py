@@ -73,7 +73,7 @@ def find_files(
             found.add(root.resolve())
             continue
         base = root.resolve()
-        for path in _walk(root, follow_symlinks):
+        for path in _walk(root, follow_symlinks, notes):
             relative = path.relative_to(root)
             if any(part.startswith(".") for part in relative.parts) or _excluded(relative, patterns):
                 continue
@@ -85,7 +85,15 @@ def find_files(
                         "(--follow-symlinks to index it)",
                     )
                 continue
-            if path.suffix.lower() not in wanted or not path.is_file():
+            if path.suffix.lower() not in wanted:
+                continue
+            try:
+                if not stat.S_ISREG(os.stat(path).st_mode):
+                    continue
+            except FileNotFoundError:  # a broken symlink, or gone since it was listed
+                continue
+            except OSError as exc:  # a path longer than PATH_MAX, a folder we may not enter
+                _note(notes, f"skipped {display_path(path)}: {os_reason(exc)}")
                 continue
             if not is_utf8_name(path):
                 _note(notes, f"skipped {display_path(path)}: its name is not valid UTF-8")
@@ -109,13 +117,16 @@ def find_files(
     return sorted(found)
 
 
-def _walk(root: Path, follow_symlinks: bool) -> Iterator[Path]:
+def _walk(root: Path, follow_symlinks: bool, notes: list[str] | None = None) -> Iterator[Path]:
     """Every file below `root`; symlinked folders are entered only with `follow_symlinks`
-    (each real folder once, so a link loop ends), else yielded themselves to be reported."""
-    import os
+    (each real folder once, so a link loop ends), else yielded themselves to be reported. A
+    folder that cannot be listed (no permission, a path longer than PATH_MAX) is noted."""
+
+    def unlisted(exc: OSError) -> None:
+        _note(notes, f"skipped {display_path(exc.filename or root)}/: cannot list it: {os_reason(exc)}")
 
     seen: set[str] = set()
-    for folder, dirs, files in os.walk(root, followlinks=follow_symlinks):
+    for folder, dirs, files in os.walk(root, followlinks=follow_symlinks, onerror=unlisted):
         if follow_symlinks:
             real = os.path.realpath(folder)
             if real in seen:
