@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -136,7 +137,7 @@ def _answer_all(
 
     # Read and check every input before loading any model: bad input fails fast and cheap.
     questions = _read_questions(audio, settings.ask.max_audio_s) if audio else _typed_questions(texts)
-    fresh = out_dir is not None and not out_dir.exists()  # made by this run: removed again if it fails
+    fresh = out_dir is not None and not os.path.lexists(out_dir)  # made by this run: removed if it fails
     if out_dir is not None:
         _make_out_dir(out_dir)
     if play:

@@ -25,7 +25,12 @@ if TYPE_CHECKING:
 def chat(
     mic: Annotated[bool, typer.Option("--mic", help="Listen on the microphone (the default mode).")] = False,
     input_file: Annotated[
-        Path | None, typer.Option("--input", help="Feed a recorded conversation (wav/flac/...) as if from the mic.")
+        Path | None,
+        typer.Option(
+            "--input",
+            help="Feed a recorded conversation (wav/flac/...) as if from the mic.",
+            readable=False,  # checked (and refused) as `ask` checks audio, with its messages
+        ),
     ] = None,
     realtime: Annotated[bool, typer.Option("--realtime", help="With --input: feed at real-time speed.")] = False,
     text_mode: Annotated[bool, typer.Option("--text", help="Type questions (one per line on stdin) instead.")] = False,

@@ -77,7 +77,12 @@ def find_files(
             relative = path.relative_to(root)
             if any(part.startswith(".") for part in relative.parts) or _excluded(relative, patterns):
                 continue
-            if path.is_dir():  # a symlinked folder, not entered
+            try:
+                is_folder = path.is_dir()
+            except OSError as exc:  # a path longer than PATH_MAX
+                _note(notes, f"skipped {display_path(path)}: {os_reason(exc)}")
+                continue
+            if is_folder:  # a symlinked folder, not entered
                 if not any(path.resolve().is_relative_to(folder) for folder in folders):
                     _note(
                         notes,
@@ -98,7 +103,11 @@ def find_files(
             if not is_utf8_name(path):
                 _note(notes, f"skipped {display_path(path)}: its name is not valid UTF-8")
                 continue
-            target = path.resolve()
+            try:
+                target = path.resolve()
+            except OSError as exc:
+                _note(notes, f"skipped {display_path(path)}: {os_reason(exc)}")
+                continue
             if any(target.is_relative_to(folder) for folder in folders):
                 found.add(target)
                 continue

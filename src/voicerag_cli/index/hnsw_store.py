@@ -161,7 +161,13 @@ class IndexRoot:
     def __init__(self, root: Path) -> None:
         self.root = root
         for folder in (root.parent, root):
-            if folder.exists() and not folder.is_dir():
+            try:
+                unusable = folder.exists() and not folder.is_dir()
+            except OSError as exc:  # a name too long, a folder we may not enter
+                raise ConfigError(
+                    f"cannot use data dir {folder}: {os_reason(exc)} (--data-dir / paths.data_dir)"
+                ) from exc
+            if unusable:
                 raise ConfigError(f"data dir {folder} is not a folder (--data-dir / paths.data_dir)")
 
     def describe(self) -> str:
