@@ -360,6 +360,7 @@ def test_index_onto_a_full_disk_is_one_line_and_keeps_the_live_generation(
     write_docs(docs / "bulk", 40)
     fill(data, free_kib * 1024)
     result = run_cli("index", docs, "--json", env=env)
+    assert result.code == ExitCode.STORAGE or free_kib > 64, result  # 40 new files need more than 64 kB
     if result.code == 0:  # it fitted after all: then it is complete
         assert result.json()["added"] == 40, result
     else:

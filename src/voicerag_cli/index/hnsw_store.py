@@ -129,6 +129,14 @@ def similarities(index: Any, vector: np.ndarray, ids: list[int]) -> list[float]:
     return (stored @ (query / max(float(np.linalg.norm(query)), 1e-12))).tolist()
 
 
+def _item(index: Any, label: int) -> np.ndarray:
+    """An item's stored vector; an empty array for an item marked deleted."""
+    try:
+        return np.asarray(index.get_items([label]), dtype=np.float32)
+    except RuntimeError:  # "Label not found": marked deleted
+        return np.empty(0, dtype=np.float32)
+
+
 def _storage_failure(exc: BaseException | None, where: Path, data_dir: Path) -> VoiceragError | None:
     """The one-line error for an OS-level failure while writing an index, or None for any other
     exception: no space (or an I/O error) is a StorageError naming the index folder; a data dir
@@ -545,12 +553,9 @@ class IndexWriter:
         labels = self.hnsw.get_ids_list()
         if reloaded.element_count != count or sorted(reloaded.get_ids_list()) != sorted(labels):
             raise refuse(VECTORS)
-        sample = labels[:: max(1, len(labels) // 32)]
-        if sample and not np.array_equal(
-            np.asarray(reloaded.get_items(sample), dtype=np.float32),
-            np.asarray(self.hnsw.get_items(sample), dtype=np.float32),
-        ):
-            raise refuse(VECTORS)
+        for label in labels[:: max(1, len(labels) // 32)]:  # a sample: same vector, same deletion mark
+            if not np.array_equal(_item(reloaded, label), _item(self.hnsw, label)):
+                raise refuse(VECTORS)
         db = sqlite3.connect(f"file:{self.staging / CHUNKS_DB}?mode=ro", uri=True)
         try:
             ok = db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
