@@ -333,6 +333,76 @@ def config_path(explicit: str | os.PathLike[str] | None = None, environ: Mapping
     return default_config_path()
 
 
+CONFIG_MAX_BYTES = 1 << 20  # a config file is a few kB; a bigger "config" is a mistake or an attack
+TOML_MAX_DEPTH = 64  # arrays and inline tables nested deeper (tomllib recurses: 50,000 overflow it)
+TOML_MAX_KEY_PARTS = 64  # parts of one dotted key (a.b.c...)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse a TOML config file, refusing first what would hang or exhaust the parser: a FIFO,
+    a device or a directory, a file over CONFIG_MAX_BYTES, nesting deeper than TOML_MAX_DEPTH
+    or a dotted key of more than TOML_MAX_KEY_PARTS parts."""
+    from voicerag_cli.errors import os_reason
+    from voicerag_cli.safe_io import NotRegular, read_capped
+
+    try:
+        raw = read_capped(path, CONFIG_MAX_BYTES)
+    except NotRegular as exc:
+        if exc.size is not None:
+            raise ConfigError(
+                f"config file {path} is {exc.size} bytes: larger than {CONFIG_MAX_BYTES} bytes (not a config file?)"
+            ) from exc
+        raise ConfigError(f"config file {path} is {exc.kind}, not a regular file") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {os_reason(exc)}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read config file {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    _check_toml_shape(text, path)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    except RecursionError as exc:  # the shape check should have caught it
+        raise ConfigError(f"config file {path} is nested too deeply to read") from exc
+
+
+def _check_toml_shape(text: str, path: Path) -> None:
+    """Bracket depth and dotted-key length of TOML text, outside strings and comments. Errs on
+    the side of the parser: a real config never comes near the limits."""
+    depth = deepest = 0
+    parts = 1
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in "\"'":
+            quote = text[i : i + 3] if text[i : i + 3] in ('"""', "'''") else ch
+            i += len(quote)
+            while i < n and not text.startswith(quote, i):
+                i += 2 if ch == '"' and text[i] == "\\" else 1
+            i += len(quote)
+            continue
+        if ch == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+        elif ch == ".":
+            parts += 1
+        elif ch in "=\n,":
+            parts = 1
+        if deepest > TOML_MAX_DEPTH:
+            raise ConfigError(f"config file {path} nests arrays or tables more than {TOML_MAX_DEPTH} deep")
+        if parts > TOML_MAX_KEY_PARTS:
+            raise ConfigError(f"config file {path} has a dotted key of more than {TOML_MAX_KEY_PARTS} parts")
+        i += 1
+
+
 def load_settings(
     explicit_path: str | os.PathLike[str] | None = None,
     environ: dict[str, str] | None = None,
@@ -346,10 +416,7 @@ def load_settings(
     profiles: dict[str, Any] = dict(BUILTIN_PROFILES)
     path = config_path(explicit_path, env)
     if path.exists():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        data = read_config_file(path)
         user_profiles = data.pop("profiles", {})
         if not isinstance(user_profiles, dict) or not all(isinstance(v, dict) for v in user_profiles.values()):
             raise ConfigError(f"config key 'profiles' (in {path}) must hold [profiles.NAME] tables")

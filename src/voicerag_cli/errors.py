@@ -7,6 +7,8 @@ exits with its code. Anything else is a bug and exits with 1.
 
 from __future__ import annotations
 
+import errno
+
 
 class ExitCode:
     OK = 0
@@ -17,6 +19,7 @@ class ExitCode:
     MODEL = 5
     CONFIG = 6
     BACKEND = 7
+    STORAGE = 8
     INTERRUPTED = 130
 
 
@@ -54,6 +57,42 @@ class BackendError(VoiceragError):
     exit_code = ExitCode.BACKEND
 
 
+class StorageError(VoiceragError):
+    """The file system refused to store something: no space left (or over quota), an I/O error,
+    or a write the file system does not allow. The message names the path; stored data is left
+    as it was."""
+
+    exit_code = ExitCode.STORAGE
+
+
+# errno values that mean the disk, not the input, is the problem
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG})
+# errno values of a file system that refuses an operation on a path
+REFUSED_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ETXTBSY})
+
+
+def os_reason(exc: OSError) -> str:
+    """The OS's short description ("No space left on device"), without the repeated path."""
+    return exc.strerror or type(exc).__name__
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC-like OSErrors, and SQLite's way of saying the same ("database or disk is full")."""
+    if isinstance(exc, OSError):
+        return exc.errno in DISK_ERRNOS
+    import sqlite3
+
+    return isinstance(exc, sqlite3.OperationalError) and any(
+        words in str(exc).lower() for words in ("disk is full", "disk i/o error", "readonly database")
+    )
+
+
+def storage_error(exc: BaseException, path: object, doing: str = "write") -> StorageError:
+    """A one-line StorageError for an OSError (or SQLite's disk errors) while writing `path`."""
+    reason = os_reason(exc) if isinstance(exc, OSError) else str(exc)
+    return StorageError(f"cannot {doing} {path}: {reason}")
+
+
 EXIT_CODE_TABLE: list[tuple[int, str]] = [
     (ExitCode.OK, "success"),
     (ExitCode.INTERNAL, "internal error (a bug: rerun with --debug and report it)"),
@@ -63,5 +102,6 @@ EXIT_CODE_TABLE: list[tuple[int, str]] = [
     (ExitCode.MODEL, "model backend unavailable or its weights missing"),
     (ExitCode.CONFIG, "bad configuration key or value"),
     (ExitCode.BACKEND, "a backend failed at run time (e.g. HTTP generator unreachable)"),
+    (ExitCode.STORAGE, "the file system refused a write (no space left, I/O error, read-only); names the path"),
     (ExitCode.INTERRUPTED, "interrupted (Ctrl-C); stored data left as it was"),
 ]

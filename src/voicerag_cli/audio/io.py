@@ -38,6 +38,20 @@ def read_audio(source: str | Path, stdin: BinaryIO | None = None, max_seconds: f
 
     The header is checked before anything is decoded: a sample rate no recording has, or a
     length over `max_seconds`, is refused without reading the samples."""
+    samples, rate, name = decode_audio(source, stdin, max_seconds)
+    return prepare(samples, rate, name)
+
+
+# No question or recorded conversation comes near this; /dev/zero-like inputs are refused anyway.
+MAX_AUDIO_BYTES = 1 << 30
+
+
+def decode_audio(
+    source: str | Path, stdin: BinaryIO | None = None, max_seconds: float | None = None
+) -> tuple[np.ndarray, int, str]:
+    """The samples (frames x channels, float32), the rate and the name to show of an audio file
+    or '-' (stdin). A path must be a readable regular file under MAX_AUDIO_BYTES: a FIFO or a
+    device is refused without being opened for a blocking read."""
     import soundfile as sf
 
     name = str(source)
@@ -49,15 +63,8 @@ def read_audio(source: str | Path, stdin: BinaryIO | None = None, max_seconds: f
         name = "<stdin>"
     else:
         path = Path(source)
-        if not path.exists():
-            raise InputError(f"audio file not found: {path}")
-        if path.is_dir():
-            raise InputError(f"expected an audio file, got a directory: {path}")
-        if path.stat().st_size == 0:
-            raise InputError(f"audio file is empty (0 bytes): {path}")
+        data = _check_audio_path(path)
         handle = str(path)
-        with path.open("rb") as head:
-            data = head.read(512)
     try:
         with quiet_stderr():  # libsndfile's mpg123 prints decoder warnings straight to fd 2
             info = sf.info(handle)
@@ -72,7 +79,41 @@ def read_audio(source: str | Path, stdin: BinaryIO | None = None, max_seconds: f
         raise InputError(f"cannot decode audio from {name}: not a supported audio file ({reason})") from exc
     except OSError as exc:
         raise InputError(f"cannot read audio file {name}: {exc.strerror or exc}") from exc
-    return prepare(samples, rate, name)
+    return samples, rate, name
+
+
+def _check_audio_path(path: Path) -> bytes:
+    """Refuse a missing, non-regular, empty, oversized or unreadable audio file; return its
+    first 512 bytes (to tell text from audio)."""
+    import os
+    import stat
+
+    from voicerag_cli.safe_io import file_kind, open_regular
+
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"audio file not found: {path}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read audio file {path}: {exc.strerror or exc}") from exc
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(f"expected an audio file, got a directory: {path}")
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"expected an audio file, got {file_kind(info.st_mode)}: {path}")
+    if info.st_size == 0:
+        raise InputError(f"audio file is empty (0 bytes): {path}")
+    if info.st_size > MAX_AUDIO_BYTES:
+        raise InputError(f"audio file {path} is {info.st_size} bytes: larger than {MAX_AUDIO_BYTES} bytes")
+    try:
+        fd, opened = open_regular(path)
+        try:
+            if not stat.S_ISREG(opened.st_mode):  # replaced since the stat
+                raise InputError(f"expected an audio file, got {file_kind(opened.st_mode)}: {path}")
+            return os.read(fd, 512)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise InputError(f"cannot read audio file {path}: {exc.strerror or exc}") from exc
 
 
 @contextlib.contextmanager
@@ -126,6 +167,12 @@ def _looks_like_text(head: bytes) -> bool:
 def prepare(samples: np.ndarray, rate: int, name: str) -> Audio:
     """Mix down to mono, scale past-full-scale floats into [-1, 1], resample to 16 kHz, and reject
     empty or silent input."""
+    return Audio(resample(checked_mono(samples, rate, name), rate, TARGET_RATE), TARGET_RATE, name)
+
+
+def checked_mono(samples: np.ndarray, rate: int, name: str) -> np.ndarray:
+    """`prepare` without the resampling: mono, in [-1, 1], refused when empty, too short, NaN or
+    silent (shared by `ask` and `chat --input`, so both refuse the same audio the same way)."""
     mono = samples.mean(axis=1) if samples.ndim == 2 else samples
     if mono.size == 0:
         raise InputError(f"audio from {name} has no samples")
@@ -140,7 +187,7 @@ def prepare(samples: np.ndarray, rate: int, name: str) -> Audio:
         # Float WAVs may go past full scale; the recognizer's features and the e2e head expect
         # [-1, 1], and a damaged file's 1e38 samples overflowed their float32 arithmetic to NaN.
         mono = (mono / peak).astype(np.float32)
-    return Audio(resample(mono, rate, TARGET_RATE), TARGET_RATE, name)
+    return mono
 
 
 def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from voicerag_cli.errors import BackendError, InputError
+from voicerag_cli.errors import BackendError
 
 RATE = 16_000
 
@@ -64,15 +64,12 @@ class FileSource:
     """A recorded conversation fed as if from the microphone."""
 
     def __init__(self, path: Path, block_ms: int = 32, realtime: bool = False) -> None:
-        import soundfile as sf
+        from voicerag_cli.audio.io import checked_mono, decode_audio
 
-        if not path.exists():
-            raise InputError(f"audio file not found: {path}")
-        try:
-            samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise InputError(f"cannot decode audio from {path}: {exc}") from exc
-        self.samples = samples.mean(axis=1)
+        # the checks of `ask` (a regular, readable file; a plausible header; finite, non-silent
+        # samples), with its messages
+        samples, rate, name = decode_audio(path)
+        self.samples = checked_mono(samples, rate, name)
         self.rate = rate
         self.block = max(1, rate * block_ms // 1000)
         self.realtime = realtime

@@ -193,6 +193,10 @@ def main(argv: list[str] | None = None) -> None:
 
         if STATE.debug:
             traceback.print_exc()
+        storage = _os_failure(exc)
+        if storage is not None:  # the file system refused, where no command said what it was doing
+            error_line(str(storage))
+            sys.exit(storage.exit_code)
         error_line(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
         sys.exit(ExitCode.INTERNAL)
     if isinstance(code, int) and not isinstance(code, bool) and code != ExitCode.OK:
@@ -201,6 +205,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(code)
     if argv is None and STATE.exit_when_done:  # the console script, not a caller's own process
         _exit_now()
+
+
+def _os_failure(exc: BaseException) -> Exception | None:
+    """An OSError of the file system (no space, an I/O error, permission, read-only, a name too
+    long) as a StorageError naming its path; None for anything else (a bug)."""
+    from voicerag_cli.errors import DISK_ERRNOS, REFUSED_ERRNOS, StorageError
+
+    if not isinstance(exc, OSError) or exc.errno not in DISK_ERRNOS | REFUSED_ERRNOS:
+        return None
+    where = exc.filename if exc.filename is not None else "a file"
+    return StorageError(f"cannot access {where}: {exc.strerror or exc}")
 
 
 def _exit_now() -> None:

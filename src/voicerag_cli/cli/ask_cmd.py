@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from voicerag_cli.cli.console import err, out, print_json, safe
 from voicerag_cli.cli.context import STATE
 from voicerag_cli.cli.options import Profile
 from voicerag_cli.cli.status import StatusLine
-from voicerag_cli.errors import BackendError, InputError
+from voicerag_cli.errors import BackendError, InputError, is_disk_full, storage_error
 from voicerag_cli.languages import LANG_HELP, resolve
 
 if TYPE_CHECKING:
@@ -137,6 +138,7 @@ def _answer_all(
 
     # Read and check every input before loading any model: bad input fails fast and cheap.
     questions = _read_questions(audio, settings.ask.max_audio_s) if audio else _typed_questions(texts)
+    fresh = out_dir is not None and not os.path.lexists(out_dir)  # made by this run: removed if it fails
     if out_dir is not None:
         _make_out_dir(out_dir)
     if play:
@@ -153,7 +155,14 @@ def _answer_all(
             if len(questions) > 1:
                 status.prefix = f"[{number}/{len(questions)}] "
             folder = None if out_dir is None else out_dir if len(questions) == 1 else out_dir / f"{number:03d}"
-            _answer_one(pipeline, question, folder, as_json, play, stream, status)
+            if folder is None:
+                _answer_one(pipeline, question, folder, as_json, play, stream, status)
+                continue
+            from voicerag_cli.outputs import writing_to
+
+            # a failed question leaves no partial folder (nor .part files); a full disk is one line
+            with writing_to(folder, "--out", fresh=fresh if folder == out_dir else None):
+                _answer_one(pipeline, question, folder, as_json, play, stream, status)
 
 
 def _read_questions(sources: list[str], max_seconds: float) -> list[Question]:
@@ -240,6 +249,8 @@ def _write_outputs(out_dir: Path, result: AskResult) -> None:
             json.dumps(result.to_json(), ensure_ascii=False, indent=2), encoding="utf-8"
         )
     except OSError as exc:
+        if is_disk_full(exc):
+            raise storage_error(exc, out_dir, "write to --out") from exc
         raise InputError(f"cannot write to --out {out_dir}: {exc.strerror or exc}") from exc
 
 

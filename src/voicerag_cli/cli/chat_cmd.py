@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -15,6 +16,7 @@ from voicerag_cli.cli.options import Profile
 from voicerag_cli.languages import LANG_HELP, resolve
 
 if TYPE_CHECKING:
+    from voicerag_cli.audio.stream import FileSource
     from voicerag_cli.config import Settings
     from voicerag_cli.pipeline.ask import AskPipeline, AskResult
     from voicerag_cli.pipeline.chat import Turn
@@ -23,7 +25,12 @@ if TYPE_CHECKING:
 def chat(
     mic: Annotated[bool, typer.Option("--mic", help="Listen on the microphone (the default mode).")] = False,
     input_file: Annotated[
-        Path | None, typer.Option("--input", help="Feed a recorded conversation (wav/flac/...) as if from the mic.")
+        Path | None,
+        typer.Option(
+            "--input",
+            help="Feed a recorded conversation (wav/flac/...) as if from the mic.",
+            readable=False,  # checked (and refused) as `ask` checks audio, with its messages
+        ),
     ] = None,
     realtime: Annotated[bool, typer.Option("--realtime", help="With --input: feed at real-time speed.")] = False,
     text_mode: Annotated[bool, typer.Option("--text", help="Type questions (one per line on stdin) instead.")] = False,
@@ -68,14 +75,18 @@ def chat(
         },
         profile=profile,
     )
+    # A recorded conversation is read and checked (as `ask` checks audio) before any model loads.
+    recorded = stream.FileSource(input_file, realtime=realtime) if input_file is not None else None
+    from voicerag_cli.outputs import writing_to
     from voicerag_cli.pipeline.build import open_pipeline
 
-    with open_pipeline(STATE.registry(), STATE.index_root()) as pipeline:
+    saving = writing_to(save, "--save", keep_complete=True) if save is not None else contextlib.nullcontext()
+    with saving, open_pipeline(STATE.registry(), STATE.index_root()) as pipeline:
         if text_mode:
             _text_chat(pipeline, settings, mute, output_device, save, as_json)
         else:
             _voice_chat(
-                pipeline, settings, input_file, realtime, device, output_device, save, mute, no_barge_in, as_json
+                pipeline, settings, recorded, input_file, device, output_device, save, mute, no_barge_in, as_json
             )
 
 
@@ -86,8 +97,8 @@ def _device(value: str | None) -> int | str | None:
 def _voice_chat(
     pipeline: AskPipeline,
     settings: Settings,
+    recorded: FileSource | None,
     input_file: Path | None,
-    realtime: bool,
     device: str | None,
     output_device: str | None,
     save: Path | None,
@@ -107,7 +118,7 @@ def _voice_chat(
         silence_ms=cfg.silence_ms,
     )
     # Devices are checked first (cheap, and the likeliest failure), then models are warmed up.
-    source = stream.FileSource(input_file, realtime=realtime) if input_file else stream.MicSource(_device(device))
+    source = recorded if recorded is not None else stream.MicSource(_device(device))
     # A file-fed run plays into a virtual speaker unless a device is asked for explicitly.
     virtual = mute or (input_file is not None and output_device is None)
     sink = stream.VirtualSink() if virtual else stream.SpeakerSink(_device(output_device))

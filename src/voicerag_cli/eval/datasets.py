@@ -42,17 +42,39 @@ def load_dataset(kind: str, path: Path, limit: int | None = None) -> list[EvalIt
         raise InputError(f"unknown dataset {kind!r}; choose from {', '.join(DATASETS)}")
     if not path.exists():
         raise InputError(f"dataset file not found: {path}")
-    if kind in ("rgb-en", "rgb-zh"):
-        items = load_rgb(path, "en" if kind == "rgb-en" else "zh", limit)
-    elif kind == "hotpot":
-        items = load_hotpot(path, limit)
-    elif kind == "cmrc2018":
-        items = load_cmrc(path, limit)
-    else:
-        items = load_jsonl(path, limit)
+    _check_dataset_file(path)
+    try:
+        if kind in ("rgb-en", "rgb-zh"):
+            items = load_rgb(path, "en" if kind == "rgb-en" else "zh", limit)
+        elif kind == "hotpot":
+            items = load_hotpot(path, limit)
+        elif kind == "cmrc2018":
+            items = load_cmrc(path, limit)
+        else:
+            items = load_jsonl(path, limit)
+    except UnicodeDecodeError as exc:  # a binary file, or text in another encoding
+        raise InputError(
+            f"dataset file {path} is not UTF-8 text (byte {exc.start}: {exc.reason}): not a {kind} dataset?"
+        ) from exc
+    except RecursionError as exc:
+        raise InputError(f"dataset file {path}: JSON nested too deeply to read") from exc
+    except OSError as exc:
+        raise InputError(f"cannot read dataset file {path}: {exc.strerror or exc}") from exc
     if not items:
         raise InputError(f"no questions in {path}")
     return items
+
+
+def _check_dataset_file(path: Path) -> None:
+    """A dataset is a regular file: a FIFO or a device would hang or never end."""
+    from voicerag_cli.safe_io import NotRegular, check_regular
+
+    try:
+        check_regular(path)
+    except NotRegular as exc:
+        raise InputError(f"dataset file {path} is {exc.kind}, not a regular file") from exc
+    except OSError as exc:
+        raise InputError(f"cannot read dataset file {path}: {exc.strerror or exc}") from exc
 
 
 def _read_jsonl(path: Path, limit: int | None) -> list[tuple[int, dict]]:

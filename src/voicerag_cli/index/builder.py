@@ -4,7 +4,7 @@ ones, embed new chunks in batches, and publish one new generation."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +14,15 @@ from voicerag_cli.errors import IndexError_, InputError
 from voicerag_cli.index import lexical
 from voicerag_cli.index.base import Manifest, SpokenWriter, metric_of
 from voicerag_cli.index.chunking import Chunk, chunk_document
-from voicerag_cli.index.documents import display_path, find_files, hash_file, json_fields, read_documents
+from voicerag_cli.index.documents import (
+    DocumentReader,
+    SourceFile,
+    UnreadableFile,
+    display_path,
+    find_files,
+    hash_file,
+    json_fields,
+)
 from voicerag_cli.structure import READER_VERSION
 
 if TYPE_CHECKING:
@@ -101,17 +109,17 @@ def build_index(
             return report
 
         pending: list[tuple[str, list[Chunk]]] = []
+        read: dict[str, SourceFile] = {}  # the hash and size of the bytes each file's chunks came from
         for source in to_embed:
-            chunks = [
-                chunk
-                for document in read_documents(source.path, config.json_text_field)
-                for chunk in chunk_document(
-                    document.source, document.text, document.markup, config.chunk_words, config.overlap_words
-                )
-            ]
+            try:
+                read[source.key], chunks = _read_once(source.path, config, report.notes)
+            except UnreadableFile as exc:  # vanished or unreadable since the scan: skip it, index the rest
+                report.notes.append(f"skipped: {exc}")
+                continue
             pending.append((source.key, chunks))
             if not chunks:
                 report.skipped_empty.append(source.key)
+        to_embed = [source for source in to_embed if source.key in read]  # the skipped keep what they had
         with_text = {key for key, chunks in pending if chunks}
         left_alone = set(known) - {source.key for source in to_embed} - set(deleted)
         if pending and not with_text and (previous is None or not previous.chunks or not left_alone):
@@ -147,14 +155,13 @@ def build_index(
             for key in deleted:
                 writer.remove_file(key)
                 report.removed.append(key)
-            hashes = {f.key: f for f in to_embed}
             for key, _ in pending:
                 if key in known:
                     writer.remove_file(key)
                     report.updated.append(key)
                 else:
                     report.added.append(key)
-                source = hashes[key]
+                source = read[key]
                 writer.add_file(key, source.content_hash, source.size)
             if embedder is not None:
                 report.chunks_embedded = _embed_and_add(writer, embedder, pending, config.batch_size, report_progress)
@@ -162,6 +169,39 @@ def build_index(
                 report.chunks_spoken = _speak_and_add(writer, speaker, stale_spoken, config.batch_size, report_progress)
             report.manifest = writer.commit()
         return report
+
+
+def _read_once(path: Path, config: IndexConfig, notes: list[str]) -> tuple[SourceFile, list[Chunk]]:
+    """Read and chunk one file in a single pass: the hash returned is that of exactly the bytes
+    chunked, so the index never records one version's hash with another's chunks. A file whose
+    stat changed while it was read is read once more; if it changes again it is indexed as read,
+    with a note (the next run sees its new hash and reads it again)."""
+    for attempt in (1, 2):
+        reader = DocumentReader(path, config.json_text_field)
+        chunks: list[Chunk] = []
+        ordinals: dict[str, int] = {}  # a file read in pieces numbers its chunks on across them
+        for document in reader.documents():
+            first = ordinals.get(document.source, 0)
+            for chunk in chunk_document(
+                document.source, document.text, document.markup, config.chunk_words, config.overlap_words
+            ):
+                if document.offset or first:
+                    chunk = replace(
+                        chunk,
+                        ordinal=first + chunk.ordinal,
+                        start=chunk.start + document.offset,
+                        end=chunk.end + document.offset,
+                    )
+                chunks.append(chunk)
+                ordinals[document.source] = chunk.ordinal + 1
+        assert reader.source is not None
+        if not reader.changed:
+            break
+        if attempt == 2:
+            notes.append(
+                f"{display_path(path)} changed while it was read: indexed as read; the next run reads it again"
+            )
+    return reader.source, chunks
 
 
 def _spoken_stale(previous: Manifest | None, speaker: SpokenPassageEmbedder | None) -> bool:

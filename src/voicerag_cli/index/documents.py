@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from voicerag_cli.errors import InputError
+from voicerag_cli.errors import InputError, os_reason
+from voicerag_cli.safe_io import file_kind, open_regular
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,9 @@ class Document:
     source: str
     text: str
     markup: str = ""  # the suffix whose reader reads `text` as structure (".md", ".rst", ".html"); "" plain
+    # where `text` starts in the file's text: a large plain-text file is read in pieces
+    # (`DocumentReader`), each a Document of the same source
+    offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -64,11 +72,16 @@ def find_files(
             found.add(root.resolve())
             continue
         base = root.resolve()
-        for path in _walk(root, follow_symlinks):
+        for path in _walk(root, follow_symlinks, notes):
             relative = path.relative_to(root)
             if any(part.startswith(".") for part in relative.parts) or _excluded(relative, patterns):
                 continue
-            if path.is_dir():  # a symlinked folder, not entered
+            try:
+                is_folder = path.is_dir()
+            except OSError as exc:  # a path longer than PATH_MAX
+                _note(notes, f"skipped {display_path(path)}: {os_reason(exc)}")
+                continue
+            if is_folder:  # a symlinked folder, not entered
                 if not any(path.resolve().is_relative_to(folder) for folder in folders):
                     _note(
                         notes,
@@ -76,12 +89,24 @@ def find_files(
                         "(--follow-symlinks to index it)",
                     )
                 continue
-            if path.suffix.lower() not in wanted or not path.is_file():
+            if path.suffix.lower() not in wanted:
+                continue
+            try:
+                if not stat.S_ISREG(os.stat(path).st_mode):
+                    continue
+            except FileNotFoundError:  # a broken symlink, or gone since it was listed
+                continue
+            except OSError as exc:  # a path longer than PATH_MAX, a folder we may not enter
+                _note(notes, f"skipped {display_path(path)}: {os_reason(exc)}")
                 continue
             if not is_utf8_name(path):
                 _note(notes, f"skipped {display_path(path)}: its name is not valid UTF-8")
                 continue
-            target = path.resolve()
+            try:
+                target = path.resolve()
+            except OSError as exc:
+                _note(notes, f"skipped {display_path(path)}: {os_reason(exc)}")
+                continue
             if any(target.is_relative_to(folder) for folder in folders):
                 found.add(target)
                 continue
@@ -100,13 +125,16 @@ def find_files(
     return sorted(found)
 
 
-def _walk(root: Path, follow_symlinks: bool) -> Iterator[Path]:
+def _walk(root: Path, follow_symlinks: bool, notes: list[str] | None = None) -> Iterator[Path]:
     """Every file below `root`; symlinked folders are entered only with `follow_symlinks`
-    (each real folder once, so a link loop ends), else yielded themselves to be reported."""
-    import os
+    (each real folder once, so a link loop ends), else yielded themselves to be reported. A
+    folder that cannot be listed (no permission, a path longer than PATH_MAX) is noted."""
+
+    def unlisted(exc: OSError) -> None:
+        _note(notes, f"skipped {display_path(exc.filename or root)}/: cannot list it: {os_reason(exc)}")
 
     seen: set[str] = set()
-    for folder, dirs, files in os.walk(root, followlinks=follow_symlinks):
+    for folder, dirs, files in os.walk(root, followlinks=follow_symlinks, onerror=unlisted):
         if follow_symlinks:
             real = os.path.realpath(folder)
             if real in seen:
@@ -154,17 +182,141 @@ def display_path(path: Path | str) -> str:
     return os.fsencode(str(path)).decode("utf-8", errors="backslashreplace")
 
 
+class UnreadableFile(InputError):
+    """A document the file system would not let us read (vanished, no permission, an I/O error,
+    a path longer than PATH_MAX, no longer a regular file): `index` skips it with a note."""
+
+
 def hash_file(path: Path) -> SourceFile:
-    """Hash a file's bytes; a file that cannot be read is an InputError naming it."""
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        size = path.stat().st_size
-    except OSError as exc:
-        raise InputError(f"cannot read {display_path(path)}: {exc.strerror or exc}") from exc
-    return SourceFile(path, str(path), digest.hexdigest(), size)
+    """Hash a file's bytes; a file that cannot be read is an UnreadableFile naming it."""
+    with _HashingReader(path) as raw:
+        while raw.read(1 << 20):
+            pass
+        return raw.source()
+
+
+class _HashingReader(io.RawIOBase):
+    """A document's bytes as a raw stream that hashes everything read: the hash recorded for a
+    file is always that of the bytes its chunks came from. Opened without blocking (a FIFO put
+    in a file's place must not hang the run) and refused unless a regular file. `changed()`
+    says whether the file's stat differs after the read from before it (rewritten meanwhile)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self.digest = hashlib.sha256()
+        self.size = 0
+        try:
+            self.fd, self.before = open_regular(path)
+        except OSError as exc:
+            raise UnreadableFile(f"cannot read {display_path(path)}: {os_reason(exc)}") from exc
+        if not stat.S_ISREG(self.before.st_mode):
+            os.close(self.fd)
+            raise UnreadableFile(f"cannot read {display_path(path)}: {file_kind(self.before.st_mode)}, not a file")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            count = os.readv(self.fd, [buffer])
+        except OSError as exc:
+            raise UnreadableFile(f"cannot read {display_path(self.path)}: {os_reason(exc)}") from exc
+        if count:
+            view = memoryview(buffer)[:count]
+            self.digest.update(view)
+            self.size += count
+        return count
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self.fd)
+        super().close()
+
+    def source(self) -> SourceFile:
+        return SourceFile(self.path, str(self.path), self.digest.hexdigest(), self.size)
+
+    def changed(self) -> bool:
+        """The file was written, replaced or removed while we read it."""
+        try:
+            after = os.stat(self.path)
+        except OSError:
+            return True
+        now = os.fstat(self.fd)
+        identity = (self.before.st_ino, self.before.st_dev, self.before.st_size, self.before.st_mtime_ns)
+        return identity != (now.st_ino, now.st_dev, now.st_size, now.st_mtime_ns) or (
+            (after.st_ino, after.st_dev) != (now.st_ino, now.st_dev)
+        )
+
+    def __enter__(self) -> _HashingReader:
+        return self
+
+
+# Plain-text files larger than this are read and chunked in pieces of about PIECE_CHARS
+# characters, cut at paragraph breaks: memory then holds one piece, not the whole text.
+STREAM_ABOVE = 8 << 20
+PIECE_CHARS = 4 << 20
+
+
+class DocumentReader:
+    """Read one file once: the documents inside it (`documents()`, consumed one at a time), and
+    after that `source`, whose hash is that of exactly the bytes the documents came from, and
+    `changed`, whether the file was rewritten while it was read. OS-level failures raise
+    UnreadableFile; a document the parsers refuse raises InputError."""
+
+    def __init__(self, path: Path, json_text_field: str) -> None:
+        self.path = path
+        self.json_text_field = json_text_field
+        self.source: SourceFile | None = None
+        self.changed = False
+
+    def documents(self) -> Iterator[Document]:
+        with _HashingReader(self.path) as raw:
+            suffix = self.path.suffix.lower()
+            if suffix == ".pdf":
+                data = b"".join(iter(lambda: raw.read(1 << 20), b""))
+                self._finish(raw)
+                yield from _read_pdf(self.path, data)
+                return
+            # utf-8-sig: a byte-order mark (common from Windows editors) is not text. Universal
+            # newlines, as Path.read_text reads.
+            text = io.TextIOWrapper(io.BufferedReader(raw, 1 << 20), encoding="utf-8-sig", errors="replace")
+            if suffix in {".html", ".htm", ".json", ".jsonl"} or raw.before.st_size <= STREAM_ABOVE:
+                whole = text.read()
+                self._finish(raw)
+                yield from _documents_of(self.path, whole, self.json_text_field)
+                return
+            yield from _pieces(str(self.path), text, suffix)
+            self._finish(raw)
+
+    def _finish(self, raw: _HashingReader) -> None:
+        self.source = raw.source()
+        self.changed = raw.changed()
+
+
+def _pieces(source: str, text: io.TextIOWrapper, markup: str) -> Iterator[Document]:
+    """A long plain text as Documents of about PIECE_CHARS characters, each ending at a paragraph
+    break where there is one (else a line break, else a space)."""
+    offset = 0
+    carry = ""
+    while True:
+        block = text.read(PIECE_CHARS)
+        buffer = carry + block
+        if not block:
+            if buffer:
+                yield Document(source, buffer, markup, offset)
+            return
+        cut = -1
+        for separator in ("\n\n", "\n", " "):
+            cut = buffer.rfind(separator, PIECE_CHARS // 2)
+            if cut > 0:
+                cut += len(separator)
+                break
+        if cut <= 0:
+            cut = len(buffer)
+        yield Document(source, buffer[:cut], markup, offset)
+        offset += cut
+        carry = buffer[cut:]
 
 
 def _json_texts(value: object, field: str) -> Iterator[str]:
@@ -226,16 +378,13 @@ def _ignore_number(literal: str) -> None:
 
 def read_documents(path: Path, json_text_field: str) -> list[Document]:
     """Return the documents inside one file; raise InputError if it cannot be read."""
+    return list(DocumentReader(path, json_text_field).documents())
+
+
+def _documents_of(path: Path, raw: str, json_text_field: str) -> list[Document]:
     suffix = path.suffix.lower()
     source = str(path)
     shown = display_path(path)
-    try:
-        if suffix == ".pdf":
-            return _read_pdf(path)
-        # utf-8-sig: a byte-order mark (common from Windows editors) is not text.
-        raw = path.read_text(encoding="utf-8-sig", errors="replace")
-    except OSError as exc:
-        raise InputError(f"cannot read {shown}: {exc.strerror or exc}") from exc
     if suffix == ".jsonl":
         docs = []
         for number, line in enumerate(raw.splitlines(), start=1):
@@ -250,7 +399,7 @@ def read_documents(path: Path, json_text_field: str) -> list[Document]:
     return [Document(source, raw, suffix)]
 
 
-def _read_pdf(path: Path) -> list[Document]:
+def _read_pdf(path: Path, data: bytes) -> list[Document]:
     import logging
     import warnings
 
@@ -262,7 +411,7 @@ def _read_pdf(path: Path) -> list[Document]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            reader = PdfReader(str(path))
+            reader = PdfReader(io.BytesIO(data))
             return [
                 Document(f"{path}#page={number}", page.extract_text() or "")
                 for number, page in enumerate(reader.pages, start=1)

@@ -29,7 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from voicerag_cli.errors import ConfigError, IndexError_
+from voicerag_cli.errors import (
+    REFUSED_ERRNOS,
+    ConfigError,
+    IndexError_,
+    StorageError,
+    VoiceragError,
+    is_disk_full,
+    os_reason,
+)
 from voicerag_cli.index import lexical, spoken
 from voicerag_cli.index.base import Manifest, ensure_same_space, writer_lock
 from voicerag_cli.index.chunking import Chunk
@@ -80,11 +88,15 @@ def _fsync_dir(path: Path) -> None:
 
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(path.parent)
 
 
@@ -124,6 +136,36 @@ def similarities(index: Any, vector: np.ndarray, ids: list[int]) -> list[float]:
     return (stored @ (query / max(float(np.linalg.norm(query)), 1e-12))).tolist()
 
 
+def _item(index: Any, label: int) -> np.ndarray:
+    """An item's stored vector; an empty array for an item marked deleted."""
+    try:
+        return np.asarray(index.get_items([label]), dtype=np.float32)
+    except RuntimeError:  # "Label not found": marked deleted
+        return np.empty(0, dtype=np.float32)
+
+
+def _storage_failure(exc: BaseException | None, where: Path, data_dir: Path) -> VoiceragError | None:
+    """The one-line error for an OS-level failure while writing an index, or None for any other
+    exception: no space (or an I/O error) is a StorageError naming the index folder; a data dir
+    that refuses writes (permission, read-only, name too long) is a ConfigError like the lock's."""
+    if exc is None or isinstance(exc, VoiceragError):
+        return None
+    if is_disk_full(exc):
+        reason = os_reason(exc) if isinstance(exc, OSError) else "no space left on device (SQLite: disk is full)"
+        return StorageError(f"cannot write index to {where}: {reason}; the live generation is left as it was")
+    refused = (isinstance(exc, OSError) and exc.errno in REFUSED_ERRNOS) or (
+        isinstance(exc, sqlite3.OperationalError)
+        and any(words in str(exc).lower() for words in ("readonly database", "unable to open database"))
+    )
+    if refused:
+        reason = os_reason(exc) if isinstance(exc, OSError) else str(exc)
+        return ConfigError(
+            f"cannot write indexes to {data_dir} ({where}): {reason} "
+            "(choose a writable folder with --data-dir / paths.data_dir)"
+        )
+    return None
+
+
 class IndexRoot:
     """All indexes under one data dir (the `StoreRoot` of the embedded hnswlib store)."""
 
@@ -134,7 +176,13 @@ class IndexRoot:
     def __init__(self, root: Path) -> None:
         self.root = root
         for folder in (root.parent, root):
-            if folder.exists() and not folder.is_dir():
+            try:
+                unusable = folder.exists() and not folder.is_dir()
+            except OSError as exc:  # a name too long, a folder we may not enter
+                raise ConfigError(
+                    f"cannot use data dir {folder}: {os_reason(exc)} (--data-dir / paths.data_dir)"
+                ) from exc
+            if unusable:
                 raise ConfigError(f"data dir {folder} is not a folder (--data-dir / paths.data_dir)")
 
     def describe(self) -> str:
@@ -306,13 +354,24 @@ class IndexWriter:
         self.root = root
         self.name = manifest.name
         self.base = root.path(self.name)
+        self.staging = self.base / f".staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            self._start(manifest, rebuild)
+        except BaseException as exc:
+            self._discard()
+            failure = _storage_failure(exc, self.base, self.root.root)
+            if failure is not None:
+                raise failure from exc
+            raise
+
+    def _start(self, manifest: Manifest, rebuild: bool) -> None:
+        root = self.root
         self.base.mkdir(parents=True, exist_ok=True)
         for stale in _leftovers(self.base):  # left by a killed writer; we hold the lock
             if stale.is_dir():
                 shutil.rmtree(stale, ignore_errors=True)
             else:
                 stale.unlink(missing_ok=True)
-        self.staging = self.base / f".staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.staging.mkdir()
         live = root.live_generation(self.name)
         if live is not None:
@@ -379,8 +438,20 @@ class IndexWriter:
     def __enter__(self) -> IndexWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.db.close()
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        """Discard the staging folder (after a commit it is gone already); an OS-level failure
+        of a write (disk full, read-only, no permission) becomes a one-line error naming the
+        index folder."""
+        self._discard()
+        failure = _storage_failure(exc, self.base, self.root.root) if exc is not None else None
+        if failure is not None:
+            raise failure from exc
+
+    def _discard(self) -> None:
+        db: sqlite3.Connection | None = getattr(self, "db", None)
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
         if self.staging.exists():
             shutil.rmtree(self.staging, ignore_errors=True)
 
@@ -462,19 +533,73 @@ class IndexWriter:
         m.generation += 1
         m.updated_at = time.time()
         self.db.close()
+        # hnswlib's save_index() on a full disk writes a truncated file and raises nothing: every
+        # file is checked before the generation can become live.
         self.hnsw.save_index(str(self.staging / VECTORS))
         (self.staging / MANIFEST).write_text(m.to_json(), encoding="utf-8")
         for path in self.staging.iterdir():
             with path.open("rb") as handle:
                 os.fsync(handle.fileno())
+        self._verify(m)
         final = self.base / f"gen-{m.generation:06d}"
         if final.exists():  # a leftover from a run killed between rename and CURRENT swap
             shutil.rmtree(final)
         self.staging.rename(final)
-        _fsync_dir(self.base)
-        _write_atomic(self.base / CURRENT, final.name)
+        try:
+            _fsync_dir(self.base)
+            _write_atomic(self.base / CURRENT, final.name)
+        except BaseException:
+            if self.root.live_generation(self.name) != final:  # not published: leave nothing behind
+                shutil.rmtree(final, ignore_errors=True)
+            raise
         self._prune(keep={final.name, f"gen-{m.generation - 1:06d}"})
         return m
+
+    def _verify(self, m: Manifest) -> None:
+        """Check the staged generation as a reader will open it: the manifest reads back as
+        written, the vector file has at least the size its items need and reloads with the same
+        items, the chunk database passes SQLite's quick check and holds the counted rows. A
+        failure is a StorageError; CURRENT is not touched."""
+        import hnswlib
+
+        def refuse(what: str) -> StorageError:
+            return StorageError(
+                f"cannot write index {self.name!r} to {self.base}: {what} did not read back as written "
+                "(disk full or failing?); the live generation is left as it was"
+            )
+
+        manifest_path, vectors_path = self.staging / MANIFEST, self.staging / VECTORS
+        if manifest_path.read_text(encoding="utf-8") != m.to_json():
+            raise refuse(MANIFEST)
+        count = self.hnsw.element_count
+        # hnswlib's layout: a 96-byte header, then per item its vector, label and level-0 links
+        least = 96 + count * (4 * self.hnsw.dim + 8 + 4 + 4 * (2 * self.hnsw.M + 1))
+        if vectors_path.stat().st_size < least:
+            raise refuse(VECTORS)
+        reloaded = hnswlib.Index(space=m.metric, dim=m.dim)
+        try:
+            reloaded.load_index(str(vectors_path), max_elements=0)
+        except RuntimeError as exc:
+            raise refuse(VECTORS) from exc
+        labels = self.hnsw.get_ids_list()
+        if reloaded.element_count != count or sorted(reloaded.get_ids_list()) != sorted(labels):
+            raise refuse(VECTORS)
+        for label in labels[:: max(1, len(labels) // 32)]:  # a sample: same vector, same deletion mark
+            if not np.array_equal(_item(reloaded, label), _item(self.hnsw, label)):
+                raise refuse(VECTORS)
+        db = sqlite3.connect(f"file:{self.staging / CHUNKS_DB}?mode=ro", uri=True)
+        try:
+            ok = db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+            counted = (
+                db.execute("SELECT COUNT(*) FROM files").fetchone()[0],
+                db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0],
+            )
+        except sqlite3.DatabaseError as exc:
+            raise refuse(CHUNKS_DB) from exc
+        finally:
+            db.close()
+        if not ok or counted != (m.files, m.chunks):
+            raise refuse(CHUNKS_DB)
 
     def _prune(self, keep: set[str]) -> None:
         for old in self.base.glob("gen-*"):

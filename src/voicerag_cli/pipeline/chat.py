@@ -252,8 +252,11 @@ class ChatSession:
         folder = self._turn_dir(turn)
         if question is not None:
             tmp = folder / "question.wav.part"
-            sf.write(str(tmp), question, RATE, format="WAV", subtype="PCM_16")
-            tmp.replace(folder / "question.wav")
+            try:
+                sf.write(str(tmp), question, RATE, format="WAV", subtype="PCM_16")
+                tmp.replace(folder / "question.wav")
+            finally:
+                tmp.unlink(missing_ok=True)  # a failed write (a full disk) leaves no .part
         _write_json(folder / "turn.json", turn.to_json())
         turn.saved = folder
         _write_json(self.save_dir / "session.json", {"rag": self.rag, "turns": [t.to_json() for t in self.turns]})
@@ -261,5 +264,8 @@ class ChatSession:
 
 def _write_json(path: Path, payload: Any) -> None:
     tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write (a full disk) leaves no .part
