@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from voicerag_cli.errors import ExitCode
+from voicerag_cli.structure import parse
 from vrtest import DemoIndex, assert_error, run_cli, tree_hash
 
 TOP_KEYS = {
@@ -48,8 +49,9 @@ def check_sources(sources: list[dict[str, Any]], demo: DemoIndex) -> None:
         assert 0 <= source["start"] < source["end"]
         path = Path(source["source"])
         assert path.parent == demo.docs.resolve()
-        if path.suffix in {".md", ".txt"}:  # offsets point into the file's own text
-            assert path.read_text(encoding="utf-8")[source["start"] : source["end"]] == source["text"]
+        if path.suffix in {".md", ".txt"}:  # offsets point into the file's text as read (markup gone)
+            read = "\n\n".join(b.text for b in parse(path.read_text(encoding="utf-8"), path.suffix))
+            assert read[source["start"] : source["end"]] == source["text"]
     assert all(s["lexical"] is None or s["lexical"] >= 0 for s in sources)  # BM25 (tiny for common terms)
     if all(s["lexical"] is None for s in sources):  # vectors alone (e2e): in score order
         scores = [s["score"] for s in sources]

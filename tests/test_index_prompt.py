@@ -101,9 +101,7 @@ def test_the_second_decoding_is_prompted_by_the_passages_the_first_found(
     assert first.text == plain.transcript and first.log_prob is not None and -20 < first.log_prob < 0
     assert result.first_transcript == plain.transcript
     assert {"asr", "search_prompt", "asr_round2"} <= set(result.timings_ms)
-    expected = registry.asr().transcribe(
-        clip.samples, clip.sample_rate, prompt=index_prompt("", first_found)
-    )
+    expected = registry.asr().transcribe(clip.samples, clip.sample_rate, prompt=index_prompt("", first_found))
     assert result.transcript == expected.text and "rhine" in result.transcript.lower()
     assert result.to_json()["first_transcript"] == plain.transcript
     assert any("rhine" in p.source for p in result.sources)
