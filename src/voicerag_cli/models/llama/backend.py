@@ -31,7 +31,7 @@ from voicerag_cli.models.llama.speech import SentenceSpeaker
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
-    from voicerag_cli.models.base import Roles
+    from voicerag_cli.models.base import PassageReader, Roles
 
 
 @dataclass
@@ -95,12 +95,18 @@ class _Stream:
 
 class LlamaGenerator:
     def __init__(
-        self, server: Any, config: LlamaConfig, model_path: Path, synthesizer: Callable[[], SpeechSynthesizer]
+        self,
+        server: Any,
+        config: LlamaConfig,
+        model_path: Path,
+        synthesizer: Callable[[], SpeechSynthesizer],
+        reader: PassageReader | None = None,
     ) -> None:
         self.server = server  # an xllamacpp.Server holding the loaded model
         self.config = config
         self.model_path = model_path
         self.synthesizer = synthesizer
+        self.reader = reader  # picks each passage's best sentences for the bounded prompt
         self.listener: AnswerListener | None = None
         self.stats = LlamaStats()
 
@@ -112,7 +118,7 @@ class LlamaGenerator:
         shown = passages[: self.config.passages]
         if not shown:
             return Answer(NO_ANSWER, [], found=False)
-        prompt = build_prompt(query.text, shown, self.config.prompt_tokens)
+        prompt = build_prompt(query.text, shown, self.config.prompt_tokens, self.reader)
         stats.prompt_chars = prompt.chars
         wants_audio = self.listener is not None and bool(getattr(self.listener, "wants_audio", False))
         speaker = SentenceSpeaker(self.listener, self.synthesizer) if wants_audio and self.listener else None
@@ -201,4 +207,4 @@ def load_server(path: Path, config: LlamaConfig) -> Any:
 def create(settings: Settings, registry: Roles) -> LlamaGenerator:
     _import_xllamacpp()  # before joining a 1.1 GB model that could not be run
     path = model_path(settings)
-    return LlamaGenerator(load_server(path, settings.llama), settings.llama, path, registry.tts)
+    return LlamaGenerator(load_server(path, settings.llama), settings.llama, path, registry.tts, registry.reader())

@@ -1,17 +1,19 @@
 """The bounded prompt: the question and the best passages, each numbered [n] and trimmed to its
 share of a token budget. On a CPU the prompt's processing is most of an answer's time, so the
-passages keep the sentences that share words with the question and drop the rest."""
+passages keep their best sentences and drop the rest: those the reader scores highest where one
+is configured, else those that share most words with the question."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from voicerag_cli.markup import plain_text
-from voicerag_cli.models.base import Passage
-from voicerag_cli.sentences import split_sentences
+from voicerag_cli.models.base import Passage, PassageReader, read_passages
+from voicerag_cli.sentences import Sentence, split_sentences
 from voicerag_cli.stopwords import FUNCTION_WORDS
+from voicerag_cli.structure import searchable_text
 
 # A budget counted in characters needs no tokenizer; English prose runs about 4 characters a
 # token and code about 3, so this errs towards a shorter prompt.
@@ -47,15 +49,23 @@ def _cut(text: str, limit: int) -> str:
     return (head[:space] if space > limit // 2 else head).rstrip() + "…"
 
 
-def trim(text: str, question: str, limit: int) -> str:
-    """The passage's sentences that share most words with the question, in their order, within `limit` characters."""
+SentenceScores = Callable[[Sequence[Sentence]], Sequence[float]]
+
+
+def trim(text: str, question: str, limit: int, scores: SentenceScores | None = None) -> str:
+    """The passage's best sentences, in their order, within `limit` characters: by `scores` (the
+    reader's, for the sentences' spans of `text`), else by the words they share with the question."""
     if len(text) <= limit:
         return text
     sentences = split_sentences(text)
     if len(sentences) <= 1:
         return _cut(text, limit)
-    asked = _keys(question)
-    ranked = sorted(range(len(sentences)), key=lambda i: (-len(asked & _keys(sentences[i].text)), i))
+    if scores is not None:
+        given = list(scores(sentences))
+        ranked = sorted(range(len(sentences)), key=lambda i: (-given[i], i))
+    else:
+        asked = _keys(question)
+        ranked = sorted(range(len(sentences)), key=lambda i: (-len(asked & _keys(sentences[i].text)), i))
     chosen: set[int] = set()
     used = 0
     for i in ranked:
@@ -91,15 +101,28 @@ def _label(source: str) -> str:
     return PurePosixPath(source.split("#", 1)[0].replace("\\", "/")).name or source
 
 
-def build_prompt(question: str, passages: list[Passage], budget_tokens: int) -> Prompt:
-    """System prompt, then the numbered passages and the question, within `budget_tokens`."""
+def build_prompt(
+    question: str, passages: list[Passage], budget_tokens: int, reader: PassageReader | None = None
+) -> Prompt:
+    """System prompt, then the numbered passages (each with its innermost headings) and the
+    question, within `budget_tokens`."""
     headers = [f"[{n}] ({_label(p.source)})\n" for n, p in enumerate(passages, start=1)]
-    texts = [plain_text(p.text, drop_headings=False).replace("\n\n", "\n") for p in passages]
+    texts = [searchable_text(p.text, p.heading_path) for p in passages]
+    scorers: list[SentenceScores | None] = [None] * len(passages)
+    if reader is not None:
+        readings = read_passages(reader, question, passages)
+        scorers = [
+            (lambda sentences, r=r: [r.span_score(s.start, s.end) for s in sentences])  # type: ignore[misc]
+            for r in readings
+        ]
     tail = f"\n\nQuestion: {question}"
     fixed = len(SYSTEM_PROMPT) + len("Passages:\n") + len(tail) + sum(len(h) + 2 for h in headers)
     room = max(0, int(budget_tokens * CHARS_PER_TOKEN) - fixed)
     shares = _shares([len(t) for t in texts], room)
-    blocks = [h + trim(t, question, share) for h, t, share in zip(headers, texts, shares, strict=True)]
+    blocks = [
+        h + trim(t, question, share, scorer).replace("\n\n", "\n")
+        for h, t, share, scorer in zip(headers, texts, shares, scorers, strict=True)
+    ]
     user = "Passages:\n" + "\n\n".join(blocks) + tail
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
     return Prompt(messages, len(passages), len(SYSTEM_PROMPT) + len(user))

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from voicerag_cli.markup import plain_text, spoken
+from voicerag_cli.markup import answer_text, spoken
 from voicerag_cli.models.base import AnswerListener, SpeechSynthesizer
 from voicerag_cli.sentences import split_sentences
 
@@ -18,7 +18,7 @@ _CITATION = re.compile(r"\s*\[\d+\]")
 
 def speakable(text: str) -> str:
     """A piece of the answer as it is read aloud: no citations, no markup, code made sayable."""
-    return spoken(plain_text(_CITATION.sub("", text), drop_headings=False).replace("\n\n", " "))
+    return spoken(answer_text(_CITATION.sub("", text)).replace("\n\n", " "))
 
 
 class SentenceSpeaker:
