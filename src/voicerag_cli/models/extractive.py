@@ -105,7 +105,8 @@ def candidates(position: int, passage: Passage) -> list[Candidate]:
         if block.kind not in TEXT_KINDS:
             continue
         body = text[block.start : block.end]
-        lead = block.term or _signature_of(block)
+        # a field's term leads its sentences; an admonition's label ("Added in version 2.0") does not
+        lead = block.term if block.kind == "field" else _signature_of(block)
         sentences = split_sentences(body)
         code_follows = index + 1 < len(blocks) and blocks[index + 1].kind == "code"
         for number, sentence in enumerate(sentences):
