@@ -261,9 +261,13 @@ class ExtractiveGenerator:
             if typed and max(p.score for p in passages) < self.min_score and not _covered(asked, passages):
                 return Answer(NO_ANSWER, [], found=False)
             scores = self._embedder_scores(query, question, found)
-        return self._compose(passages, found, scores)
+        return self._compose(passages, found, scores, focused=self.reader is not None and bool(question))
 
-    def _compose(self, passages: list[Passage], found: list[Candidate], scores: np.ndarray) -> Answer:
+    def _compose(self, passages: list[Passage], found: list[Candidate], scores: np.ndarray, focused: bool) -> Answer:
+        """The best candidate, then others scoring within RELATIVE_FLOOR of it. `focused` (a
+        reader's scores, which tell the answer from its restatements): another page's sentence
+        joins only when it scores as high as the best; similarity alone cannot tell them apart,
+        so the next best sentences of any page join, as they raise the chance that one answers."""
         order = [int(i) for i in np.argsort(-scores)]
         best = float(scores[order[0]])
         floor = best - abs(best) * (1 - RELATIVE_FLOOR)
@@ -277,8 +281,9 @@ class ExtractiveGenerator:
                 break
             if (chosen.position, chosen.start, chosen.end) in used:
                 continue
-            if rank and chosen.position != found[order[0]].position and float(scores[i]) < best - abs(best) * 0.05:
-                continue  # another page's sentence joins only when it scores as high as the best
+            other_page = chosen.position != found[order[0]].position
+            if rank and focused and other_page and float(scores[i]) < best - abs(best) * 0.05:
+                continue
             part, members = self._part(passages[chosen.position], chosen, found)
             part_words = len(part.shown.split())
             if rank and words + part_words > MAX_WORDS:
