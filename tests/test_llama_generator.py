@@ -255,3 +255,15 @@ def test_the_packaged_model_answers_from_the_passages_and_cites_them(packaged_ge
 def test_the_packaged_model_says_when_the_passages_do_not_answer(packaged_generator: LlamaGenerator) -> None:
     answer = packaged_generator.generate(Query("What is the capital of Peru?"), PASSAGES)
     assert not answer.found and answer.text == NO_ANSWER
+
+
+def test_uncited_sentences_are_attributed_to_the_passage_they_share_words_with() -> None:
+    """A small model often forgets [n]: each uncited sentence gets the passage it draws on, and a
+    sentence sharing too little with any passage stays uncited (no made-up source)."""
+    from voicerag_cli.models.llama.reply import attribute
+
+    passages = ["Waitress listens on port 8080 by default.", "Use trusted_proxy behind nginx or another proxy."]
+    answer = "The default port is 8080 for Waitress. Behind nginx, set trusted_proxy [2]. Have a nice day."
+    assert attribute(answer, passages) == (
+        "The default port is 8080 for Waitress. [1] Behind nginx, set trusted_proxy [2]. Have a nice day."
+    )

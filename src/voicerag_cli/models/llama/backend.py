@@ -21,6 +21,7 @@ from voicerag_cli.models.extractive import NO_ANSWER
 from voicerag_cli.models.llama.prompt import build_prompt
 from voicerag_cli.models.llama.reply import (
     allowed_length,
+    attribute,
     citations,
     could_become_no_answer,
     drop_foreign_citations,
@@ -161,7 +162,7 @@ class LlamaGenerator:
         raw = stream.raw[: allowed_length(stream.raw)[0]]
         if not raw.strip() or is_no_answer(raw):
             return Answer(NO_ANSWER, [], found=False)
-        text = drop_foreign_citations(answer_text(raw), prompt.passages)
+        text = attribute(drop_foreign_citations(answer_text(raw), prompt.passages), prompt.texts)
         return Answer(text, citations(text))
 
 

@@ -32,6 +32,7 @@ _GAP = " … "
 class Prompt:
     messages: list[dict[str, str]]
     passages: int  # how many passages it numbers: valid citations are 1..passages
+    texts: list[str]  # each numbered passage as the prompt shows it
     chars: int  # its length without the chat template's markers
 
 
@@ -125,4 +126,4 @@ def build_prompt(
     ]
     user = "Passages:\n" + "\n\n".join(blocks) + tail
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
-    return Prompt(messages, len(passages), len(SYSTEM_PROMPT) + len(user))
+    return Prompt(messages, len(passages), [b.split("\n", 1)[-1] for b in blocks], len(SYSTEM_PROMPT) + len(user))

@@ -74,3 +74,31 @@ def drop_foreign_citations(text: str, passages: int) -> str:
 def citations(text: str) -> list[int]:
     """The passage numbers `text` cites, ascending."""
     return sorted({int(n) for group in _CITATIONS.findall(text) for n in re.findall(r"\d+", group[1])})
+
+
+_WORD = re.compile(r"[A-Za-z0-9_]{3,}")
+MIN_SHARED_WORDS = 2  # a sentence is attributed to a passage sharing at least this many words
+
+
+def _words(text: str) -> set[str]:
+    return {w.lower() for w in _WORD.findall(text)}
+
+
+def attribute(text: str, passages: list[str]) -> str:
+    """`text` with each uncited sentence of the final paragraph group cited by the passage it
+    shares most words with (at least MIN_SHARED_WORDS): a small model often forgets to cite, and
+    an answer must say where each claim comes from. Sentences that share too little stay uncited."""
+    vocab = [_words(p) for p in passages]
+    out = []
+    for paragraph in text.split("\n\n"):
+        pieces = []
+        for sentence in split_sentences(paragraph):
+            said = sentence.text
+            if not _CITATIONS.search(said) and vocab:
+                shared = [len(_words(said) & v) for v in vocab]
+                best = max(range(len(shared)), key=lambda i: (shared[i], -i))
+                if shared[best] >= MIN_SHARED_WORDS and not said.endswith(":"):
+                    said = f"{said} [{best + 1}]"
+            pieces.append(said)
+        out.append(" ".join(pieces) if pieces else paragraph)
+    return "\n\n".join(out)
