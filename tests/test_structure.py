@@ -531,3 +531,18 @@ def test_a_parse_that_runs_too_long_gives_way_to_plain_text() -> None:
     text = "Some *emphasis* and `code`.\n\n" * 2000
     assert parse(text, ".md", timeout=1e-4) == parse(text, ".txt")
     assert parse(text, ".md")[0] == Block("prose", "Some emphasis and code.", ())
+
+
+def test_mkdocs_admonitions_are_admonitions_without_their_title() -> None:
+    """Python-Markdown and MkDocs write notes as "!!! note" with an indented body; read as raw
+    text their syntax and title would lead the sentence."""
+    text = (
+        '# Fences\n\n!!! note "About Pygments"\n    The extension does not alter the highlighted output.\n\nAfter it.\n'
+    )
+    found = parse(text, ".md")
+    assert [(b.kind, b.text) for b in found] == [
+        ("heading", "Fences"),
+        ("admonition", "The extension does not alter the highlighted output."),
+        ("prose", "After it."),
+    ]
+    assert found[1].heading_path == ("Fences",)

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 # Bump when a reader's output changes, so that stored indexes are re-read.
-READER_VERSION = 1
+READER_VERSION = 2
 
 MARKDOWN_SUFFIXES = frozenset([".md", ".markdown", ".mdown", ".mkd", ".myst"])
 RST_SUFFIXES = frozenset([".rst", ".rest"])

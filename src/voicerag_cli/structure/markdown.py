@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
+from mdit_py_plugins.admon import admon_plugin
 from mdit_py_plugins.colon_fence import colon_fence_plugin
 from mdit_py_plugins.deflist import deflist_plugin
 from mdit_py_plugins.footnote import footnote_plugin
@@ -39,6 +40,7 @@ def _markdown() -> MarkdownIt:
         .use(myst_block_plugin)
         .use(myst_role_plugin)
         .use(colon_fence_plugin)
+        .use(admon_plugin)
         .use(deflist_plugin)
         .use(footnote_plugin)
     )
@@ -130,7 +132,15 @@ class _Reader:
                         for name, value in fields:
                             self.blocks.append(Block("field", f"{name}: {value}", self.path(), name))
                     else:
-                        self._emit("prose", text)
+                        self._emit("admonition" if "admonition" in context else "prose", text)
+            elif kind == "admonition_open":  # Python-Markdown / MkDocs "!!! note": its title is a label
+                context.append("admonition")
+            elif kind == "admonition_title_open":
+                index += 3
+                continue
+            elif kind == "admonition_close":
+                if context:
+                    context.pop()
             elif kind in {"th_open", "td_open"}:
                 context.append(token.tag)
                 cells.append("")
