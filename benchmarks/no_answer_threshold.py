@@ -32,8 +32,10 @@ from voicerag_cli.config import Settings  # noqa: E402
 from voicerag_cli.eval.datasets import load_dataset  # noqa: E402
 from voicerag_cli.registry import Registry  # noqa: E402
 
+READ = 8
 
-def scores(shared: Path) -> list[dict[str, object]]:
+
+def scores(shared: Path, reader: bool = False) -> list[dict[str, object]]:
     items = [("rgb-en", item) for item in load_dataset("rgb-en", shared / "data/rgb/en_fact.json")]
     items += [
         ("hotpot", item) for item in load_dataset("hotpot", shared / "data/hotpotqa/hotpot_dev_distractor_100.json")
@@ -45,7 +47,9 @@ def scores(shared: Path) -> list[dict[str, object]]:
         for passage in item.passages:
             own.add(texts.setdefault(passage.text, len(texts)))
         owner.append(own)
-    embedder = Registry(Settings()).text_embedder()
+    registry = Registry(Settings())
+    embedder = registry.text_embedder()
+    passage_texts = list(texts)
     pool = np.asarray(embedder.embed_texts(list(texts), batch_size=32))
     questions = np.asarray(embedder.embed_texts([item.question for _, item in items], batch_size=32))
     similarity = questions @ pool.T
@@ -53,14 +57,18 @@ def scores(shared: Path) -> list[dict[str, object]]:
     for number, ((dataset, item), own) in enumerate(zip(items, owner, strict=True)):
         others = np.ones(len(texts), dtype=bool)
         others[list(own)] = False
+        if reader:
+            best = registry.reader()
+            assert best is not None
+            found = np.argsort(-similarity[number])[:READ]
+            elsewhere = np.flatnonzero(others)[np.argsort(-similarity[number][others])[:READ]]
+            answerable = max(r_.probability for r_ in best.read(item.question, [passage_texts[i] for i in found]))  # type: ignore[attr-defined]
+            unanswerable = max(r_.probability for r_ in best.read(item.question, [passage_texts[i] for i in elsewhere]))  # type: ignore[attr-defined]
+        else:
+            answerable = float(similarity[number].max())
+            unanswerable = float(similarity[number][others].max())
         rows.append(
-            {
-                "n": number,
-                "dataset": dataset,
-                "qid": item.qid,
-                "answerable": float(similarity[number].max()),
-                "unanswerable": float(similarity[number][others].max()),
-            }
+            {"n": number, "dataset": dataset, "qid": item.qid, "answerable": answerable, "unanswerable": unanswerable}
         )
     return rows
 
@@ -88,11 +96,15 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--json-out", type=Path)
     parser.add_argument("--precision", type=float, default=1.0, help="required precision of 'found nothing'")
+    parser.add_argument("--reader", action="store_true", help="calibrate the reader's relevance probability")
     args = parser.parse_args()
-    rows = scores(args.shared)
+    rows = scores(args.shared, args.reader)
     calibration = [r for r in rows if int(r["n"]) % 2 == 0]  # type: ignore[call-overload]
     held_out = [r for r in rows if int(r["n"]) % 2 == 1]  # type: ignore[call-overload]
-    grid = [round(t, 2) for t in np.arange(0.05, 0.80, 0.01)]
+    if args.reader:
+        grid = [round(float(t), 4) for t in np.concatenate([np.arange(0.001, 0.05, 0.001), np.arange(0.05, 0.6, 0.01)])]
+    else:
+        grid = [round(t, 2) for t in np.arange(0.05, 0.80, 0.01)]
     good = [t for t in grid if decision_quality(calibration, t)["precision"] >= args.precision]
     best = max(good) if good else grid[0]
     report = {

@@ -213,13 +213,29 @@ def test_renumbered_citations_change_only_the_markers(registry: Registry) -> Non
     assert shown.cited == [2, 3] and shown.quotes == {3: "Read it", 2: "Then"}
 
 
-def test_the_extractive_answerer_reads_past_the_sources_and_shows_what_it_cites(registry: Registry) -> None:
-    """The answering chunk is often ranked 6th-10th (docs trials): the extractive answerer reads
-    `read` passages; the sources show the top k and then the deeper passages it quotes,
-    renumbered k+1..., so that [n] still points at the n-th source."""
+@pytest.fixture
+def registry_without_reader(registry: Registry) -> Registry:
+    """The default models with no reader: passages keep the search's order."""
+    from voicerag_cli.config import Settings
+    from voicerag_cli.registry import Registry as Models
+
+    settings = Settings()
+    settings.models.reader = "none"
+    models = Models(settings)
+    models._instances["text_embedder"] = registry.text_embedder()  # loaded once per session
+    return models
+
+
+def test_the_extractive_answerer_reads_past_the_sources_and_shows_what_it_cites(
+    registry_without_reader: Registry,
+) -> None:
+    """The answering chunk is often ranked below the top 5: the extractive answerer reads `read`
+    passages; the sources show the top k and then the deeper passages it quotes, renumbered
+    k+1..., so that [n] still points at the n-th source."""
     from voicerag_cli.index.memory import MemoryIndex
     from voicerag_cli.pipeline.ask import AskPipeline
 
+    registry = registry_without_reader
     embedder = registry.text_embedder()
     texts = [
         "Why exclude a field when serializing? Private data.",  # no sentence that answers (a question, 2 words)
@@ -250,3 +266,27 @@ def test_the_extractive_answerer_reads_past_the_sources_and_shows_what_it_cites(
     vector = pipeline.text_query(question, pipeline.stopwatch()).vector
     wordless = pipeline.answer_query(Query(text=None, vector=vector), pipeline.stopwatch())
     assert [p.text for p in wordless.context] == [ranked[0]]
+
+
+def test_the_rerank_stage_orders_the_passages_read_by_the_readers_relevance(registry: Registry) -> None:
+    """`ask.rerank` (off by default: it lowered answer accuracy on RGB-en and HotpotQA) puts the
+    passage the reader finds answering first; release notes stay after current pages."""
+    from voicerag_cli.index.memory import MemoryIndex
+    from voicerag_cli.pipeline.ask import AskPipeline
+
+    passages = [
+        Passage(
+            0,
+            "docs/index.rst",
+            "Waitress is a production-quality pure-Python WSGI server. It runs on Unix and Windows.",
+        ),
+        Passage(1, "docs/changelog.rst", "3.0.0: the port setting is checked more strictly."),
+        Passage(2, "docs/arguments.rst", "port: TCP port on which to listen. Default: 8080."),
+    ]
+    index = MemoryIndex("t", registry.text_embedder().space)
+    pipeline = AskPipeline(registry, index, k=2, ef_search=50, read=3)
+    watch = pipeline.stopwatch()
+    query = Query(text="Which port does Waitress listen on by default?")
+    reordered = pipeline.rerank(query, passages, watch)
+    assert [p.chunk_id for p in reordered] == [2, 0, 1]
+    assert "rerank" in watch.ms

@@ -165,11 +165,18 @@ BACKENDS: tuple[BackendSpec, ...] = (
     ),
     BackendSpec(
         "reader",
+        "minilm-reader",
+        f"{_M}.reader.backend:create",
+        f"{_M}.reader.backend:weights",
+        "3-layer MiniLM cross-encoder (int8 ONNX, bundled): reranks passages, finds the answering sentence",
+        default=True,
+    ),
+    BackendSpec(
+        "reader",
         "none",
         f"{_M}.unavailable:create_reader",
         f"{_M}.weights_info:nothing_needed",
         "no reader: answers score sentences by the text embedder's similarity, passages keep their search rank",
-        default=True,
     ),
     BackendSpec(
         "tts",

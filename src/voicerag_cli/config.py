@@ -127,6 +127,9 @@ class AskConfig:
     lexical_weight: float = 0.5
     # e2e: weight of the spoken-passage vectors against the text vectors, where the index has them
     spoken_weight: float = 0.5
+    # Reorder the passages read by the reader's relevance before answering. Off: on RGB-en and
+    # HotpotQA (pooled) it lowered answer accuracy (benchmarks/README.md).
+    rerank: bool = False
 
 
 @dataclass
@@ -170,10 +173,10 @@ class TextEmbedderConfig:
 @dataclass
 class GeneratorConfig:
     max_sentences: int = 3
-    # extractive, questions with words (not e2e): the best passages it reads (at least ask.k); the
-    # sources show the top k and the deeper ones it quotes. Docs trials: the answering chunk is
-    # often 6th-10th (README).
-    read_passages: int = 10
+    # extractive, questions with words (not e2e): the best passages it reads and the reader reranks
+    # (at least ask.k); the sources show the top k and the deeper ones it quotes. The answering
+    # chunk is often below the top 5; the reader's time grows with each passage read.
+    read_passages: int = 8
     # extractive: a text question whose best passage scores below this cosine similarity gets
     # "found nothing" (JSON "found": false); 0 turns it off. Calibrated on RGB/HotpotQA (README).
     min_score: float = 0.36

@@ -341,7 +341,7 @@ class AskPipeline:
     def rerank(self, query: Query, ranked: list[Passage], watch: Stopwatch) -> list[Passage]:
         """The passages the answer reads (`read`, at least k), reordered by the reader where one
         is configured and the question has words: its relevance, with the search rank breaking
-        near-ties. The rest keep their place after them."""
+        near-ties, release notes still after the rest. The others keep their place after them."""
         reader = self.registry.reader()
         if reader is None or not query.text or len(ranked) < 2:
             return ranked
@@ -350,7 +350,7 @@ class AskPipeline:
             readings = read_passages(reader, query.text, head)
         scores = [r.relevance - RANK_PRIOR * rank for rank, r in enumerate(readings)]
         order = sorted(range(len(head)), key=lambda i: -scores[i])
-        return [head[i] for i in order] + rest
+        return demote_release_notes([head[i] for i in order], query.text) + rest
 
     def second_query(self, query: Query, first_answer: Answer, watch: Stopwatch) -> Query:
         """Round two searches with the question plus the first answer (the seed's strategy).
@@ -371,7 +371,8 @@ class AskPipeline:
         one on the topic, only the speech vector: it reads the top k (click, Flask and Jinja2
         trials: 12 useful of 36 reading 5, 10 reading 10)."""
         generator = self.registry.generator()
-        ranked = self.rerank(query, ranked, watch)
+        if self.registry.settings.ask.rerank:
+            ranked = self.rerank(query, ranked, watch)
         if not isinstance(generator, DeepReader) or self.read <= self.k or not query.text:
             context = ranked[: self.k]
             return context, self.generate(query, context, watch)
