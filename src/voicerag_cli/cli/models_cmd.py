@@ -103,9 +103,7 @@ def models_table(rows: list[dict[str, Any]], verbose: bool = False) -> Table:
     from rich import box
     from rich.table import Table
 
-    table = Table(
-        title="voicerag models", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True
-    )
+    table = Table(title="voicerag models", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     table.add_column("role", no_wrap=True)
     longest_backend = max((len(row["backend"]) for row in rows), default=0)
     table.add_column("backend · weights", overflow="fold", min_width=longest_backend)
