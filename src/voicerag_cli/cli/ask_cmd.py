@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from voicerag_cli.backends import known_backends
+from voicerag_cli.backends import backend_briefs, default_backend
 from voicerag_cli.cli.completion_values import generators, index_names, rag_modes
 from voicerag_cli.cli.console import err, out, print_json, safe
 from voicerag_cli.cli.context import STATE
-from voicerag_cli.cli.options import Profile
-from voicerag_cli.cli.status import StatusLine
+from voicerag_cli.cli.options import Profile, with_default
+from voicerag_cli.cli.status import StatusLine, status_line_wanted
+from voicerag_cli.config import AskConfig, IndexConfig
 from voicerag_cli.errors import BackendError, InputError, is_disk_full, storage_error
 from voicerag_cli.languages import LANG_HELP, resolve
 
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from voicerag_cli.models.base import Passage
     from voicerag_cli.pipeline.ask import AskPipeline, AskResult
     from voicerag_cli.pipeline.question import Question
+
+ASK_DEFAULTS = AskConfig()  # the built-in defaults that --help shows (a config file may change them)
 
 
 def ask(
@@ -49,14 +52,21 @@ def ask(
     rag: Annotated[
         str | None,
         typer.Option(
-            "--rag", autocompletion=rag_modes, help="Retrieval mode: asr (transcribe first) or e2e (embed speech)."
+            "--rag",
+            autocompletion=rag_modes,
+            help=with_default(
+                "Retrieval mode: asr (transcribe, then search the words) or e2e (search with the speech itself).",
+                ASK_DEFAULTS.rag,
+            ),
         ),
     ] = None,
     index_name: Annotated[
         str | None,
-        typer.Option("--index", "-i", autocompletion=index_names, help="Index to search (default: index.name)."),
+        typer.Option(
+            "--index", "-i", autocompletion=index_names, help=with_default("Index to search.", IndexConfig().name)
+        ),
     ] = None,
-    k: Annotated[int | None, typer.Option("-k", help="Passages to retrieve (ask.k).")] = None,
+    k: Annotated[int | None, typer.Option("-k", help=with_default("Passages to retrieve.", ASK_DEFAULTS.k))] = None,
     lang: Annotated[
         str | None,
         typer.Option(
@@ -83,7 +93,12 @@ def ask(
     play: Annotated[bool, typer.Option("--play", help="Speak the answer on the default audio device.")] = False,
     rounds: Annotated[
         int | None,
-        typer.Option("--rounds", help="2: search again with the question plus the first answer, answer from both."),
+        typer.Option(
+            "--rounds",
+            help=with_default(
+                "2: search again with the question plus the first answer, answer from both.", ASK_DEFAULTS.rounds
+            ),
+        ),
     ] = None,
     generator: Annotated[
         str | None,
@@ -91,7 +106,7 @@ def ask(
             "--generator",
             "-g",
             autocompletion=generators,
-            help=f"Answer generator (models.generator): {', '.join(known_backends()['generator'])}.",
+            help=with_default(f"Answer generator: {backend_briefs('generator')}.", default_backend("generator")),
         ),
     ] = None,
     profile: Profile = None,
@@ -116,7 +131,7 @@ def ask(
         },
         profile=profile,
     )
-    status = StatusLine()
+    status = StatusLine(enabled=status_line_wanted(as_json))
     status.show("starting")
     try:
         _answer_all(settings, audio or [], text or [], out_dir, as_json, play, status)
