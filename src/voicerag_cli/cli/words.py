@@ -16,7 +16,7 @@ ROLE_WORDS = {
 STAGE_ACTIVITIES = {
     "read_audio": "reading the audio",
     "asr": "transcribing",
-    "asr_round2": "transcribing again with the index's words",
+    "asr_round2": "transcribing again",
     "embed_text": "reading the question",
     "embed_speech": "listening to the question",
     "search": "searching",
