@@ -7,6 +7,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,20 @@ def test_typed_chat_without_an_output_device_answers_in_text(on_demo_index: Demo
     # piped stdin: no prompt, and the question is shown with its answer (it was not on screen)
     assert "Ctrl-D" not in result.stderr
     assert "you: who built the running machine?" in result.stdout
+
+
+def test_status_line_waits_before_it_appears_and_is_off_for_json() -> None:
+    from voicerag_cli.cli.status import StatusLine, status_line_wanted
+
+    assert status_line_wanted(as_json=True) is False
+    assert status_line_wanted() is False  # pytest captures stdout: not a terminal
+    quick = StatusLine(enabled=True, delay_s=0.5)
+    quick.loading("asr", "whisper-tiny-en")
+    quick.stop()  # done within the delay: nothing was ever drawn
+    assert quick._status is None and quick._timer is None
+    slow = StatusLine(enabled=True, delay_s=0.01)
+    slow.loading("asr", "whisper-tiny-en")
+    time.sleep(0.3)
+    assert slow._status is not None and "loading speech recognition" in str(slow._message)
+    slow.stop()
+    assert slow._status is None
