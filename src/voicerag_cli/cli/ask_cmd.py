@@ -97,9 +97,7 @@ def ask(
         int | None,
         typer.Option(
             "--rounds",
-            help=with_default(
-                "2: search again with the question plus the first answer, answer from both.", ASK_DEFAULTS.rounds
-            ),
+            help=with_default("2: search again with the first answer added, answer from both.", ASK_DEFAULTS.rounds),
         ),
     ] = None,
     generator: Annotated[
