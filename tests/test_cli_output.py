@@ -16,7 +16,7 @@ from rich.console import Console
 from voicerag_cli.cli.ask_cmd import sources_legend, sources_table, timing_items
 from voicerag_cli.cli.models_cmd import short_path
 from voicerag_cli.cli.words import pack_line
-from voicerag_cli.config import IndexConfig
+from voicerag_cli.config import AskConfig, IndexConfig
 from voicerag_cli.models.base import Answer, Passage
 from voicerag_cli.pipeline.ask import AskResult
 from voicerag_cli.registry import ROLES, known_backends
@@ -122,8 +122,9 @@ def test_pack_line_breaks_only_between_items() -> None:
 
 def test_help_shows_defaults_generators_and_formats() -> None:
     ask_help = run_cli("ask", "--help", env={"COLUMNS": "200"}).stdout
-    for default in ("[default: asr]", "[default: 5]", "[default: extractive]", "[default: default]"):
-        assert default in ask_help, default
+    ask, index = AskConfig(), IndexConfig()
+    for default in (ask.rag, ask.k, ask.rounds, index.name, "extractive"):
+        assert f"[default: {default}]" in ask_help, default
     assert "(ask.k)" not in ask_help
     for name in known_backends()["generator"]:
         assert f"{name} (" in ask_help, f"generator {name} is not described"

@@ -18,7 +18,6 @@ from voicerag_cli.cli.context import STATE
 from voicerag_cli.cli.options import Profile, with_default
 from voicerag_cli.cli.status import StatusLine, status_line_wanted
 from voicerag_cli.cli.words import duration, grouped_timings, pack_line
-from voicerag_cli.config import AskConfig, IndexConfig
 from voicerag_cli.errors import BackendError, InputError, is_disk_full, storage_error
 from voicerag_cli.languages import LANG_HELP, resolve
 
@@ -32,7 +31,10 @@ if TYPE_CHECKING:
     from voicerag_cli.pipeline.ask import AskPipeline, AskResult
     from voicerag_cli.pipeline.question import Question
 
-ASK_DEFAULTS = AskConfig()  # the built-in defaults that --help shows (a config file may change them)
+# config.py's built-in defaults, shown by --help (a config file may change them). Written out:
+# importing config here would load every backend's settings for --help
+# (tests/test_cli_output.py checks that they agree).
+HELP_DEFAULTS = {"rag": "asr", "k": 5, "rounds": 1, "index": "default"}
 
 
 def ask(
@@ -58,17 +60,17 @@ def ask(
             autocompletion=rag_modes,
             help=with_default(
                 "Retrieval mode: asr (transcribe, then search the words) or e2e (search with the speech itself).",
-                ASK_DEFAULTS.rag,
+                HELP_DEFAULTS["rag"],
             ),
         ),
     ] = None,
     index_name: Annotated[
         str | None,
         typer.Option(
-            "--index", "-i", autocompletion=index_names, help=with_default("Index to search.", IndexConfig().name)
+            "--index", "-i", autocompletion=index_names, help=with_default("Index to search.", HELP_DEFAULTS["index"])
         ),
     ] = None,
-    k: Annotated[int | None, typer.Option("-k", help=with_default("Passages to retrieve.", ASK_DEFAULTS.k))] = None,
+    k: Annotated[int | None, typer.Option("-k", help=with_default("Passages to retrieve.", HELP_DEFAULTS["k"]))] = None,
     lang: Annotated[
         str | None,
         typer.Option(
@@ -97,7 +99,9 @@ def ask(
         int | None,
         typer.Option(
             "--rounds",
-            help=with_default("2: search again with the first answer added, answer from both.", ASK_DEFAULTS.rounds),
+            help=with_default(
+                "2: search again with the first answer added, answer from both.", HELP_DEFAULTS["rounds"]
+            ),
         ),
     ] = None,
     generator: Annotated[
