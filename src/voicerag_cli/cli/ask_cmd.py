@@ -11,16 +11,18 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from voicerag_cli.backends import known_backends
+from voicerag_cli.backends import backend_briefs, default_backend
 from voicerag_cli.cli.completion_values import generators, index_names, rag_modes
 from voicerag_cli.cli.console import err, out, print_json, safe
 from voicerag_cli.cli.context import STATE
-from voicerag_cli.cli.options import Profile
-from voicerag_cli.cli.status import StatusLine
+from voicerag_cli.cli.options import Profile, with_default
+from voicerag_cli.cli.status import StatusLine, status_line_wanted
+from voicerag_cli.cli.words import duration, grouped_timings, pack_line
 from voicerag_cli.errors import BackendError, InputError, is_disk_full, storage_error
 from voicerag_cli.languages import LANG_HELP, resolve
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.table import Table
 
     from voicerag_cli.cli.answer_stream import AnswerStream
@@ -28,6 +30,11 @@ if TYPE_CHECKING:
     from voicerag_cli.models.base import Passage
     from voicerag_cli.pipeline.ask import AskPipeline, AskResult
     from voicerag_cli.pipeline.question import Question
+
+# config.py's built-in defaults, shown by --help (a config file may change them). Written out:
+# importing config here would load every backend's settings for --help
+# (tests/test_cli_output.py checks that they agree).
+HELP_DEFAULTS = {"rag": "asr", "k": 5, "rounds": 1, "index": "default"}
 
 
 def ask(
@@ -49,14 +56,21 @@ def ask(
     rag: Annotated[
         str | None,
         typer.Option(
-            "--rag", autocompletion=rag_modes, help="Retrieval mode: asr (transcribe first) or e2e (embed speech)."
+            "--rag",
+            autocompletion=rag_modes,
+            help=with_default(
+                "Retrieval mode: asr (transcribe, then search the words) or e2e (search with the speech itself).",
+                HELP_DEFAULTS["rag"],
+            ),
         ),
     ] = None,
     index_name: Annotated[
         str | None,
-        typer.Option("--index", "-i", autocompletion=index_names, help="Index to search (default: index.name)."),
+        typer.Option(
+            "--index", "-i", autocompletion=index_names, help=with_default("Index to search.", HELP_DEFAULTS["index"])
+        ),
     ] = None,
-    k: Annotated[int | None, typer.Option("-k", help="Passages to retrieve (ask.k).")] = None,
+    k: Annotated[int | None, typer.Option("-k", help=with_default("Passages to retrieve.", HELP_DEFAULTS["k"]))] = None,
     lang: Annotated[
         str | None,
         typer.Option(
@@ -83,7 +97,12 @@ def ask(
     play: Annotated[bool, typer.Option("--play", help="Speak the answer on the default audio device.")] = False,
     rounds: Annotated[
         int | None,
-        typer.Option("--rounds", help="2: search again with the question plus the first answer, answer from both."),
+        typer.Option(
+            "--rounds",
+            help=with_default(
+                "2: search again with the first answer added, answer from both.", HELP_DEFAULTS["rounds"]
+            ),
+        ),
     ] = None,
     generator: Annotated[
         str | None,
@@ -91,7 +110,7 @@ def ask(
             "--generator",
             "-g",
             autocompletion=generators,
-            help=f"Answer generator (models.generator): {', '.join(known_backends()['generator'])}.",
+            help=with_default(f"Answer generator: {backend_briefs('generator')}.", default_backend("generator")),
         ),
     ] = None,
     profile: Profile = None,
@@ -116,7 +135,7 @@ def ask(
         },
         profile=profile,
     )
-    status = StatusLine()
+    status = StatusLine(enabled=status_line_wanted(as_json))
     status.show("starting")
     try:
         _answer_all(settings, audio or [], text or [], out_dir, as_json, play, status)
@@ -279,10 +298,11 @@ def _excerpt(passage: Passage) -> str:
     return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1].rstrip() + "…"
 
 
-def sources_table(result: AskResult) -> Table:
-    """Sources, readable at 80 columns: rank (* = cited), score, and a cell holding the source
-    path over the sentence the answer quotes from it (else the passage's first sentence);
-    with two rounds, the round each source came from."""
+def sources_table(result: AskResult, k: int) -> Table:
+    """Sources in rank order, readable at 80 columns: the rank ([n] when the answer cites it,
+    as the answer writes it), the vector similarity, and a cell holding the source path over the
+    sentence the answer quotes from it (else the passage's first sentence); with two rounds, the
+    round each source came from. Passages below the top `k` that the answer quotes say so."""
     from rich.table import Table
 
     rounds = result.source_rounds()
@@ -294,15 +314,48 @@ def sources_table(result: AskResult) -> Table:
     table.add_column("score", justify="right", no_wrap=True)
     table.add_column("source · cited sentence", overflow="fold", ratio=1)
     for rank, passage in enumerate(result.sources, start=1):
-        cited = rank in result.answer.cited
-        quote = result.answer.quotes.get(rank)
-        shown = f"“{safe(quote)}”" if quote else f"[dim]{safe(_excerpt(passage))}[/]"
-        cells = [f"{rank}{'*' if cited else ''}"]
+        deeper = rank > k and rounds[rank - 1] == 1
+        cells = [f"[{rank}]" if rank in result.answer.cited else str(rank)]
         if two_rounds:
             cells.append(str(rounds[rank - 1]))
-        cells += [f"{passage.score:.3f}", f"[bold]{safe(_short(passage.source))}[/]\n{shown}"]
+        cells += [f"{passage.score:.3f}", _source_cell(result, rank, passage, f"below the top {k}" if deeper else "")]
         table.add_row(*cells)
     return table
+
+
+def _source_cell(result: AskResult, rank: int, passage: Passage, note: str) -> str:
+    quote = result.answer.quotes.get(rank)
+    shown = f"“{safe(quote)}”" if quote else f"[dim]{safe(_excerpt(passage))}[/]"
+    noted = f" [dim]· {note}[/]" if note else ""
+    return f"[bold]{safe(_short(passage.source))}[/]{noted}\n{shown}"
+
+
+def sources_legend(result: AskResult, k: int) -> list[str]:
+    """What the table's marks mean, said once under it (only the marks it shows)."""
+    items = []
+    if result.answer.cited:
+        items.append("[n] cited in the answer")
+    if len(result.sources) > k and any(r == 1 for r in result.source_rounds()[k:]):
+        items.append(f"below the top {k}: a deeper passage the answer quotes")
+    items.append("score: similarity in meaning (the rank also weighs matching words)")
+    return items
+
+
+def timing_items(result: AskResult) -> list[str]:
+    """The timing line's parts in a user's words: "speech recognition 450 ms", ..., "total ..."."""
+    items = [f"{words} {duration(ms)}" for words, ms in grouped_timings(result.timings_ms).items()]
+    if "total" in result.timings_ms:
+        items.append(f"total {duration(result.timings_ms['total'])}")
+    loads = result.extra.get("model_load_s", {})
+    if loads:
+        items.append(f"loading models {sum(loads.values()):.1f} s (not in the total)")
+    return items
+
+
+def _print_packed(console: Console, items: list[str]) -> None:
+    """Items on as few lines as fit, each line broken only between items (dim)."""
+    for line in pack_line(items, console.width):
+        console.print(line, style="dim", markup=False, soft_wrap=True)
 
 
 def render(result: AskResult) -> None:
@@ -319,10 +372,9 @@ def render(result: AskResult) -> None:
     lines.append(safe(result.answer.text))
     out.print(Panel("\n".join(lines), title=f"voicerag · {result.rag} · index {safe(result.index)}", expand=True))
 
-    out.print(sources_table(result))
-    timings = "  ".join(f"{stage} {ms:.0f} ms" for stage, ms in result.timings_ms.items())
-    loads = result.extra.get("model_load_s", {})
-    loaded = f"  (model loading {sum(loads.values()):.1f} s, not included)" if loads else ""
-    err.print(f"[dim]{timings}{loaded}[/]")
+    k = STATE.settings().ask.k
+    out.print(sources_table(result, k))
+    _print_packed(out, sources_legend(result, k))
+    _print_packed(err, timing_items(result))
     if result.answer_audio:
         err.print(f"[dim]spoken answer: {safe(result.answer_audio)}[/]")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,10 +14,11 @@ from voicerag_cli.cli.completion_values import index_names, rag_modes
 from voicerag_cli.cli.console import err, out, print_json, safe
 from voicerag_cli.cli.context import STATE
 from voicerag_cli.cli.options import Profile
+from voicerag_cli.cli.status import StatusLine, status_line_wanted
 from voicerag_cli.languages import LANG_HELP, resolve
 
 if TYPE_CHECKING:
-    from voicerag_cli.audio.stream import FileSource
+    from voicerag_cli.audio.stream import FileSource, SpeakerSink
     from voicerag_cli.config import Settings
     from voicerag_cli.pipeline.ask import AskPipeline, AskResult
     from voicerag_cli.pipeline.chat import Turn
@@ -81,13 +83,31 @@ def chat(
     from voicerag_cli.pipeline.build import open_pipeline
 
     saving = writing_to(save, "--save", keep_complete=True) if save is not None else contextlib.nullcontext()
-    with saving, open_pipeline(STATE.registry(), STATE.index_root()) as pipeline:
-        if text_mode:
-            _text_chat(pipeline, settings, mute, output_device, save, as_json)
-        else:
-            _voice_chat(
-                pipeline, settings, recorded, input_file, device, output_device, save, mute, no_barge_in, as_json
-            )
+    status = StatusLine(enabled=status_line_wanted(as_json))
+    registry = STATE.registry()
+    registry.on_load = status.loading  # the first turn (or the warm-up) loads the models
+    # Spoken chat shows its own live line while listening: stages go to the status line only when typing.
+    on_stage = status.stage if text_mode else None
+    try:
+        with saving, open_pipeline(registry, STATE.index_root(), on_stage=on_stage) as pipeline:
+            if text_mode:
+                _text_chat(pipeline, settings, mute, output_device, save, as_json, status)
+            else:
+                _voice_chat(
+                    pipeline,
+                    settings,
+                    recorded,
+                    input_file,
+                    device,
+                    output_device,
+                    save,
+                    mute,
+                    no_barge_in,
+                    as_json,
+                    status,
+                )
+    finally:
+        status.stop()
 
 
 def _device(value: str | None) -> int | str | None:
@@ -105,6 +125,7 @@ def _voice_chat(
     mute: bool,
     no_barge_in: bool,
     as_json: bool,
+    status: StatusLine,
 ) -> None:
     from voicerag_cli.audio import stream
     from voicerag_cli.audio.vad import SileroVad, UtteranceSegmenter, VadConfig
@@ -123,6 +144,7 @@ def _voice_chat(
     virtual = mute or (input_file is not None and output_device is None)
     sink = stream.VirtualSink() if virtual else stream.SpeakerSink(_device(output_device))
     _warm_up(pipeline, settings.ask.rag, speak=not mute)
+    status.stop()  # the live line below takes over
     ui = _LiveStatus(enabled=err.is_terminal and not as_json)
     session = ChatSession(
         pipeline,
@@ -166,23 +188,27 @@ def _warm_up(pipeline: AskPipeline, rag: str, speak: bool) -> None:
 
 
 def _text_chat(
-    pipeline: AskPipeline, settings: Settings, mute: bool, output_device: str | None, save: Path | None, as_json: bool
+    pipeline: AskPipeline,
+    settings: Settings,
+    mute: bool,
+    output_device: str | None,
+    save: Path | None,
+    as_json: bool,
+    status: StatusLine,
 ) -> None:
     from voicerag_cli.pipeline.chat import ChatSession, TypedLines
 
-    speaker = None
-    if not mute:
-        from voicerag_cli.audio import stream
-
-        speaker = stream.SpeakerSink(_device(output_device))
+    speaker = None if mute else _speaker_or_text_only(output_device)
+    interactive = sys.stdin.isatty()
 
     def shown(kind: str, payload: Any) -> None:
+        status.stop()
         if kind == "warning":
             err.print(f"[yellow]{payload}[/]")
         elif kind == "turn" and payload.result is None:
             err.print(f"[yellow]{payload.error}[/]")
         elif kind == "turn":
-            _print_result(payload.index, payload.result, as_json)
+            _print_result(payload.index, payload.result, as_json, echo_question=not interactive)
 
     session = ChatSession(
         pipeline,
@@ -194,8 +220,35 @@ def _text_chat(
         speak=speaker is not None or save is not None,  # a saved turn keeps its spoken answer, even muted
         on_event=shown,
     )
-    prompt = (lambda: err.print("[bold]you>[/] ", end="")) if sys.stdin.isatty() else None
-    session.run(TypedLines(sys.stdin, prompt))
+    session.run(TypedLines(sys.stdin, _typed_prompt(status) if interactive else None))
+    if interactive:
+        err.print()  # Ctrl-D leaves the cursor after the prompt: the shell's prompt gets a line of its own
+
+
+PROMPT = "[bold]you[/] [dim](Ctrl-D to quit)[/][bold]>[/] "
+
+
+def _typed_prompt(status: StatusLine) -> Callable[[], None]:
+    def prompt() -> None:
+        status.stop()
+        err.print(PROMPT, end="")
+
+    return prompt
+
+
+def _speaker_or_text_only(output_device: str | None) -> SpeakerSink | None:
+    """The speaker for typed chat; with no output device (a headless machine), None and one
+    line saying so: a typed conversation needs no speaker. A device asked for by name must work."""
+    from voicerag_cli.audio import stream
+    from voicerag_cli.errors import BackendError
+
+    try:
+        return stream.SpeakerSink(_device(output_device))
+    except BackendError:
+        if output_device is not None:
+            raise
+        err.print("[dim]no audio output device: answers are shown as text only (speech is off)[/]")
+        return None
 
 
 def _print_turn(turn: Turn, as_json: bool) -> None:
@@ -216,12 +269,14 @@ def _print_barge_in(turn: int, at_s: float, as_json: bool) -> None:
         err.print(f"[dim]interrupted answer {turn} at {at_s:.2f} s[/]")
 
 
-def _print_result(index: int, result: AskResult, as_json: bool) -> None:
+def _print_result(index: int, result: AskResult, as_json: bool, echo_question: bool = True) -> None:
+    """`echo_question`: False for a line typed at the terminal, which is on screen already."""
     if as_json:
         print_json({"event": "turn", "turn": index, "result": result.to_json()})
         return
-    heard = result.transcript or result.question or "(spoken question)"
-    out.print(f"[bold cyan]you:[/] {safe(heard)}")
+    if echo_question:
+        heard = result.transcript or result.question or "(spoken question)"
+        out.print(f"[bold cyan]you:[/] {safe(heard)}")
     out.print(f"[bold green]voicerag:[/] {safe(result.answer.text)}")
     cited = [result.sources[i - 1].source for i in result.answer.cited if 0 < i <= len(result.sources)]
     if cited:

@@ -67,7 +67,7 @@ def index(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a summary.")] = False,
     profile: Profile = None,
 ) -> None:
-    """Index documents (txt, md, html, json/jsonl, pdf) into a named vector index.
+    """Index documents (.txt, .md/.markdown, .rst, .html/.htm, .json/.jsonl, .pdf) into a named vector index.
 
     Re-running is incremental: unchanged files are skipped, changed ones re-embedded, deleted ones removed.
     """
