@@ -49,8 +49,9 @@ def check_sources(sources: list[dict[str, Any]], demo: DemoIndex) -> None:
         assert 0 <= source["start"] < source["end"]
         path = Path(source["source"])
         assert path.parent == demo.docs.resolve()
-        if path.suffix in {".md", ".txt"}:  # offsets point into the file's text as read (markup gone)
-            read = "\n\n".join(b.text for b in parse(path.read_text(encoding="utf-8"), path.suffix))
+        if path.suffix in {".md", ".txt"}:  # offsets point into the text as read
+            raw = path.read_text(encoding="utf-8")  # plain text is chunked as it is; Markdown as read
+            read = raw if path.suffix == ".txt" else "\n\n".join(b.text for b in parse(raw, path.suffix))
             assert read[source["start"] : source["end"]] == source["text"]
     assert all(s["lexical"] is None or s["lexical"] >= 0 for s in sources)  # BM25 (tiny for common terms)
     if all(s["lexical"] is None for s in sources):  # vectors alone (e2e): in score order

@@ -7,10 +7,8 @@ import tracemalloc
 
 import pytest
 
-from voicerag_cli.index.chunking import Chunk, chunk_document
+from voicerag_cli.index.chunking import CHARS_PER_WORD, LONG_FACTOR, Chunk, chunk_text
 from voicerag_cli.sentences import split_sentences, word_count
-from voicerag_cli.structure import parse
-from voicerag_cli.structure.chunks import CHARS_PER_WORD
 
 NUMBERS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
 
@@ -26,26 +24,32 @@ def english(count: int) -> str:
     return " ".join(parts)
 
 
-def read_text(text: str, suffix: str = ".txt") -> str:
-    """A file's text as the index reads it: its blocks' text, a blank line apart."""
-    return "\n\n".join(block.text for block in parse(text, suffix))
-
-
 def check_chunks(text: str, chunks: list[Chunk], chunk_words: int, overlap_words: int) -> None:
-    """The invariants every chunking must satisfy: numbered in order, each within the word
-    budget (a lone block piece may fill it), each found at its offset in the text as read, and
-    every sentence of that text in some chunk."""
-    read = read_text(text)
+    """The invariants every chunking must satisfy."""
+    sentences = split_sentences(text)
+    starts = {s.start: i for i, s in enumerate(sentences)}
+    ends = {s.end: i for i, s in enumerate(sentences)}
     assert chunks, "text with sentences gave no chunks"
     assert [c.ordinal for c in chunks] == list(range(len(chunks)))
+    covered: set[int] = set()
+    previous: tuple[int, int] | None = None
     for chunk in chunks:
-        assert word_count(chunk.text) <= chunk_words or len(chunk.blocks) == 1
-        first = chunk.text[: chunk.blocks[0].end]
-        assert read[chunk.start : chunk.start + len(first)] == first
-    quoted = " ".join(c.text for c in chunks)
-    assert all(s.text in quoted for s in split_sentences(read))
-    for before, after in itertools.pairwise(chunks):
-        assert after.start > before.start, "chunks must advance"
+        assert chunk.text == text[chunk.start : chunk.end]
+        # whole sentences only: a chunk starts where a sentence starts and ends where one ends
+        assert chunk.start in starts and chunk.end in ends, chunk
+        first, last = starts[chunk.start], ends[chunk.end]
+        words = sum(word_count(s.text) for s in sentences[first : last + 1])
+        assert words <= chunk_words or first == last, f"{words} words in a multi-sentence chunk"
+        covered.update(range(first, last + 1))
+        if previous is not None:
+            prev_first, prev_last = previous
+            assert first > prev_first, "chunks must advance"
+            assert first <= prev_last + 1, "no sentence may be skipped"
+            shared = sentences[first : prev_last + 1]  # sentences repeated from the previous chunk
+            assert sum(word_count(s.text) for s in shared) <= overlap_words
+        previous = (first, last)
+    assert covered == set(range(len(sentences)))
+    assert chunks[-1].end == sentences[-1].end
 
 
 def test_sentence_splitter_keeps_offsets() -> None:
@@ -55,35 +59,39 @@ def test_sentence_splitter_keeps_offsets() -> None:
     assert all(text[s.start : s.end] == s.text for s in sentences)
 
 
-def test_chunks_pack_whole_paragraphs_with_overlap() -> None:
-    text = "\n\n".join(f"Paragraph {NUMBERS[i % 12]} of group {i // 12} says this." for i in range(30))
-    chunks = chunk_document("doc.txt", text, ".txt", chunk_words=30, overlap_words=10)
+def test_chunks_pack_whole_sentences_with_overlap() -> None:
+    text = english(30)
+    chunks = chunk_text("doc.txt", text, chunk_words=30, overlap_words=10)
     check_chunks(text, chunks, 30, 10)
     assert len(chunks) > 3
-    # consecutive chunks overlap: the paragraph ending one chunk starts the next
+    # consecutive chunks really overlap: with 7-word sentences and 10 words of overlap, one sentence is repeated
     for before, after in itertools.pairwise(chunks):
-        assert after.text.split("\n\n")[0] == before.text.split("\n\n")[-1]
+        assert after.start < before.end
+        repeated = text[after.start : before.end]
+        assert word_count(repeated) == 7
     assert all(c.source == "doc.txt" for c in chunks)
 
 
 def test_no_overlap_gives_adjacent_chunks() -> None:
     text = english(24)
-    chunks = chunk_document("doc.txt", text, ".txt", chunk_words=21, overlap_words=0)
+    chunks = chunk_text("doc.txt", text, chunk_words=21, overlap_words=0)
     check_chunks(text, chunks, 21, 0)
     for before, after in itertools.pairwise(chunks):
         assert after.start >= before.end
+    assert [word_count(c.text) for c in chunks] == [21] * 8  # three 7-word sentences each
 
 
-def test_a_paragraph_over_the_budget_is_cut_between_sentences() -> None:
-    text = " ".join(f"Sentence number {NUMBERS[i % 12]} is here." for i in range(12))
-    chunks = chunk_document("doc.txt", text, ".txt", chunk_words=10, overlap_words=0)
-    check_chunks(text, chunks, 10, 0)
-    assert all(c.text.endswith(".") for c in chunks)
+def test_a_long_sentence_is_never_cut() -> None:
+    long_sentence = " ".join(f"word{i}" for i in range(35)) + "."  # 3.5x the budget: still a sentence
+    text = f"Short one here. {long_sentence} Another short one. And the last."
+    chunks = chunk_text("doc.txt", text, chunk_words=10, overlap_words=3)
+    check_chunks(text, chunks, 10, 3)
+    assert long_sentence in [c.text for c in chunks]
 
 
 @pytest.mark.parametrize("text", ["", "   \n\n  \t"])
 def test_empty_text_gives_no_chunks(text: str) -> None:
-    assert chunk_document("empty.txt", text, ".txt", 120, 30) == []
+    assert chunk_text("empty.txt", text, 120, 30) == []
 
 
 def test_cjk_sentences_and_word_counts() -> None:
@@ -100,22 +108,22 @@ def test_cjk_sentences_and_word_counts() -> None:
     assert word_count("Whisper 模型") == 3
     split = split_sentences(text)
     assert [s.text for s in split[:6]] == sentences
-    chunks = chunk_document("zh.txt", text, ".txt", chunk_words=40, overlap_words=12)
+    chunks = chunk_text("zh.txt", text, chunk_words=40, overlap_words=12)
     check_chunks(text, chunks, 40, 12)
-    assert len(chunks) >= 2
+    assert len(chunks) >= 5
     assert all(c.text[-1] in "。！？；" for c in chunks)
 
 
 def test_mixed_script_text() -> None:
     text = "Honey bees dance. 蜜蜂会跳舞。They point to food. 它们指向食物。" * 4
-    chunks = chunk_document("mixed.md", text, ".txt", chunk_words=12, overlap_words=4)
+    chunks = chunk_text("mixed.md", text, chunk_words=12, overlap_words=4)
     check_chunks(text, chunks, 12, 4)
 
 
 def test_content_hash_is_stable_and_content_based() -> None:
-    a = chunk_document("a.txt", "Same text here. And more.", ".txt", 120, 30)[0]
-    b = chunk_document("b.txt", "Same text here. And more.", ".txt", 120, 30)[0]
-    c = chunk_document("a.txt", "Other text here. And more.", ".txt", 120, 30)[0]
+    a = chunk_text("a.txt", "Same text here. And more.", 120, 30)[0]
+    b = chunk_text("b.txt", "Same text here. And more.", 120, 30)[0]
+    c = chunk_text("a.txt", "Other text here. And more.", 120, 30)[0]
     assert a.content_hash == b.content_hash != c.content_hash
     assert len(a.content_hash) == 16
 
@@ -130,11 +138,14 @@ def test_content_hash_is_stable_and_content_based() -> None:
     ids=["10MB-line", "1MB-word", "cjk"],
 )
 def test_run_on_text_is_cut_into_bounded_chunks(text: str) -> None:
-    chunks = chunk_document("line.txt", text, ".txt", chunk_words=120, overlap_words=30)
-    assert max(len(c.text) for c in chunks) <= 120 * CHARS_PER_WORD
+    chunks = chunk_text("line.txt", text, chunk_words=120, overlap_words=30)
+    assert max(len(c.text) for c in chunks) <= LONG_FACTOR * 120 * CHARS_PER_WORD
     assert max(word_count(c.text) for c in chunks) <= 120
-    # nothing is dropped: the pieces hold every non-space character of the text
-    assert sum(len("".join(c.text.split())) for c in chunks) >= len("".join(text.split()))
+    assert all(text[c.start : c.end] == c.text for c in chunks)  # offsets still point at the text
+    # consecutive chunks leave no gap but whitespace: nothing is dropped
+    for before, after in itertools.pairwise(chunks):
+        assert after.start <= before.end or not text[before.end : after.start].strip()
+    assert chunks[0].start == 0 and chunks[-1].end == len(text.rstrip())
 
 
 @pytest.mark.parametrize(
@@ -145,17 +156,16 @@ def test_run_on_text_is_cut_into_bounded_chunks(text: str) -> None:
     ],
     ids=["10MB-line", "short-sentences"],
 )
-def test_chunking_memory_stays_a_small_multiple_of_the_text(text: str) -> None:
-    """Peak Python allocation while reading and chunking stays a bounded multiple of the text's
-    size (its blocks, the chunks and their layouts); holding every sentence object at once cost
-    34x on tiny sentences. Files over 8 MiB are read in pieces of about 4 Mi characters
-    (`index.documents`), so this multiple applies to a piece, not to a whole large file."""
+def test_chunking_memory_is_the_chunks_plus_one_copy_of_a_sentence(text: str) -> None:
+    """Peak Python allocation while chunking stays within 3x the text's size: the chunks (with
+    their overlap) plus at most one copy of the longest sentence. Holding every sentence at
+    once cost 34x on tiny sentences."""
     size = len(text.encode("utf-8"))
     tracemalloc.start()
     try:
-        chunks = chunk_document("big.txt", text, ".txt", chunk_words=120, overlap_words=30)
+        chunks = chunk_text("big.txt", text, chunk_words=120, overlap_words=30)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert chunks
-    assert peak <= 16 * size, f"peak {peak / size:.1f}x the text"
+    assert chunks[-1].end == len(text.rstrip())
+    assert peak <= 3 * size, f"peak {peak / size:.1f}x the text"

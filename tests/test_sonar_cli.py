@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from voicerag_cli.structure import READER_VERSION
 from voicerag_cli.testing.sonar import (
     TinyAssets,
     build_tiny_assets,
@@ -134,7 +135,7 @@ def test_index_and_e2e_ask_through_the_cli(setup: Setup, cli: Callable[..., Run]
         "text_langs": ["eng_Latn"],
         "text_encoder": "text_sonar_basic_encoder",
         "language": "en",
-        "reader": {"json_text_field": "text"},
+        "reader": {"json_text_field": "text", "structure": READER_VERSION},
         "lexical": "pinyin-words/1",  # the chunks' terms (index.lexical)
     }
 
@@ -177,7 +178,7 @@ def test_spaces_must_match(setup: Setup, cli: Callable[..., Run]) -> None:
     assert built.code == 0, built.stderr
     assert manifest(setup.root / "minilm-data")["extra"] == {
         "language": "en",
-        "reader": {"json_text_field": "text"},
+        "reader": {"json_text_field": "text", "structure": READER_VERSION},
         "lexical": "pinyin-words/1",
     }
     refused = cli(["ask", str(setup.question), "--rag", "e2e"], setup.env(data="minilm-data", **minilm))

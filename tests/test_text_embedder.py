@@ -70,13 +70,18 @@ def test_index_built_with_torch_is_searched_by_the_numpy_query_path(tmp_path: Pa
     generation = folder / (folder / "CURRENT").read_text().strip()
     import hnswlib
 
+    from voicerag_cli.structure import searchable_text
+    from voicerag_cli.structure.layout import load_layout
+
     with sqlite3.connect(generation / "chunks.sqlite") as db:
-        rows = db.execute("SELECT id, text FROM chunks ORDER BY id").fetchall()
+        rows = db.execute("SELECT id, text, layout FROM chunks ORDER BY id").fetchall()
     assert len(rows) == built.json()["chunks"] > 3
     stored = hnswlib.Index(space="cosine", dim=384)
     stored.load_index(str(generation / "vectors.hnsw"))
-    indexed = np.asarray(stored.get_items([i for i, _ in rows]), dtype=np.float32)
-    query = Registry(Settings()).text_embedder().embed_texts([text for _, text in rows])
+    indexed = np.asarray(stored.get_items([i for i, _, _ in rows]), dtype=np.float32)
+    # what was embedded: each chunk's text led by its innermost headings
+    embedded = [searchable_text(text, load_layout(layout, len(text))[0]) for _, text, layout in rows]
+    query = Registry(Settings()).text_embedder().embed_texts(embedded)
     assert np.abs(indexed - query).max() < TOLERANCE
 
     # The CLI with the default (numpy) backend answers from that index.

@@ -34,6 +34,7 @@ READER_VERSION = 2
 MARKDOWN_SUFFIXES = frozenset([".md", ".markdown", ".mdown", ".mkd", ".myst"])
 RST_SUFFIXES = frozenset([".rst", ".rest"])
 HTML_SUFFIXES = frozenset([".html", ".htm", ".xhtml"])
+MARKUP_SUFFIXES = MARKDOWN_SUFFIXES | RST_SUFFIXES | HTML_SUFFIXES  # read as structure; others are plain
 # Beyond this size a file is read as plain text: a markup parser's pure-Python cost grows with
 # the file, and a file this big is data or a dump, not a page a person wrote.
 MAX_MARKUP_CHARS = 2_000_000
