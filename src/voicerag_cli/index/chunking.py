@@ -6,13 +6,13 @@ memory stays bounded on huge files."""
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from voicerag_cli.sentences import Sentence, iter_sentences, word_count
 from voicerag_cli.structure import MARKUP_SUFFIXES, ChunkBlock, chunk_blocks, parse, searchable_text
+from voicerag_cli.structure.chunks import cut_spans
 
 
 @dataclass(frozen=True)
@@ -94,35 +94,13 @@ def chunk_text(source: str, text: str, chunk_words: int, overlap_words: int) -> 
     return chunks
 
 
-_TOKEN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\s\u3400-\u9fff\uf900-\ufaff]+")
-
-
 def _bounded(sentence: Sentence, chunk_words: int) -> Iterator[Sentence]:
     max_chars = chunk_words * CHARS_PER_WORD
     if len(sentence.text) <= LONG_FACTOR * max_chars and word_count(sentence.text) <= LONG_FACTOR * chunk_words:
         yield sentence
         return
     base, text = sentence.start, sentence.text
-    start = end = words = 0
-    for match in _TOKEN.finditer(text):
-        token_start, token_end = match.span()
-        while token_end - token_start > max_chars:  # one "word" longer than a chunk: slice it
-            if words:
-                yield Sentence(text[start:end], base + start, base + end)
-            yield Sentence(
-                text[token_start : token_start + max_chars], base + token_start, base + token_start + max_chars
-            )
-            token_start += max_chars
-            start = end = token_start
-            words = 0
-        if words and (words >= chunk_words or token_end - start > max_chars):
-            yield Sentence(text[start:end], base + start, base + end)
-            words = 0
-        if not words:
-            start = token_start
-        end = token_end
-        words += 1
-    if words:
+    for start, end in cut_spans(text, chunk_words, max_chars):
         yield Sentence(text[start:end], base + start, base + end)
 
 

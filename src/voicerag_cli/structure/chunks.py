@@ -76,27 +76,31 @@ def _own_path(block: Block) -> tuple[str, ...]:
 _TOKEN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\s\u3400-\u9fff\uf900-\ufaff]+")
 
 
-def _cut(text: str, max_words: int, max_chars: int) -> Iterator[str]:
-    """`text` in pieces of at most `max_words` words and `max_chars` characters, cut between
-    words (inside a word only when one word is longer than `max_chars`)."""
+def cut_spans(text: str, max_words: int, max_chars: int) -> Iterator[tuple[int, int]]:
+    """The spans of `text` in pieces of at most `max_words` words and `max_chars` characters, cut
+    between words (inside a word only when one word is longer than `max_chars`)."""
     start = end = words = 0
     for match in _TOKEN.finditer(text):
         token_start, token_end = match.span()
         while token_end - token_start > max_chars:
             if words:
-                yield text[start:end]
+                yield start, end
                 words = 0
-            yield text[token_start : token_start + max_chars]
+            yield token_start, token_start + max_chars
             token_start += max_chars
         if words and (words >= max_words or token_end - start > max_chars):
-            yield text[start:end]
+            yield start, end
             words = 0
         if not words:
             start = token_start
         end = token_end
         words += 1
     if words:
-        yield text[start:end]
+        yield start, end
+
+
+def _cut(text: str, max_words: int, max_chars: int) -> Iterator[str]:
+    return (text[start:end] for start, end in cut_spans(text, max_words, max_chars))
 
 
 def _units(block: Block) -> Iterator[tuple[int, int]]:
