@@ -666,6 +666,9 @@ def docs_groups(cfg: BuildConfig, store: Store, rng: random.Random) -> tuple[lis
             counts[kind] += 1
 
         for _path, secs in per_file.items():
+            usage_groups(secs, rng, passage, add_group, is_val)
+            for sec in secs:
+                instruction_group(sec, rng, passage, add_group)
             for si, sec in enumerate(secs):
                 neighbours = [secs[j] for j in (si - 1, si + 1) if 0 <= j < len(secs)]
                 # 1. heading -> its section (evidence: first prose block, and the next one if it ends with ':')
@@ -763,6 +766,98 @@ def docs_groups(cfg: BuildConfig, store: Store, rng: random.Random) -> tuple[lis
             **counts,
         }
     return train, val, stats
+
+
+# A page's usage sections: "How do I use/enable/install/configure <page title>?" is answered by the
+# instructions there ("Use `tables` as the name of the extension.", the code a sentence leads
+# into), not by the page's opening description, which each positive passage also holds. The same
+# passage asked "What is <title>?" has the description as its answer, so the reader learns to
+# tell the kinds of question apart instead of always preferring a defining sentence.
+USAGE_HEADING = re.compile(
+    r"(?i)^(?:basic\s+|simple\s+)?(?:usage|quick\s*start|getting\s+started|installation|installing|install|"
+    r"set\s*up|setup|configuration|configuring|examples?|tutorial|(?:enabling|using|how\s+to\s+use)\b.*)$"
+)
+
+
+def usage_questions(title: str, heading: str) -> list[str]:
+    t = re.sub(r"\s+", " ", title).strip().rstrip(":")
+    h = heading.lower()
+    if h.startswith("install"):
+        return [f"How do I install {t}?", f"How can I install {t}?"]
+    if h.startswith("configur"):
+        return [f"How do I configure {t}?", f"How do I set up {t}?"]
+    if re.search(r"(?i)extension|plugin|middleware|backend|transport|formatter", t):
+        return [f"How do I enable {t}?", f"How do I use {t}?", f"How do I turn on {t}?"]
+    return [f"How do I use {t}?", f"How do I get started with {t}?", f"How can I use {t}?"]
+
+
+def _instruction_evidence(blocks: list[str]) -> set[int]:
+    """The usage section's first prose block, and the code block it leads into."""
+    prose = [i for i, b in enumerate(blocks) if is_prose(b) and not DIRECTIVE.match(b.splitlines()[0])]
+    if not prose:
+        return set()
+    first = prose[0]
+    ev = {first}
+    if first + 1 < len(blocks) and not is_prose(blocks[first + 1]):
+        ev.add(first + 1)
+    return ev
+
+
+def usage_groups(secs: list[Section], rng: random.Random, passage, add_group, is_val: bool) -> None:
+    if not secs or secs[0].parents:
+        return
+    page = secs[0]
+    intro = [b for b in page.blocks if is_prose(b) and not DIRECTIVE.match(b.splitlines()[0])][:1]
+    if not intro or not (2 <= len(page.heading) <= 60):
+        return
+    for sec in secs[1:]:
+        if not USAGE_HEADING.match(sec.heading.strip()):
+            continue
+        ev = _instruction_evidence(sec.blocks)
+        if not ev:
+            continue
+        blocks = intro + [sec.heading] + sec.blocks
+        shifted = {i + 2 for i in ev}
+        questions = usage_questions(page.heading, sec.heading)
+        for q in rng.sample(questions, 1 if is_val else min(2, len(questions))):
+            # hard negatives: the description alone, and the page's other sections
+            hard = [passage(intro, set(), page.heading)[0]]
+            hard += [passage(o.blocks, set(), o.heading)[0] for o in secs[1:] if o is not sec][:2]
+            add_group(q, "usage", passage(blocks, shifted, page.heading), hard, sec)
+        if not is_val:
+            what = rng.choice([f"What is {page.heading}?", f"What does {page.heading} do?"])
+            add_group(what, "usage_contrast", passage(blocks, {0}, page.heading), [], page)
+
+
+INSTRUCTION = re.compile(
+    r"(?i)^\W*(?:(?:first|then|simply|just|now|instead|alternatively),?\s+)?(?:"
+    r"(?:use|pass|set|call|add|run|install|create|enable|disable|put|write|register|import|define|specify|"
+    r"give|wrap|subclass|configure|include|start|type|change|replace|make|provide|apply|load|select|choose|"
+    r"mark|declare|attach|append|insert|override|implement|invoke|launch|open|point|prefix|place)\b"
+    r"|to\s+\w+[^,.]{0,80},\s"
+    r"|(?:you|one|we)\s+(?:can|could|should|must|may|need\s+to|have\s+to)\s+)"
+)
+
+
+def instruction_group(sec: Section, rng: random.Random, passage, add_group) -> None:
+    """A section that first describes and then instructs: asked how, the instruction answers."""
+    if USAGE_HEADING.match(sec.heading.strip()) or not (2 <= len(sec.heading) <= 60):
+        return
+    prose = [i for i, b in enumerate(sec.blocks) if is_prose(b) and not DIRECTIVE.match(b.splitlines()[0])]
+    if len(prose) < 2:
+        return
+    said = next((i for i in prose[1:] if INSTRUCTION.match(clean(sec.blocks[i]))), None)
+    if said is None:
+        return
+    ev = {said}
+    if said + 1 < len(sec.blocks) and not is_prose(sec.blocks[said + 1]):
+        ev.add(said + 1)
+    q, kind = heading_question(sec.heading, rng)
+    if kind != "howto":
+        h = re.sub(r"\s+", " ", sec.heading).strip().rstrip(":")
+        h = h[:1].lower() + h[1:] if not h[:2].isupper() else h
+        q = rng.choice([f"How do I use {h}?", f"How can I use {h}?", f"How do I work with {h}?"])
+    add_group(q, "instruction", passage(sec.blocks, ev, sec.heading), [], sec)
 
 
 # ----------------------------------------------------------------------------- main

@@ -45,6 +45,7 @@ class TrainConfig:
     max_len: int = 224
     max_q: int = 48
     docs_upsample: int = 3  # docs groups repeated this many times per epoch
+    howto_upsample: int = 8  # how-to docs groups (usage, instruction, how-to headings): rarer, and the weak spot
     neg_token_weight: float = 0.25
     listwise_weight: float = 1.0
     token_weight: float = 1.0
@@ -263,12 +264,22 @@ def evaluate(score_fn, val, cfg: TrainConfig, limit: int | None = None) -> dict:
 # ----------------------------------------------------------------------------- main
 
 
+HOWTO_KINDS = ("usage", "instruction", "section_howto")
+
+
+def _repeats(source: str, cfg: TrainConfig) -> int:
+    """How often a group is seen per epoch: docs groups more than QA ones, how-to ones most."""
+    if not source.startswith("docs"):
+        return 1
+    return cfg.howto_upsample if source.rsplit(":", 1)[-1] in HOWTO_KINDS else cfg.docs_upsample
+
+
 def prepare(cfg: TrainConfig) -> None:
     """Tokenise both splits once and cache the arrays (several trainings can then share them)."""
     rng = random.Random(cfg.seed)
     d, p, q = load_split(cfg.data / "train.json.xz", cfg, rng)
     ids, labels, _, rel, groups = to_arrays(d, p, q, cfg, rng)
-    srcs = [g["src"].startswith("docs") for g in d["groups"]]
+    srcs = [_repeats(g["src"], cfg) for g in d["groups"]]
     dv, pv, qv = load_split(cfg.data / "val.json.xz", cfg, rng)
     vi, vl, vo, vr, vg = to_arrays(dv, pv, qv, cfg, rng, keep_offsets=True)
     np.savez(
@@ -277,7 +288,7 @@ def prepare(cfg: TrainConfig) -> None:
         labels=labels,
         rel=rel,
         bounds=np.array([[g[0], g[-1] + 1] for g in groups]),
-        docs=np.array(srcs),
+        repeats=np.array(srcs),
     )
     np.savez(
         cfg.data / "val_arrays.npz",
@@ -309,7 +320,7 @@ def train(cfg: TrainConfig) -> None:
     z = np.load(cache)
     ids, labels, rel = z["ids"], z["labels"], z["rel"]
     groups = [list(range(a, b)) for a, b in z["bounds"]]
-    srcs = list(z["docs"])
+    srcs = [int(r) for r in z["repeats"]]
     vz = np.load(vcache)
     val = (dv, vz["ids"], vz["labels"], vz["offs"], vz["rel"], [list(range(a, b)) for a, b in vz["bounds"]])
     print(
@@ -324,7 +335,7 @@ def train(cfg: TrainConfig) -> None:
     g_rel = torch.from_numpy(rel).to(dev)
 
     # sample-able groups: positive first, then negatives (train.py takes group_size-1 at random)
-    order = [gi for gi, g in enumerate(groups) for _ in range(cfg.docs_upsample if srcs[gi] else 1)]
+    order = [gi for gi, g in enumerate(groups) for _ in range(srcs[gi])]
     steps_per_epoch = len(order) // cfg.batch_groups
     total = int(steps_per_epoch * cfg.epochs)
     heads = [p for n, p in model.named_parameters() if n.startswith(("rel.", "tok."))]

@@ -74,6 +74,19 @@ _CODE_TOKEN = re.compile(
 )
 NAMES_WHAT_TO_USE = 0.1
 NAMES_WHAT_TO_USE_HOW = 0.3
+# "How do I ..." is answered by an instruction: a sentence that tells what to do ("Use tables as
+# the name of the extension.", "To enable it, pass ...", "You can set ..."), not one that
+# describes the thing asked about ("The Tables extension adds ...").
+_INSTRUCTION = re.compile(
+    r"(?i)^(?:\W*)(?:(?:first|then|simply|just|now|instead|alternatively),?\s+)?(?:"
+    r"(?:use|pass|set|call|add|run|install|create|enable|disable|put|write|register|import|define|specify|"
+    r"give|wrap|subclass|configure|include|start|type|change|replace|make|provide|apply|load|select|choose|"
+    r"mark|declare|attach|append|insert|override|implement|invoke|launch|open|point|prefix|place|list|"
+    r"initiali[sz]e|instantiate|decorate|return|raise|bind|connect|send|publish|consume|serve|listen)\b"
+    r"|to\s+\w+[^,.]{0,80},\s"
+    r"|(?:you|one|we)\s+(?:can|could|should|must|may|need\s+to|have\s+to|will\s+need\s+to)\s+)"
+)
+INSTRUCTS_HOW = 0.3
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -241,8 +254,13 @@ class ExtractiveGenerator:
         )
         prior = np.array([1.0 / (1 + c.position) for c in found], dtype=np.float32)
         names = np.array([bool(_CODE_TOKEN.search(f"{c.lead} {c.text}")) or c.example for c in found], dtype=np.float32)
-        naming = NAMES_WHAT_TO_USE_HOW if _HOW_TO.match(question) else NAMES_WHAT_TO_USE
-        return vectors @ asked_vector + 0.3 * overlap + 0.05 * prior + naming * names
+        how_to = bool(_HOW_TO.match(question))
+        naming = NAMES_WHAT_TO_USE_HOW if how_to else NAMES_WHAT_TO_USE
+        scores = vectors @ asked_vector + 0.3 * overlap + 0.05 * prior + naming * names
+        if how_to:
+            instructs = np.array([bool(_INSTRUCTION.match(c.text)) for c in found], dtype=np.float32)
+            scores = scores + INSTRUCTS_HOW * instructs
+        return scores
 
     # --- the answer ---------------------------------------------------------------------
     def generate(self, query: Query, passages: list[Passage]) -> Answer:

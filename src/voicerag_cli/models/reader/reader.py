@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 MODEL_PATH = Path(__file__).with_name("reader.onnx")
 # The shipped file's SHA-256, checked once per process before the first load.
-MODEL_SHA256 = "a306017ec5481834a936218eb696b8d8990b05d907793671509a8c29257379d5"
+MODEL_SHA256 = "b9f318a53f7f65dce7aa5722d374643aa120ce04e820dcd3bf2d1af1f00ee4b8"
 MAX_LEN = 224
 MAX_QUESTION = 48
 CLS, SEP, PAD = 101, 102, 0
