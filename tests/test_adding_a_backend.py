@@ -1,4 +1,4 @@
-"""Adding a backend is one module plus one row in the backend table (README, "Adding a backend"):
+"""Adding a backend is one module plus one row in the backend table (docs/adding-a-backend.md):
 done here exactly that way. The module is tests/fixtures/toy_backend/toybackends/hash_embedder.py,
 a real text embedder (hashed word counts) in a package of its own on PYTHONPATH; the row is added
 to backends.py of a copy of this package. Through the CLI of that copy the toy backend is listed,
@@ -23,7 +23,7 @@ ROW = """    BackendSpec(
         "toy-hash",
         "toybackends.hash_embedder:create",
         "toybackends.hash_embedder:weights",
-        "hashed word counts (a toy, README: Adding a backend)",
+        "hashed word counts (a toy, docs/adding-a-backend.md)",
         section="toyhash",
         config="toybackends.hash_embedder:ToyHashConfig",
     ),

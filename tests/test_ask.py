@@ -1,5 +1,5 @@
 """`voicerag ask` end to end on the demo index: WAV file, FLAC on stdin, typed text, --out,
-two rounds, and the `--json` schema (README, "JSON output")."""
+two rounds, and the `--json` schema (docs/scripting.md, "JSON output")."""
 
 from __future__ import annotations
 
@@ -192,7 +192,7 @@ def test_sources_table_fits_80_columns_with_the_cited_sentence_and_its_round(on_
 
 def test_e2e_with_the_default_speech_embedder(on_demo_index: DemoIndex, speech: Callable[..., Path]) -> None:
     """No transcription: the spoken question is embedded straight into the index's space. Only the
-    path is checked here; the distilled embedder is imprecise (README, "e2e retrieval": on these
+    path is checked here; the distilled embedder is imprecise (its model card: on these
     four demo documents it ranks the bee question's page below others), and its retrieval quality
     is measured against chance in tests/test_speech_encoder.py and benchmarks/e2e_vs_asr.py."""
     result = run_cli("ask", speech(BEE_QUESTION), "--rag", "e2e", "--json")

@@ -52,7 +52,7 @@ def test_rgb_english_all_modes(tmp_path: Path) -> None:
     assert set(modes) == {"none", "asr", "e2e", "oracle"} and not summary["skipped_modes"]
     oracle, asr, e2e = modes["oracle"], modes["asr"], modes["e2e"]
     # e2e runs with the default distilled speech embedder: no transcript, so no WER, and faster. Its
-    # quality is not asserted here: per question, chance alone gives Hit@5 ~0.88 (README); the
+    # quality is not asserted here: per question, chance alone gives Hit@5 ~0.88 (docs/evaluation.md); the
     # pooled check against chance is in tests/test_speech_encoder.py.
     assert e2e["questions"] == 12 and "wer" not in e2e
     assert e2e["retrieval_ms"] < asr["retrieval_ms"]

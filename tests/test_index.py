@@ -25,7 +25,7 @@ TOPICS = {
     "chess.txt": "Chess openings like the Sicilian Defence begin with the moves e4 and c5 for black.",
 }
 NEW_BREAD = "Bread dough made with baker's yeast needs about two hours to double in size at room temperature."
-INDEX_JSON_KEYS = {  # README: `index --json`
+INDEX_JSON_KEYS = {  # docs/indexing.md and docs/scripting.md: `index --json`
     "index",
     "path",
     "added",
