@@ -82,10 +82,7 @@ GROUNDED = [
 
 
 def load(threads: int, cache: str) -> tuple[LlamaGenerator, float]:
-    settings = Settings()
-    settings.models.generator = "llama"
-    settings.llama.threads = threads
-    settings.paths.cache_dir = cache
+    settings = Settings().updated({"models.generator": "llama", "llama.threads": threads, "paths.cache_dir": cache})
     started = time.perf_counter()
     generator = Registry(settings).generator()
     assert isinstance(generator, LlamaGenerator)

@@ -219,9 +219,7 @@ def registry_without_reader(registry: Registry) -> Registry:
     from voicerag_cli.config import Settings
     from voicerag_cli.registry import Registry as Models
 
-    settings = Settings()
-    settings.models.reader = "none"
-    models = Models(settings)
+    models = Models(Settings().updated({"models.reader": "none"}))
     models._instances["text_embedder"] = registry.text_embedder()  # loaded once per session
     return models
 

@@ -190,3 +190,14 @@ def test_structure_is_a_shared_low_layer() -> None:
     for module in modules:
         outside = {t for t in graph[module] if not t.startswith("voicerag_cli.structure")} - allowed
         assert not outside, f"{module} imports {sorted(outside)}"
+
+
+def test_models_do_not_reach_up_into_the_index() -> None:
+    """The index stores what models embed (`models.base.EmbeddingSpace`, its metric included);
+    no model module reads the index's code."""
+    reaching = {
+        module: sorted(target for target in targets if target.startswith("voicerag_cli.index"))
+        for module, targets in import_graph().items()
+        if module.startswith("voicerag_cli.models")
+    }
+    assert {module: targets for module, targets in reaching.items() if targets} == {}

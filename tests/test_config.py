@@ -11,6 +11,7 @@ import pytest
 
 from voicerag_cli.config import Settings, load_settings
 from voicerag_cli.errors import ConfigError, ExitCode
+from voicerag_cli.models.openai_http import OpenAIConfig
 from vrtest import Isolated, assert_error, run_cli
 
 
@@ -50,7 +51,7 @@ def test_env_values_are_parsed_from_text() -> None:
     )
     assert settings.chat.barge_in is False
     assert settings.index.extensions == [".txt", ".md"]
-    assert settings.openai.temperature == 0.5
+    assert settings.section(OpenAIConfig).temperature == 0.5
     assert settings.paths.data_dir == "/tmp/somewhere"
 
 

@@ -71,15 +71,9 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def settings_for(folders: dict[str, Path], **extra: object) -> Settings:
-    settings = Settings()
-    settings.models.generator = "glm4voice"
-    for key, path in folders.items():
-        setattr(settings.glm4voice, key, str(path))
-    settings.glm4voice.device = "cpu"
-    settings.glm4voice.seed = 3
-    for key, value in extra.items():
-        setattr(settings.glm4voice, key, value)
-    return settings
+    values = {f"glm4voice.{key}": str(path) for key, path in folders.items()}
+    values |= {f"glm4voice.{key}": value for key, value in {"device": "cpu", "seed": 3, **extra}.items()}
+    return Settings().updated({"models.generator": "glm4voice", **values})
 
 
 @pytest.fixture(scope="module")

@@ -292,8 +292,7 @@ def test_another_embedding_space_is_refused(tmp_path: Path, registry: Registry) 
     build_index(root, "spaces", [docs], IndexConfig(), registry.text_embedder)
     before = tree_hash(root.path("spaces"))
 
-    settings = Settings()
-    settings.text_embedder.space_id = "my-org/other-space"
+    settings = Settings().updated({"text_embedder.space_id": "my-org/other-space"})
     other = Registry(settings)
     (docs / "new.txt").write_text("A new file needs embedding with the other model.", encoding="utf-8")
     with pytest.raises(IndexError_, match=r"holds sentence-transformers/all-MiniLM-L6-v2 vectors.*my-org/other-space"):

@@ -48,11 +48,9 @@ def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def llama_settings(model_path: Path) -> Settings:
-    settings = Settings()
-    settings.models.generator = "llama"
-    settings.llama.model_path = str(model_path)
-    settings.llama.max_tokens = 24
-    return settings
+    return Settings().updated(
+        {"models.generator": "llama", "llama.model_path": str(model_path), "llama.max_tokens": 24}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -177,10 +175,10 @@ def test_a_missing_part_names_its_package() -> None:
 
 
 def test_config_checks_its_values() -> None:
-    settings = Settings()
-    settings.llama.threads = 0
     with pytest.raises(ConfigError, match=r"llama\.threads"):
-        settings.llama.check()
+        Settings().updated({"llama.threads": 0})
+    with pytest.raises(ConfigError, match=r"llama\.max_tokens"):  # past llama.context minus llama.prompt_tokens
+        Settings().updated({"llama.context": 512, "llama.prompt_tokens": 400, "llama.max_tokens": 200})
 
 
 def fake_parts(folder: Path) -> tuple[list[Path], bytes]:
@@ -234,9 +232,9 @@ needs_packaged = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def packaged_generator(tmp_path_factory: pytest.TempPathFactory) -> LlamaGenerator:
-    settings = Settings()
-    settings.models.generator = "llama"
-    settings.paths.cache_dir = str(tmp_path_factory.mktemp("llama-cache"))
+    settings = Settings().updated(
+        {"models.generator": "llama", "paths.cache_dir": str(tmp_path_factory.mktemp("llama-cache"))}
+    )
     generator = Registry(settings).generator()
     assert isinstance(generator, LlamaGenerator)
     return generator

@@ -176,8 +176,7 @@ def test_needs_text_and_a_model_name(chat_server: ChatServer) -> None:
     with pytest.raises(BackendError, match="needs the question as text"):
         generator(chat_server).generate(Query(None), PASSAGES)
     assert chat_server.requests == []
-    settings = Settings()
-    settings.models.generator = "openai"
+    settings = Settings().updated({"models.generator": "openai"})
     with pytest.raises(ConfigError, match=r"'openai\.model'"):
         create(settings, None)
 

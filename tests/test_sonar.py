@@ -36,13 +36,18 @@ def question_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return espeak_wav("Where is the Eiffel Tower?", tmp_path_factory.mktemp("wav") / "q.wav")
 
 
-def settings_for(asset_dir: Path | None, cache: Path, lang: str = "eng", download: bool = False) -> Settings:
-    settings = Settings()
-    settings.sonar.asset_dir = str(asset_dir) if asset_dir else ""
-    settings.sonar.lang = lang
-    settings.sonar.download = download
-    settings.paths.cache_dir = str(cache)
-    return settings
+def settings_for(
+    asset_dir: Path | None, cache: Path, lang: str = "eng", download: bool = False, metric: str = "cosine"
+) -> Settings:
+    return Settings().updated(
+        {
+            "sonar.asset_dir": str(asset_dir) if asset_dir else "",
+            "sonar.lang": lang,
+            "sonar.download": download,
+            "sonar.metric": metric,
+            "paths.cache_dir": str(cache),
+        }
+    )
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
@@ -69,12 +74,9 @@ def test_lang_maps_to_speech_and_text_codes() -> None:
 
 
 def test_index_records_every_text_language() -> None:
-    settings = Settings()
-    settings.sonar.lang = "cmn"
-    first = index_extra(settings, None)
+    first = index_extra(Settings().updated({"sonar.lang": "cmn"}), None)
     assert first == {"text_langs": ["zho_Hans"], "text_encoder": "text_sonar_basic_encoder"}
-    settings.sonar.lang = "eng"
-    assert index_extra(settings, first)["text_langs"] == ["eng_Latn", "zho_Hans"]
+    assert index_extra(Settings().updated({"sonar.lang": "eng"}), first)["text_langs"] == ["eng_Latn", "zho_Hans"]
 
 
 # --- asset cards and files ---------------------------------------------------------------
@@ -275,14 +277,12 @@ def test_reference_l2_metric_keeps_raw_vectors_and_searches_by_euclidean_distanc
     """`sonar.metric = "l2"`: raw SONAR vectors (the normalized ones times their norms), a space
     of their own, an hnswlib index built with the L2 metric whose ranking is the brute-force
     Euclidean one; an index built under one metric refuses queries embedded under the other."""
-    from voicerag_cli.index.base import IndexError_, metric_of
+    from voicerag_cli.index.base import IndexError_
     from voicerag_cli.index.memory import MemoryIndex
 
-    settings = settings_for(tiny.asset_dir, tmp_path)
-    settings.sonar.metric = "l2"
-    raw_embedder = create_text_embedder(settings, None)
+    raw_embedder = create_text_embedder(settings_for(tiny.asset_dir, tmp_path, metric="l2"), None)
     assert raw_embedder.space.space_id == "sonar/text_sonar_basic_encoder+l2" != text_embedder.space.space_id
-    assert metric_of(raw_embedder.space.space_id) == "l2" and metric_of(text_embedder.space.space_id) == "cosine"
+    assert (raw_embedder.space.metric, text_embedder.space.metric) == ("l2", "cosine")
     raw, unit = raw_embedder.embed_texts(SENTENCES), text_embedder.embed_texts(SENTENCES)
     norms = np.linalg.norm(raw, axis=1)
     assert np.ptp(norms) > 1e-3  # not normalized: norms differ between sentences
@@ -305,8 +305,7 @@ def test_l2_index_on_disk_keeps_its_metric(tiny: TinyAssets, tmp_path: Path) -> 
     from voicerag_cli.index.builder import build_index
     from voicerag_cli.index.hnsw_store import IndexRoot
 
-    settings = settings_for(tiny.asset_dir, tmp_path)
-    settings.sonar.metric = "l2"
+    settings = settings_for(tiny.asset_dir, tmp_path, metric="l2")
     embedder = create_text_embedder(settings, None)
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -53,14 +53,16 @@ def clips() -> dict[str, np.ndarray]:
 def _settings(tmp_path: Path, reference: dict[str, Any], metric: str, lang: str = "eng", speech: str = "") -> Any:
     from voicerag_cli.config import Settings
 
-    settings = Settings()
-    settings.sonar.asset_dir = str(FIXTURES / "cards")
-    settings.sonar.text_encoder = reference["cards"]["text"]
-    settings.sonar.speech_encoder = speech
-    settings.sonar.lang = lang
-    settings.sonar.metric = metric
-    settings.paths.cache_dir = str(tmp_path / "cache")
-    return settings
+    return Settings().updated(
+        {
+            "sonar.asset_dir": str(FIXTURES / "cards"),
+            "sonar.text_encoder": reference["cards"]["text"],
+            "sonar.speech_encoder": speech,
+            "sonar.lang": lang,
+            "sonar.metric": metric,
+            "paths.cache_dir": str(tmp_path / "cache"),
+        }
+    )
 
 
 def _shared_fields(ours: Any, theirs: dict[str, Any], where: str = "") -> int:

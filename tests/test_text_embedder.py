@@ -122,9 +122,7 @@ def test_other_folders_fall_back_to_sentence_transformers(tmp_path: Path, torch_
     pooling = folder / "1_Pooling" / "config.json"
     config = json.loads(pooling.read_text())
     pooling.write_text(json.dumps({**config, "pooling_mode_mean_tokens": False, "pooling_mode_cls_token": True}))
-    settings = Settings()
-    settings.text_embedder.model_path = str(folder)
-    embedder = create(settings, None)
+    embedder = create(Settings().updated({"text_embedder.model_path": str(folder)}), None)
     assert isinstance(embedder, SentenceEmbedder)
     assert embedder.space.space_id == "sentence-transformers/model"
     texts = ["who invented the safety bicycle?", "The Rhine flows into the North Sea."]

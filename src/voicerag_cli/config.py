@@ -3,9 +3,10 @@
 A profile (`--profile NAME` / `VOICERAG_PROFILE`) is a named set of keys: built in (`sonar`) or
 a `[profiles.NAME.<section>]` table in the TOML file.
 
-The schema is a set of dataclasses; every key a user can set is a field there, so unknown
-keys and wrongly typed values are reported with their full dotted name. The core sections are
-declared here; a backend's own section (`[sonar]`, `[openai]`, ...) is the dataclass its row in
+The schema is a set of frozen dataclasses; every key a user can set is a field there, so unknown
+keys and wrongly typed values are reported with their full dotted name, and a field's rules are
+declared with it (`setting(default, *checks)`, config_schema.py), which one validator checks
+after the last layer. The core sections are declared here; a backend's own section (`[sonar]`, `[openai]`, ...) is the dataclass its row in
 the backend table names (backends.py), so this module names no backend. Which backend names are
 valid is the registry's to check (registry.check_models), not the schema's.
 """
@@ -20,10 +21,15 @@ import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
 from voicerag_cli.backends import BACKENDS, config_sections, default_backend, load
+from voicerag_cli.config_schema import at_least, at_most, between, check_section, in_range, one_of, positive, setting
 from voicerag_cli.errors import ConfigError
+from voicerag_cli.paths import validate_index_name
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = ["Settings", "load_settings"]
 
@@ -49,13 +55,13 @@ BUILTIN_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class PathsConfig:
     data_dir: str = ""  # empty: the platform's user data dir
     cache_dir: str = ""  # empty: the platform's user cache dir
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelsConfig:
     """Each role's backend; the defaults are the rows marked default in the backend table."""
 
@@ -67,12 +73,14 @@ class ModelsConfig:
     reader: str = default_backend("reader")
 
 
-@dataclass
+# Upper bounds on counts (at_most): values past these are typos that would exhaust memory or
+# overflow a C int.
+@dataclass(frozen=True)
 class IndexConfig:
     name: str = "default"
-    chunk_words: int = 120
-    overlap_words: int = 30
-    batch_size: int = 32
+    chunk_words: int = setting(120, positive(), at_most(100_000))
+    overlap_words: int = 30  # >= 0 and below chunk_words (check)
+    batch_size: int = setting(32, positive(), at_most(65_536))
     json_text_field: str = "text"
     # Speak each chunk's first words (espeak-ng) and embed them with the speech embedder, for e2e
     # questions to match speech with speech (`index.spoken`); ~0.13 s per chunk at index time.
@@ -108,48 +116,69 @@ class IndexConfig:
         ]
     )
     follow_symlinks: bool = False  # index symlinks that lead outside the folders given
-    hnsw_m: int = 16
-    hnsw_ef_construction: int = 200
-    hnsw_ef_search: int = 128
+    hnsw_m: int = setting(16, positive(), at_most(1024))
+    hnsw_ef_construction: int = setting(200, positive(), at_most(1_000_000))
+    hnsw_ef_search: int = setting(128, positive(), at_most(1_000_000))
     # "" (hnswlib under the data dir), "milvus://host:port[/collection]" or "milvus-lite:PATH.db"
+    # (checked where it is parsed: index.base.parse_store)
     store: str = ""
 
+    def check(self) -> None:
+        if not 0 <= self.overlap_words < self.chunk_words:
+            raise ConfigError(
+                key="index.overlap_words",
+                detail=f"must be >= 0 and < index.chunk_words, got {self.overlap_words}",
+            )
+        validate_index_name(self.name, key="index.name")
 
-@dataclass
+
+@dataclass(frozen=True)
 class AskConfig:
-    rag: str = "asr"
-    k: int = 5
-    rounds: int = 1  # 2: the seed's two-round retrieval (question + first answer)
-    max_audio_s: float = 60.0  # longer question audio is refused before any model runs
+    rag: str = setting("asr", one_of("asr", "e2e"))
+    k: int = setting(5, positive(), at_most(1000))
+    rounds: int = setting(1, one_of(1, 2))  # 2: the seed's two-round retrieval (question + first answer)
+    # longer question audio is refused before any model runs
+    max_audio_s: float = setting(60.0, in_range(0, 3600, above=True))
     # Weight of the lexical (BM25, Chinese as pinyin) ranking fused with the vector's for a
     # question with text (asr, typed); 0: vectors alone. e2e has no text: vectors alone. README
     # has the measurements (RGB-en spoken Hit@5 0.53 -> 0.60 at 0.5; 0.7 costs typed questions).
-    lexical_weight: float = 0.5
+    lexical_weight: float = setting(0.5, between(0, 1))
     # e2e: weight of the spoken-passage vectors against the text vectors, where the index has them
-    spoken_weight: float = 0.5
+    spoken_weight: float = setting(0.5, between(0, 1))
     # Reorder the passages read by the reader's relevance before answering. Off: on RGB-en and
     # HotpotQA (pooled) it lowered answer accuracy (benchmarks/README.md).
     rerank: bool = False
 
 
-@dataclass
+# A transcript's mean token log-probability, below which it is decoded again (asr.index_prompt)
+LOG_PROBABILITY = in_range(-20, 0, "a mean token log-probability, -20..0 (0: always)")
+
+
+@dataclass(frozen=True)
 class ChatConfig:
     start_threshold: float = 0.5  # VAD speech probability that starts an utterance
     end_threshold: float = 0.35  # below this a frame is silence
-    min_speech_ms: int = 250  # shorter sounds are ignored
-    silence_ms: int = 500  # silence that ends an utterance
-    history_turns: int = 3  # earlier turns given to the generator
+    min_speech_ms: int = setting(250, positive())  # shorter sounds are ignored
+    silence_ms: int = setting(500, positive())  # silence that ends an utterance
+    history_turns: int = setting(3, at_least(0))  # earlier turns given to the generator
     barge_in: bool = True  # speech during the answer stops playback
     # asr.index_prompt_below for spoken turns: only transcripts Whisper is unsure of are decoded
     # again, since a second decoding costs ~0.2 s of the turn's 1.5 s latency budget (README)
-    index_prompt_below: float = -0.8
+    index_prompt_below: float = setting(-0.8, LOG_PROBABILITY)
+
+    def check(self) -> None:
+        if not 0 < self.end_threshold <= self.start_threshold < 1:
+            raise ConfigError(
+                "config keys 'chat.start_threshold'/'chat.end_threshold': need 0 < end <= start < 1, "
+                f"got {self.start_threshold}/{self.end_threshold}"
+            )
 
 
-@dataclass
+@dataclass(frozen=True)
 class AsrConfig:
     model_path: str = ""  # CTranslate2 Whisper folder; empty: the bundled tiny.en
     language: str = "en"
-    beam_size: int = 1
+    beam_size: int = setting(1, positive())
     compute_type: str = "int8"
     # Decoder prompt; the zh profile's Simplified sentence steers Whisper base away from Traditional characters.
     initial_prompt: str = ""
@@ -161,37 +190,48 @@ class AsrConfig:
     index_prompt: bool = True
     # ... when the first transcript's mean token log-probability is below this (0: always;
     # chat has its own, chat.index_prompt_below)
-    index_prompt_below: float = 0.0
+    index_prompt_below: float = setting(0.0, LOG_PROBABILITY)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TextEmbedderConfig:
     model_path: str = ""  # sentence-transformers folder; empty: the bundled all-MiniLM-L6-v2
     space_id: str = ""  # empty: derived from the model folder's name
 
 
-@dataclass
+@dataclass(frozen=True)
 class GeneratorConfig:
-    max_sentences: int = 3
+    max_sentences: int = setting(3, positive(), at_most(1000))
     # extractive, questions with words (not e2e): the best passages it reads and the reader reranks
     # (at least ask.k); the sources show the top k and the deeper ones it quotes. The answering
     # chunk is often below the top 5; the reader's time grows with each passage read.
-    read_passages: int = 8
+    read_passages: int = setting(8, positive(), at_most(1000))
     # extractive: a text question whose best passage scores below this cosine similarity gets
     # "found nothing" (JSON "found": false); 0 turns it off. Calibrated on RGB/HotpotQA (README).
-    min_score: float = 0.36
+    min_score: float = setting(0.36, in_range(-1, 1))
 
 
-@dataclass
+@dataclass(frozen=True)
 class TtsConfig:
     voice: str = "en-us"
-    rate: int = 170  # words per minute
-    pitch: int = 50  # 0-99
+    rate: int = setting(170, positive())  # words per minute
+    pitch: int = setting(50, in_range(0, 99))
 
 
-@dataclass
-class CoreSettings:
-    """The sections every install has; `Settings` adds the backends' own sections."""
+def _backend_sections() -> dict[str, type[DataclassInstance]]:
+    """Section name -> its dataclass, for every backend that declares one (standard-library
+    modules by the table's rule: loading them loads no model library)."""
+    return {section: load(target) for section, target in config_sections().items()}
+
+
+BACKEND_SECTIONS = _backend_sections()
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every section a user can set, validated (`load_settings`); frozen: a changed copy comes
+    from `updated`, which checks it again."""
 
     paths: PathsConfig = field(default_factory=PathsConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
@@ -202,27 +242,44 @@ class CoreSettings:
     text_embedder: TextEmbedderConfig = field(default_factory=TextEmbedderConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     tts: TtsConfig = field(default_factory=TtsConfig)
+    # The backends' own sections by name ([sonar], [openai], ...): the backend table declares them,
+    # so this module names no backend; a backend reads its own with `section(ItsConfig)`.
+    backend_sections: Mapping[str, Any] = field(
+        default_factory=lambda: {name: cls() for name, cls in BACKEND_SECTIONS.items()}
+    )
     source: str = "defaults"  # where the file layer came from, for `config show`
     profile: str = "default"  # the profile layer applied
 
+    def section(self, cls: type[S]) -> S:
+        """A backend's own section by its dataclass: `settings.section(SonarConfig)`."""
+        for value in self.backend_sections.values():
+            if isinstance(value, cls):
+                return value
+        raise KeyError(f"no config section holds {cls.__name__}")
+
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {name: dataclasses.asdict(getattr(self, name)) for name in section_names()}
+        return {name: dataclasses.asdict(_section_of(self, name)) for name in SECTION_NAMES}
+
+    def updated(self, values: Mapping[str, Any]) -> Settings:
+        """A copy with `{"section.key": value}` set, each value checked as a flag's is."""
+        changes: dict[str, dict[str, Any]] = {}
+        for dotted, value in values.items():
+            section, _, key = dotted.partition(".")
+            _apply(changes, section, key, value, "settings.updated", from_text=False)
+        return _assemble(self, changes, self.source, self.profile)
 
 
-def _backend_sections() -> dict[str, type]:
-    """Section name -> its dataclass, for every backend that declares one (standard-library
-    modules by the table's rule: loading them loads no model library)."""
-    return {section: load(target) for section, target in config_sections().items()}
-
-
-BACKEND_SECTIONS = _backend_sections()
-_NOT_SECTIONS = {"source", "profile"}
+_NOT_SECTIONS = {"backend_sections", "source", "profile"}
+_SETTINGS_TYPES = get_type_hints(Settings)
+CORE_SECTIONS: dict[str, type[DataclassInstance]] = {
+    f.name: _SETTINGS_TYPES[f.name] for f in dataclasses.fields(Settings) if f.name not in _NOT_SECTIONS
+}
 
 
 def _section_order() -> list[str]:
     """Core sections in declaration order, each backend section right after the section of
     the role its backend serves (`[sonar]` after `[text_embedder]`), as `config show` prints them."""
-    core = [f.name for f in dataclasses.fields(CoreSettings) if f.name not in _NOT_SECTIONS]
+    core = list(CORE_SECTIONS)
     after: dict[str, list[str]] = {}
     placed: set[str] = set()
     for spec in BACKENDS:
@@ -232,13 +289,22 @@ def _section_order() -> list[str]:
     return [name for section in core for name in (section, *after.get(section, []))]
 
 
-# Settings: the core sections plus one field per backend section, each defaulting to its dataclass.
-Settings = dataclasses.make_dataclass(
-    "Settings",
-    [(name, cls, field(default_factory=cls)) for name, cls in BACKEND_SECTIONS.items()],
-    bases=(CoreSettings,),
-)
-Settings.__module__ = __name__
+SECTION_NAMES = _section_order()
+
+
+def _section_of(settings: Settings, name: str) -> Any:
+    return getattr(settings, name) if name in CORE_SECTIONS else settings.backend_sections[name]
+
+
+def _assemble(base: Settings, changes: Mapping[str, Mapping[str, Any]], source: str, profile: str) -> Settings:
+    """`base` with `changes` ({section: {key: value}}, values already of their field's type) applied, validated."""
+    core = {name: dataclasses.replace(getattr(base, name), **changes.get(name, {})) for name in CORE_SECTIONS}
+    backends = {
+        name: dataclasses.replace(section, **changes.get(name, {})) for name, section in base.backend_sections.items()
+    }
+    settings = Settings(**core, backend_sections=backends, source=source, profile=profile)
+    validate(settings)
+    return settings
 
 
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:)(?P<secret>[^@\s]*)(?=@)")
@@ -269,11 +335,11 @@ def redacted(settings: Settings) -> dict[str, dict[str, Any]]:
 
 
 def section_names() -> list[str]:
-    return _section_order()
+    return list(SECTION_NAMES)
 
 
 def _section_types(section: str) -> dict[str, Any]:
-    cls = type(getattr(Settings(), section))
+    cls = CORE_SECTIONS.get(section) or BACKEND_SECTIONS[section]
     hints = get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}  # fields only, no ClassVar
 
@@ -308,17 +374,20 @@ def _coerce(dotted: str, expected: Any, value: Any, from_text: bool) -> Any:
     except ValueError:
         pass
     type_name = getattr(expected, "__name__", str(expected))
-    raise ConfigError(f"config key '{dotted}': expected {type_name}, got {value!r}")
+    raise ConfigError(key=dotted, detail=f"expected {type_name}, got {value!r}")
 
 
-def _apply(settings: Settings, section: str, key: str, value: Any, origin: str, from_text: bool) -> None:
-    if section not in section_names():
-        raise ConfigError(f"unknown config section '{section}' (in {origin}); known: {', '.join(section_names())}")
+def _apply(
+    changes: dict[str, dict[str, Any]], section: str, key: str, value: Any, origin: str, from_text: bool
+) -> None:
+    """Record `section.key = value` in `changes`, once the key is known and the value of its type."""
+    if section not in SECTION_NAMES:
+        raise ConfigError(f"unknown config section '{section}' (in {origin}); known: {', '.join(SECTION_NAMES)}")
     types_ = _section_types(section)
     dotted = f"{section}.{key}"
     if key not in types_:
         raise ConfigError(f"unknown config key '{dotted}' (in {origin}); known: {', '.join(types_)}")
-    setattr(getattr(settings, section), key, _coerce(dotted, types_[key], value, from_text))
+    changes.setdefault(section, {})[key] = _coerce(dotted, types_[key], value, from_text)
 
 
 def default_config_path() -> Path:
@@ -414,7 +483,8 @@ def load_settings(
 ) -> Settings:
     """Build settings from every layer. `overrides` are CLI flags as {"section.key": value};
     `profile` is --profile (else VOICERAG_PROFILE, else none)."""
-    settings = Settings()
+    changes: dict[str, dict[str, Any]] = {}  # section -> key -> value, each layer over the one below
+    source = "defaults"
     env = os.environ if environ is None else environ
     profiles: dict[str, Any] = dict(BUILTIN_PROFILES)
     path = config_path(explicit_path, env)
@@ -428,8 +498,8 @@ def load_settings(
             if not isinstance(values, dict):
                 raise ConfigError(f"config key '{section}' (in {path}) must be a [section] table")
             for key, value in values.items():
-                _apply(settings, section, key, value, str(path), from_text=False)
-        settings.source = str(path)
+                _apply(changes, section, key, value, str(path), from_text=False)
+        source = str(path)
     elif explicit_path:
         raise ConfigError(f"config file not found: {path}")
     elif env.get("VOICERAG_CONFIG"):  # named on purpose, like --config: a typo must not go unnoticed
@@ -442,8 +512,7 @@ def load_settings(
         if not isinstance(values, dict):
             raise ConfigError(f"config key 'profiles.{chosen}.{section}' must be a [profiles.{chosen}.{section}] table")
         for key, value in values.items():
-            _apply(settings, section, key, value, f"profile {chosen!r}", from_text=False)
-    settings.profile = chosen
+            _apply(changes, section, key, value, f"profile {chosen!r}", from_text=False)
 
     for name, value in sorted(env.items()):
         if not name.startswith(ENV_PREFIX) or name in ENV_RESERVED:
@@ -456,93 +525,21 @@ def load_settings(
             raise ConfigError(
                 f"unknown environment variable {name}: use VOICERAG_<SECTION>__<KEY>, e.g. VOICERAG_MODELS__ASR"
             )
-        _apply(settings, section, key, value, f"environment variable {name}", from_text=True)
+        _apply(changes, section, key, value, f"environment variable {name}", from_text=True)
 
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue
         section, _, key = dotted.partition(".")
-        _apply(settings, section, key, value, "command-line flag", from_text=False)
-    validate(settings)
-    return settings
+        _apply(changes, section, key, value, "command-line flag", from_text=False)
+    return _assemble(Settings(), changes, source, profile=chosen)
 
 
 def validate(settings: Settings) -> None:
-    """Checks that span beyond one value's type (backend names: registry.check_models)."""
-    if settings.ask.rounds not in (1, 2):
-        raise ConfigError(f"config key 'ask.rounds': expected 1 or 2, got {settings.ask.rounds}")
-    if settings.ask.rag not in {"asr", "e2e"}:
-        raise ConfigError(f"config key 'ask.rag': expected 'asr' or 'e2e', got {settings.ask.rag!r}")
-    positive = {
-        "ask.k": settings.ask.k,
-        "index.chunk_words": settings.index.chunk_words,
-        "index.batch_size": settings.index.batch_size,
-        "index.hnsw_m": settings.index.hnsw_m,
-        "index.hnsw_ef_construction": settings.index.hnsw_ef_construction,
-        "index.hnsw_ef_search": settings.index.hnsw_ef_search,
-        "asr.beam_size": settings.asr.beam_size,
-        "generator.max_sentences": settings.generator.max_sentences,
-        "generator.read_passages": settings.generator.read_passages,
-        "tts.rate": settings.tts.rate,
-    }
-    for dotted, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"config key '{dotted}': must be positive, got {value}")
-    # Upper bounds: values past these are typos that would exhaust memory or overflow a C int.
-    bounded = {
-        "ask.k": (settings.ask.k, 1000),
-        "index.chunk_words": (settings.index.chunk_words, 100_000),
-        "index.batch_size": (settings.index.batch_size, 65_536),
-        "index.hnsw_m": (settings.index.hnsw_m, 1024),
-        "index.hnsw_ef_construction": (settings.index.hnsw_ef_construction, 1_000_000),
-        "index.hnsw_ef_search": (settings.index.hnsw_ef_search, 1_000_000),
-        "generator.max_sentences": (settings.generator.max_sentences, 1000),
-        "generator.read_passages": (settings.generator.read_passages, 1000),
-    }
-    for dotted, (value, most) in bounded.items():
-        if value > most:
-            raise ConfigError(f"config key '{dotted}': at most {most:,}, got {value:,}")
-    if not -1 <= settings.generator.min_score <= 1:
-        raise ConfigError(f"config key 'generator.min_score': must be in -1..1, got {settings.generator.min_score}")
-    if not 0 <= settings.ask.spoken_weight <= 1:
-        raise ConfigError(f"config key 'ask.spoken_weight': must be between 0 and 1, got {settings.ask.spoken_weight}")
-    if not 0 <= settings.ask.lexical_weight <= 1:
-        raise ConfigError(
-            f"config key 'ask.lexical_weight': must be between 0 and 1, got {settings.ask.lexical_weight}"
-        )
-    for dotted, below in (
-        ("asr.index_prompt_below", settings.asr.index_prompt_below),
-        ("chat.index_prompt_below", settings.chat.index_prompt_below),
-    ):
-        if not -20 <= below <= 0:
-            raise ConfigError(f"config key '{dotted}': a mean token log-probability, -20..0 (0: always), got {below}")
-    if not 0 < settings.ask.max_audio_s <= 3600:
-        raise ConfigError(f"config key 'ask.max_audio_s': must be > 0 and <= 3600, got {settings.ask.max_audio_s}")
-    if not 0 <= settings.index.overlap_words < settings.index.chunk_words:
-        raise ConfigError(
-            f"config key 'index.overlap_words': must be >= 0 and < index.chunk_words, got {settings.index.overlap_words}"
-        )
-    chat = settings.chat
-    if not 0 < chat.end_threshold <= chat.start_threshold < 1:
-        raise ConfigError(
-            "config keys 'chat.start_threshold'/'chat.end_threshold': need 0 < end <= start < 1, "
-            f"got {chat.start_threshold}/{chat.end_threshold}"
-        )
-    for key in ("min_speech_ms", "silence_ms"):
-        if getattr(chat, key) <= 0:
-            raise ConfigError(f"config key 'chat.{key}': must be positive, got {getattr(chat, key)}")
-    if chat.history_turns < 0:
-        raise ConfigError(f"config key 'chat.history_turns': must be >= 0, got {chat.history_turns}")
-    if not 0 <= settings.tts.pitch <= 99:
-        raise ConfigError(f"config key 'tts.pitch': must be in 0..99, got {settings.tts.pitch}")
-    # Backends' own sections check themselves.
-    for section in BACKEND_SECTIONS:
-        check = getattr(getattr(settings, section), "check", None)
-        if check is not None:
-            check()
-    from voicerag_cli.paths import validate_index_name
-
-    validate_index_name(settings.index.name, key="index.name")  # index.store: index.base.parse_store
+    """Every section's declared checks and its own cross-field rules, in `config show` order
+    (backend names: registry.check_models; index.store: index.base.parse_store)."""
+    for name in SECTION_NAMES:
+        check_section(name, _section_of(settings, name))
 
 
 def render_toml(settings: Settings, redact: bool = False) -> str:

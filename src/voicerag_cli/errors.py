@@ -46,9 +46,18 @@ class ModelError(VoiceragError):
 
 
 class ConfigError(VoiceragError):
-    """The configuration file, an environment variable or a flag has a bad key or value."""
+    """The configuration file, an environment variable or a flag has a bad key or value.
+
+    `ConfigError(key="ask.k", detail="must be positive, got 0")` names one key: its message is
+    "config key 'ask.k': must be positive, got 0", and the CLI reads `.key` to name the flag that
+    set it. Errors about no single key (a file that cannot be read) pass the whole message."""
 
     exit_code = ExitCode.CONFIG
+
+    def __init__(self, message: str = "", *, key: str | None = None, detail: str = "") -> None:
+        super().__init__(f"config key '{key}': {detail}" if key is not None else message)
+        self.key = key
+        self.detail = detail if key is not None else message
 
 
 class BackendError(VoiceragError):

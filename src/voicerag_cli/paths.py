@@ -31,7 +31,7 @@ def validate_index_name(name: str, key: str | None = None) -> str:
     if not _INDEX_NAME.fullmatch(name) or name.startswith("."):
         message = f"invalid index name {name!r}: use letters, digits, '.', '_' or '-' (max 64)"
         if key:
-            raise ConfigError(f"config key '{key}': {message}")
+            raise ConfigError(key=key, detail=message)
         raise IndexError_(message)
     return name
 

@@ -35,7 +35,7 @@ def check_models(settings: Settings, table: tuple[BackendSpec, ...] = BACKENDS) 
     for role, backends in known_backends(table).items():
         if chosen[role] not in backends:
             raise ConfigError(
-                f"config key 'models.{role}': unknown backend {chosen[role]!r}; choose from {', '.join(backends)}"
+                key=f"models.{role}", detail=f"unknown backend {chosen[role]!r}; choose from {', '.join(backends)}"
             )
 
 

@@ -6,7 +6,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import typer.main
@@ -15,6 +15,9 @@ from voicerag_cli import __version__
 from voicerag_cli.cli import ask_cmd, chat_cmd, config_cmd, eval_cmd, index_cmd, models_cmd, voices_cmd
 from voicerag_cli.cli.context import STATE
 from voicerag_cli.cli.options import Profile
+
+if TYPE_CHECKING:
+    from voicerag_cli.errors import StorageError
 
 app = typer.Typer(
     name="voicerag",
@@ -106,9 +109,10 @@ def _usage_error_types() -> tuple[type[Exception], ...]:
     return tuple(found)
 
 
-def _command() -> typer.main.TyperCommand | typer.main.TyperGroup:
+def _command() -> typer.main.TyperGroup:
     """The click command tree, with flags' help shown without a `<bool>` type: a flag takes no value."""
     command = typer.main.get_command(app)
+    assert isinstance(command, typer.main.TyperGroup)  # an app of several commands is a group
     stack = [command]
     while stack:
         current = stack.pop()
@@ -132,18 +136,28 @@ def _untyped_help(make: Any) -> Any:
     return get_help_option
 
 
+# Warnings a user can do nothing about, as (category, message pattern, module pattern): numpy's
+# floating-point warnings on odd input (a damaged file's 3e38 samples), raised from whichever of
+# our modules did the arithmetic; our own messages say what went wrong. Every other warning
+# (ours, and any a library starts to raise) still reaches stderr; deprecations stay hidden by
+# Python's own default. pypdf's read warnings are filtered where a PDF is read (index.documents).
+QUIET_WARNINGS: tuple[tuple[type[Warning], str, str], ...] = (
+    (RuntimeWarning, r"(overflow|invalid value|divide by zero|underflow) encountered", ""),
+)
+
+
 def _quiet_libraries(argv: list[str] | None) -> None:
-    """Library warnings (numpy RuntimeWarnings, pypdf, deprecations) are not lines for the user's
-    stderr: our own messages say what went wrong. --debug / VOICERAG_DEBUG keeps them."""
+    """Filter QUIET_WARNINGS; --debug / VOICERAG_DEBUG keeps them (and C-library output,
+    audio/io.quiet_stderr)."""
     import warnings
 
     args = sys.argv[1:] if argv is None else argv
     if "--debug" in args:
-        os.environ["VOICERAG_DEBUG"] = "1"  # C-library output is kept too (audio/io.quiet_stderr)
+        os.environ["VOICERAG_DEBUG"] = "1"
     if os.environ.get("VOICERAG_DEBUG", "") not in {"", "0"}:
         return
-    warnings.simplefilter("ignore")
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")  # and in any child interpreter
+    for category, message, module in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category, module=module)
 
 
 def _single_threaded_blas() -> None:
@@ -207,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         _exit_now()
 
 
-def _os_failure(exc: BaseException) -> Exception | None:
+def _os_failure(exc: BaseException) -> StorageError | None:
     """An OSError of the file system (no space, an I/O error, permission, read-only, a name too
     long) as a StorageError naming its path; None for anything else (a bug)."""
     from voicerag_cli.errors import DISK_ERRNOS, REFUSED_ERRNOS, StorageError

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,8 +44,7 @@ class AppState:
                 store = parse_store(settings.index.store)  # the one parse of this command's store address
             except ConfigError as exc:
                 raise _as_usage_error(exc, layered) from exc
-            _name_from_store(settings, store, layered.get("index.name"))
-            self._settings, self._store = settings, store
+            self._settings, self._store = _name_from_store(settings, store, layered.get("index.name")), store
         return self._settings
 
     def store(self) -> StoreSpec:
@@ -82,33 +80,31 @@ _FLAGS = {
     "models.generator": "--generator",
     "paths.data_dir": "--data-dir",
 }
-_KEY_MESSAGE = re.compile(r"config key '(?P<key>[^']+)': (?P<detail>.*)", re.DOTALL)
 
 
 def _as_usage_error(exc: ConfigError, flags: dict[str, Any]) -> Exception:
     """A bad value that came from a command-line flag is a usage error (exit 2) naming the
     flag, as click reports a value of the wrong type; other config errors stay exit 6."""
-    match = _KEY_MESSAGE.match(str(exc))
-    if match is None or flags.get(match["key"]) is None:
+    key = exc.key
+    if key is None or flags.get(key) is None:
         return exc
     import typer
 
     from voicerag_cli.backends import lang_keys
 
-    key = match["key"]
     default = "--lang" if key in lang_keys() else "--" + key.partition(".")[2].replace("_", "-")
     flag = _FLAGS.get(key, default)
-    return typer.BadParameter(match["detail"], param_hint=f"'{flag}'")
+    return typer.BadParameter(exc.detail, param_hint=f"'{flag}'")
 
 
-def _name_from_store(settings: Settings, store: StoreSpec, flag: str | None) -> None:
+def _name_from_store(settings: Settings, store: StoreSpec, flag: str | None) -> Settings:
     """A `milvus://host:port/collection` store names the index; a different --name/--index is an error."""
     collection = store.collection
     if collection is None:
-        return
+        return settings
     if flag is not None and flag != collection:
         raise ConfigError(f"index {flag!r} conflicts with the collection {collection!r} named in index.store")
-    settings.index.name = collection
+    return settings.updated({"index.name": collection})
 
 
 STATE = AppState()

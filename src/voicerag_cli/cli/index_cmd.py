@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -84,8 +85,9 @@ def index(
         },
         profile=profile,
     )
+    index_config = settings.index
     if exclude:
-        settings.index.exclude = [*settings.index.exclude, *exclude]
+        index_config = replace(index_config, exclude=[*index_config.exclude, *exclude])
     root = STATE.index_root()
     if list_:
         _list(root, as_json)
@@ -110,10 +112,10 @@ def index(
             root,
             settings.index.name,
             paths,
-            settings.index,
+            index_config,
             embedder_factory=STATE.registry().text_embedder,
             rebuild=rebuild,
-            progress=progress,  # type: ignore[arg-type]
+            progress=progress,
             extra=_manifest_extra(settings, root, rebuild),
             follow_symlinks=settings.index.follow_symlinks,
             spoken_factory=_spoken_factory(settings),

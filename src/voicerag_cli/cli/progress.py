@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -38,10 +39,10 @@ def _forced() -> bool:
 
 
 @contextmanager
-def stage_progress() -> Iterator[object]:
+def stage_progress() -> Iterator[Callable[[str, int, int], None]]:
     """A callback(stage, done, total) that drives one bar per stage."""
     with make_progress() as progress:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def update(stage: str, done: int, total: int) -> None:
             if stage not in tasks:

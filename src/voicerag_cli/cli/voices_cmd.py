@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -51,7 +51,7 @@ def voices(
     _, styles = load_voices(cache)
     wheel = set(load_voices()[1])
     defaults = {language: default_voice(language, styles) for language in DEFAULT_VOICES}
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": name,
             "language": kokoro_voices.LANGUAGES.get(name[0], "?"),

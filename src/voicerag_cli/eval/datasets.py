@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from voicerag_cli.errors import InputError
 
@@ -77,8 +78,8 @@ def _check_dataset_file(path: Path) -> None:
         raise InputError(f"cannot read dataset file {path}: {exc.strerror or exc}") from exc
 
 
-def _read_jsonl(path: Path, limit: int | None) -> list[tuple[int, dict]]:
-    rows = []
+def _read_jsonl(path: Path, limit: int | None) -> list[tuple[int, dict[str, Any]]]:
+    rows: list[tuple[int, dict[str, Any]]] = []
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if limit is not None and len(rows) >= limit:
@@ -111,10 +112,17 @@ def rgb_answer_parts(answer: object) -> list[list[str]]:
     return [[str(answer)]]
 
 
-def _require(record: dict, key: str, where: str) -> object:
+def _require(record: dict[str, Any], key: str, where: str) -> object:
     if key not in record:
         raise InputError(f"{where}: missing field {key!r}")
     return record[key]
+
+
+def _require_list(record: dict[str, Any], key: str, where: str) -> list[Any]:
+    value = _require(record, key, where)
+    if not isinstance(value, list):
+        raise InputError(f"{where}: field {key!r} must be a list, got {type(value).__name__}")
+    return value
 
 
 def load_rgb(path: Path, language: str, limit: int | None) -> list[EvalItem]:
@@ -122,7 +130,7 @@ def load_rgb(path: Path, language: str, limit: int | None) -> list[EvalItem]:
     for number, record in _read_jsonl(path, limit):
         where = f"{path}:{number}"
         qid = str(record.get("id", number))
-        positives = [str(p) for p in _require(record, "positive", where)]  # type: ignore[union-attr]
+        positives = [str(p) for p in _require_list(record, "positive", where)]
         negatives = [str(p) for p in record.get("negative", [])]
         passages: list[EvalPassage] = []
         gold: set[str] = set()
@@ -160,16 +168,16 @@ def load_hotpot(path: Path, limit: int | None) -> list[EvalItem]:
         raise InputError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from exc
     if not isinstance(data, list):
         raise InputError(f"{path}: expected the HotpotQA format (a JSON list of questions)")
-    items = []
+    items: list[EvalItem] = []
     for record in data[:limit] if limit is not None else data:
         qid = str(record.get("_id", len(items)))
         where = f"{path} question {qid}"
         passages = []
         sentences_by_title: dict[str, list[str]] = {}
-        for title, sentences in _require(record, "context", where):  # type: ignore[union-attr]
+        for title, sentences in _require_list(record, "context", where):
             sentences_by_title[title] = list(sentences)
             passages.append(EvalPassage(f"{qid}:{title}", f"{title}. " + " ".join(s.strip() for s in sentences), title))
-        gold_titles = {title for title, _ in _require(record, "supporting_facts", where)}  # type: ignore[union-attr]
+        gold_titles = {title for title, _ in _require_list(record, "supporting_facts", where)}
         evidence = [
             sentences_by_title[title][index].strip()
             for title, index in record["supporting_facts"]

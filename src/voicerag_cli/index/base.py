@@ -36,6 +36,8 @@ from voicerag_cli.models.base import EmbeddingSpace
 from voicerag_cli.paths import validate_index_name
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     import numpy as np
 
     from voicerag_cli.index.chunking import Chunk
@@ -103,17 +105,7 @@ class Manifest:
 
     @property
     def space(self) -> EmbeddingSpace:
-        return EmbeddingSpace(self.space_id, self.dim)
-
-
-# A space whose vectors are compared by (squared) Euclidean distance rather than cosine: SONAR's
-# raw, unnormalized vectors under `sonar.metric = "l2"` (the reference system's metric).
-L2_SPACE_SUFFIX = "+l2"
-METRICS = ("cosine", "l2")
-
-
-def metric_of(space_id: str) -> str:
-    return "l2" if space_id.endswith(L2_SPACE_SUFFIX) else "cosine"
+        return EmbeddingSpace(self.space_id, self.dim, self.metric)
 
 
 def ensure_same_space(index_name: str, index_space: EmbeddingSpace, space: EmbeddingSpace, role: str) -> None:
@@ -148,12 +140,12 @@ def parse_store(text: str, key: str = "index.store") -> StoreSpec:
     if value.startswith("milvus-lite:"):
         path = value[len("milvus-lite:") :]
         if not path.endswith(".db"):
-            raise ConfigError(f"config key '{key}': a milvus-lite store is a path ending in .db, got {value!r}")
+            raise ConfigError(key=key, detail=f"a milvus-lite store is a path ending in .db, got {value!r}")
         resolved = str(Path(path).expanduser().resolve())
         return StoreSpec("milvus-lite", uri=resolved, text=f"milvus-lite:{resolved}")
     if value.startswith(("milvus://", "milvuss://")):
         return _parse_server(value, key)
-    raise ConfigError(f"config key '{key}': unknown store {redact_url(value)!r}; use {FORMS}")
+    raise ConfigError(key=key, detail=f"unknown store {redact_url(value)!r}; use {FORMS}")
 
 
 def _parse_server(value: str, key: str) -> StoreSpec:
@@ -162,17 +154,17 @@ def _parse_server(value: str, key: str) -> StoreSpec:
         parts = urlsplit(value)
         hostname = parts.hostname
     except ValueError as exc:  # e.g. an unclosed IPv6 bracket: milvus://[::1:9
-        raise ConfigError(f"config key '{key}': malformed address {shown_value!r} ({exc})") from exc
+        raise ConfigError(key=key, detail=f"malformed address {shown_value!r} ({exc})") from exc
     try:
         port = parts.port
     except ValueError as exc:
-        raise ConfigError(f"config key '{key}': bad port in {shown_value!r}") from exc
+        raise ConfigError(key=key, detail=f"bad port in {shown_value!r}") from exc
     if not hostname or port is None:
-        raise ConfigError(f"config key '{key}': a Milvus address needs host and port, e.g. milvus://localhost:19530")
+        raise ConfigError(key=key, detail="a Milvus address needs host and port, e.g. milvus://localhost:19530")
     collection = parts.path.strip("/") or None
     if collection is not None:
         if "/" in collection:
-            raise ConfigError(f"config key '{key}': one collection name after host:port, got {parts.path!r}")
+            raise ConfigError(key=key, detail=f"one collection name after host:port, got {parts.path!r}")
         validate_index_name(collection, key=key)
     scheme = "https" if parts.scheme == "milvuss" else "http"
     host = f"[{hostname}]" if ":" in hostname else hostname
@@ -214,7 +206,9 @@ class StoreWriter(Protocol):
 
     def __enter__(self) -> StoreWriter: ...
 
-    def __exit__(self, *exc: object) -> None: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
 
     def file_hashes(self) -> dict[str, str]: ...
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from voicerag_cli.errors import IndexError_, InputError
 from voicerag_cli.index import lexical
-from voicerag_cli.index.base import Manifest, SpokenWriter, metric_of
+from voicerag_cli.index.base import Manifest, SpokenWriter
 from voicerag_cli.index.chunking import Chunk, chunk_document
 from voicerag_cli.index.documents import (
     DocumentReader,
@@ -148,7 +148,7 @@ def build_index(
             overlap_words=config.overlap_words,
             hnsw_m=config.hnsw_m,
             hnsw_ef_construction=config.hnsw_ef_construction,
-            metric=metric_of(space.space_id),
+            metric=space.metric,
             extra={**(extra or {}), "reader": _reader_settings(config)},
         )
         with root.writer(manifest, rebuild=rebuild) as writer:
@@ -194,14 +194,16 @@ def _read_once(path: Path, config: IndexConfig, notes: list[str]) -> tuple[Sourc
                     )
                 chunks.append(chunk)
                 ordinals[document.source] = chunk.ordinal + 1
-        assert reader.source is not None
-        if not reader.changed:
-            break
-        if attempt == 2:
+        source = reader.source
+        assert source is not None
+        if reader.changed and attempt == 1:
+            continue  # read it once more
+        if reader.changed:
             notes.append(
                 f"{display_path(path)} changed while it was read: indexed as read; the next run reads it again"
             )
-    return reader.source, chunks
+        return source, chunks
+    raise AssertionError("unreachable: the second reading returns")
 
 
 def _spoken_stale(previous: Manifest | None, speaker: SpokenPassageEmbedder | None) -> bool:

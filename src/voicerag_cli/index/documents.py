@@ -386,7 +386,7 @@ def _documents_of(path: Path, raw: str, json_text_field: str) -> list[Document]:
     source = str(path)
     shown = display_path(path)
     if suffix == ".jsonl":
-        docs = []
+        docs: list[Document] = []
         for number, line in enumerate(raw.splitlines(), start=1):
             if not line.strip():
                 continue
@@ -404,13 +404,14 @@ def _read_pdf(path: Path, data: bytes) -> list[Document]:
     import warnings
 
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
+    from pypdf.errors import PdfReadWarning, PyPdfError
 
-    # pypdf reports recoverable damage through logging and warnings: not lines for our stderr.
+    # pypdf reports recoverable damage through logging and (older releases) PdfReadWarning: not
+    # lines for our stderr.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.filterwarnings("ignore", category=PdfReadWarning)
             reader = PdfReader(io.BytesIO(data))
             return [
                 Document(f"{path}#page={number}", page.extract_text() or "")

@@ -4,12 +4,13 @@ exist only for one run (e.g. one question's candidate passages)."""
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 import numpy as np
 
 from voicerag_cli.errors import IndexError_
 from voicerag_cli.index import lexical
-from voicerag_cli.index.base import ensure_same_space, metric_of
+from voicerag_cli.index.base import ensure_same_space
 from voicerag_cli.index.hnsw_store import knn, new_hnsw, similarities
 from voicerag_cli.models.base import EmbeddingSpace, Passage
 
@@ -22,7 +23,7 @@ class MemoryIndex:
         self._sources: list[str] = []
         self._texts: list[str] = []
         self._vectors: list[np.ndarray] = []
-        self._hnsw: object | None = None
+        self._hnsw: Any = None  # an hnswlib.Index (untyped), built on the first search
         self._terms = sqlite3.connect(":memory:", check_same_thread=False)
         self._terms.execute(lexical.SCHEMA)
         self._with_terms = 0  # texts whose terms are in `_terms`: made on the first lexical search
@@ -43,9 +44,9 @@ class MemoryIndex:
         if not self._texts:
             raise IndexError_(f"index {self.name!r} is empty")
         if self._hnsw is None:
-            metric = metric_of(self.space.space_id)
-            self._hnsw = new_hnsw(self.space.dim, len(self._texts), self._m, self._ef_construction, metric)
-            self._hnsw.add_items(np.concatenate(self._vectors), np.arange(len(self._texts)), num_threads=1)  # type: ignore[attr-defined]
+            space = self.space
+            self._hnsw = new_hnsw(space.dim, len(self._texts), self._m, self._ef_construction, space.metric)
+            self._hnsw.add_items(np.concatenate(self._vectors), np.arange(len(self._texts)), num_threads=1)
         return self._hnsw
 
     def search(self, vector: np.ndarray, k: int, ef: int) -> list[Passage]:

@@ -20,10 +20,13 @@ _PARAGRAPH = re.compile(r"\S(?:.*?\S)?(?=\n\s*\n|\s*$)", re.DOTALL)
 @dataclass(frozen=True)
 class EmbeddingSpace:
     """Vectors are comparable only inside one space: same model (or a model trained onto it),
-    same dimension, L2-normalized."""
+    same dimension, same metric."""
 
     space_id: str
     dim: int
+    # "cosine": L2-normalized vectors, compared by direction (every built-in embedder);
+    # "l2": raw vectors, compared by Euclidean distance (SONAR under sonar.metric = "l2")
+    metric: str = "cosine"
 
 
 @dataclass

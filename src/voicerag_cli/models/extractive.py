@@ -367,7 +367,7 @@ class ExtractiveGenerator:
         if after.kind == "code":
             return _cut(join_code(passage.text[after.start : after.end])), SEE_EXAMPLE
         if chosen.text.endswith(":") and after.kind == "list_item":
-            items = []
+            items: list[str] = []
             for block in blocks[following:]:
                 if block.kind != "list_item" or sum(map(len, items)) > EXAMPLE_CHARS:
                     break

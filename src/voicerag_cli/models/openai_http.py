@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from voicerag_cli.config_schema import at_most, in_range, positive, setting
 from voicerag_cli.errors import BackendError, ConfigError
 from voicerag_cli.models.base import Answer, Passage, Query
 from voicerag_cli.models.weights_info import WeightsInfo
@@ -25,7 +26,7 @@ SYSTEM_PROMPT = (
 _CITATION = re.compile(r"\[(\d+)\]")
 
 
-@dataclass
+@dataclass(frozen=True)
 class OpenAIConfig:
     """The `[openai]` config section. Every command's settings hold it, so this module imports
     urllib (70 ms) only when a request is sent."""
@@ -36,20 +37,9 @@ class OpenAIConfig:
     base_url: str = "http://127.0.0.1:8080/v1"
     model: str = ""
     api_key_env: str = "OPENAI_API_KEY"  # the name of the variable holding the key, never the key
-    timeout_s: float = 60.0
-    temperature: float = 0.0
-    max_tokens: int = 256
-
-    def check(self) -> None:
-        """Checks beyond each value's type (config.validate calls it)."""
-        if not 0 < self.timeout_s <= 86_400:
-            raise ConfigError(f"config key 'openai.timeout_s': must be > 0 and <= 86400 seconds, got {self.timeout_s}")
-        if not 0 <= self.temperature <= 2:
-            raise ConfigError(f"config key 'openai.temperature': must be in 0..2, got {self.temperature}")
-        if self.max_tokens <= 0:
-            raise ConfigError(f"config key 'openai.max_tokens': must be positive, got {self.max_tokens}")
-        if self.max_tokens > 10_000_000:  # a typo that would overflow the server's int
-            raise ConfigError(f"config key 'openai.max_tokens': at most 10,000,000, got {self.max_tokens:,}")
+    timeout_s: float = setting(60.0, in_range(0, 86_400, "must be > 0 and <= 86400 seconds", above=True))
+    temperature: float = setting(0.0, in_range(0, 2))
+    max_tokens: int = setting(256, positive(), at_most(10_000_000))  # past it: a typo that overflows the server's int
 
 
 def build_messages(
@@ -112,10 +102,12 @@ class OpenAICompatibleGenerator:
 
 
 def openai_weights(settings: Settings) -> WeightsInfo:
-    return WeightsInfo(f"{settings.openai.base_url} (model {settings.openai.model or '?'})", True)
+    config = settings.section(OpenAIConfig)
+    return WeightsInfo(f"{config.base_url} (model {config.model or '?'})", True)
 
 
 def create(settings: Settings, registry: Roles) -> OpenAICompatibleGenerator:
-    if not settings.openai.model:
-        raise ConfigError("config key 'openai.model': set the model name your server serves")
-    return OpenAICompatibleGenerator(settings.openai)
+    config = settings.section(OpenAIConfig)
+    if not config.model:
+        raise ConfigError(key="openai.model", detail="set the model name your server serves")
+    return OpenAICompatibleGenerator(config)

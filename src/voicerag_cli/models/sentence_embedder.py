@@ -33,6 +33,8 @@ class SentenceEmbedder:
             raise ModelError(f"cannot load text embedder from {model_dir}: {exc}") from exc
         dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else None
         dim = dim or self.model.get_sentence_embedding_dimension()
+        if dim is None:  # no pooling or dense layer that states it
+            raise ModelError(f"cannot load text embedder from {model_dir}: it does not state its embedding dimension")
         self.space = EmbeddingSpace(space_id, int(dim))
 
     def embed_texts(self, texts: list[str], batch_size: int = 32) -> np.ndarray:

@@ -30,6 +30,7 @@ from voicerag_cli.models.glm4voice.protocol import (
     encode_prompt,
     user_input,
 )
+from voicerag_cli.models.glm4voice.settings import Glm4VoiceConfig
 from voicerag_cli.models.glm4voice.speech_decoder import SpeechDecoder
 from voicerag_cli.models.glm4voice.speech_tokenizer import SpeechTokenizer
 
@@ -191,7 +192,7 @@ def resolve_device(device: str) -> str:
 def create(settings: Settings, registry: Roles) -> Glm4VoiceGenerator:
     from voicerag_cli.models.glm4voice.checkpoint import require_dir
 
-    config = settings.glm4voice
+    config = settings.section(Glm4VoiceConfig)
     # Check all three folders before loading any of them: a missing one fails in a second.
     require_dir(config.tokenizer_path, "GLM-4-Voice speech tokenizer", "glm4voice.tokenizer_path")
     require_dir(config.lm_path, "GLM-4-Voice LM", "glm4voice.lm_path")

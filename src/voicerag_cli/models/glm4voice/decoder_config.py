@@ -89,7 +89,7 @@ def _tolerant_loader() -> type:
             return loader.construct_mapping(node, deep=True)
         if isinstance(node, yaml.SequenceNode):
             return loader.construct_sequence(node, deep=True)
-        value = loader.construct_scalar(node)  # type: ignore[arg-type]
+        value = loader.construct_scalar(node)
         return {"__ref__": value} if suffix == "ref" else value
 
     Loader.add_multi_constructor("!", untagged)

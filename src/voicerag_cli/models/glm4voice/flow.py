@@ -18,6 +18,8 @@ and are left out."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -232,14 +234,19 @@ class GeluProjection(nn.Module):
         return F.gelu(self.proj(x))
 
 
+class GeluFeedForward(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.net = nn.ModuleList([GeluProjection(dim, 4 * dim), nn.Dropout(0.0), nn.Linear(4 * dim, dim)])
+
+
 class TransformerBlock(nn.Module):
     def __init__(self, dim: int, heads: int, head_dim: int) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.attn1 = SelfAttention(dim, heads, head_dim)
         self.norm3 = nn.LayerNorm(dim)
-        self.ff = nn.Module()
-        self.ff.net = nn.ModuleList([GeluProjection(dim, 4 * dim), nn.Dropout(0.0), nn.Linear(4 * dim, dim)])
+        self.ff = GeluFeedForward(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn1(self.norm1(x))
@@ -271,6 +278,13 @@ def _transformers(config: FlowConfig, dim: int) -> nn.ModuleList:
     return nn.ModuleList(
         TransformerBlock(dim, config.estimator_heads, config.estimator_head_dim) for _ in range(config.estimator_blocks)
     )
+
+
+# A U-Net stage is a ModuleList (the checkpoint's key names: down_blocks.N.0, .1, .2) of a ResNet
+# block, its transformer blocks and a down/up-sampler (none in the middle); torch types a
+# ModuleList's items only as Module.
+_Stage = tuple[nn.Module, nn.ModuleList, nn.Module]
+_MidStage = tuple[nn.Module, nn.ModuleList]
 
 
 def _run(blocks: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
@@ -321,13 +335,13 @@ class Estimator(nn.Module):
         time = self.time_mlp(timestep_features(t, self.in_channels).to(x.dtype))
         h = torch.cat([x, mu, speaker.unsqueeze(-1).expand(-1, -1, x.shape[-1]), cond], dim=1)
         skips = []
-        for resnet, blocks, down in self.down_blocks:
+        for resnet, blocks, down in cast("Iterable[_Stage]", self.down_blocks):
             h = _run(blocks, resnet(h, time))
             skips.append(h)
             h = down(h)
-        for resnet, blocks in self.mid_blocks:
+        for resnet, blocks in cast("Iterable[_MidStage]", self.mid_blocks):
             h = _run(blocks, resnet(h, time))
-        for resnet, blocks, up in self.up_blocks:
+        for resnet, blocks, up in cast("Iterable[_Stage]", self.up_blocks):
             skip = skips.pop()
             h = torch.cat([h[:, :, : skip.shape[-1]], skip], dim=1)
             h = up(_run(blocks, resnet(h, time)))
@@ -368,7 +382,7 @@ class ConditionalCFM(nn.Module):
         mu: torch.Tensor,
         speaker: torch.Tensor,
         cond: torch.Tensor,
-        estimator: nn.Module | None = None,
+        estimator: Callable[..., torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Euler integration from noise (t=0) to mel (t=1) on the cosine grid; the conditional and
         unconditional (guidance) velocities are evaluated as one batch of two."""

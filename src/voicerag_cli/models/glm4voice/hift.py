@@ -92,6 +92,8 @@ class SourceState:
 
 
 class HiFTGenerator(nn.Module):
+    window: torch.Tensor  # a buffer (register_buffer below)
+
     def __init__(self, config: HiftConfig) -> None:
         super().__init__()
         self.config = config

@@ -159,7 +159,7 @@ class InterleavedLM:
         config = check_snapshot(root, trust_remote_code, trust_key, runtime)
         prepare_hf_offline()
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        options = {"trust_remote_code": trust_remote_code, "local_files_only": True}
+        options: dict[str, Any] = {"trust_remote_code": trust_remote_code, "local_files_only": True}
         try:
             if runtime == "native" and is_glm4_tokenizer(root):  # upstream's files, without its code
                 tokenizer = load_glm4_tokenizer(root)

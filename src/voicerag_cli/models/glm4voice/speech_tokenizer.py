@@ -142,10 +142,14 @@ class WhisperVQEncoder(nn.Module):
     def __init__(self, config: SpeechTokenizerConfig) -> None:
         super().__init__()
         self.config = config
-        conv: type[nn.Conv1d] = CausalConv1d if config.encoder_causal_convolution else nn.Conv1d
-        padding = {} if config.encoder_causal_convolution else {"padding": 1}
-        self.conv1 = conv(config.num_mel_bins, config.d_model, kernel_size=3, **padding)
-        self.conv2 = conv(config.d_model, config.d_model, kernel_size=3, stride=2, **padding)
+        self.conv1: nn.Conv1d
+        self.conv2: nn.Conv1d
+        if config.encoder_causal_convolution:
+            self.conv1 = CausalConv1d(config.num_mel_bins, config.d_model, kernel_size=3)
+            self.conv2 = CausalConv1d(config.d_model, config.d_model, kernel_size=3, stride=2)
+        else:
+            self.conv1 = nn.Conv1d(config.num_mel_bins, config.d_model, kernel_size=3, padding=1)
+            self.conv2 = nn.Conv1d(config.d_model, config.d_model, kernel_size=3, stride=2, padding=1)
         self.embed_positions = nn.Embedding(config.max_source_positions, config.d_model)
         causal = config.encoder_causal_attention or config.quantize_causal_encoder
         self.layers = nn.ModuleList(EncoderLayer(config, causal) for _ in range(config.quantize_position))

@@ -176,8 +176,9 @@ def _import_xllamacpp() -> Any:
 
 def model_path(settings: Settings) -> Path:
     """The configured GGUF, else the packaged one (joined into the cache on first use)."""
-    if settings.llama.model_path:
-        path = Path(settings.llama.model_path).expanduser()
+    config = settings.section(LlamaConfig)
+    if config.model_path:
+        path = Path(config.model_path).expanduser()
         if not path.is_file():
             raise ModelError(f"llama model not found: {path} (set llama.model_path to a GGUF file)")
         return path
@@ -208,4 +209,5 @@ def load_server(path: Path, config: LlamaConfig) -> Any:
 def create(settings: Settings, registry: Roles) -> LlamaGenerator:
     _import_xllamacpp()  # before joining a 1.1 GB model that could not be run
     path = model_path(settings)
-    return LlamaGenerator(load_server(path, settings.llama), settings.llama, path, registry.tts, registry.reader())
+    config = settings.section(LlamaConfig)
+    return LlamaGenerator(load_server(path, config), config, path, registry.tts, registry.reader())

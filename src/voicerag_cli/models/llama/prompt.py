@@ -76,7 +76,8 @@ def trim(text: str, question: str, limit: int, scores: SentenceScores | None = N
             used += cost
     if not chosen:
         return _cut(sentences[ranked[0]].text, limit)
-    pieces, last = [], -1
+    pieces: list[str] = []
+    last = -1
     for i in sorted(chosen):
         if pieces and i != last + 1:
             pieces.append(_GAP.strip())

@@ -143,9 +143,10 @@ class AssetStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AssetStore:
+        from voicerag_cli.models.sonar.settings import SonarConfig
         from voicerag_cli.paths import cache_dir
 
-        sonar = settings.sonar
+        sonar = settings.section(SonarConfig)
         return cls(sonar.asset_dir, cache_dir(settings.paths.cache_dir), sonar.download)
 
     def names(self) -> list[str]:

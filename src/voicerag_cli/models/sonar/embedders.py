@@ -24,10 +24,11 @@ from voicerag_cli.models.sonar.configs import SPEECH_FAMILY, TEXT_FAMILY, speech
 from voicerag_cli.models.sonar.selection import (
     SPEECH_CARD_PREFIX,
     card_langs,
+    embedding_space,
     resolved_text_lang,
-    space_id,
     speech_card_name,
 )
+from voicerag_cli.models.sonar.settings import SonarConfig
 from voicerag_cli.models.sonar.speech_model import SonarSpeechEncoder
 from voicerag_cli.models.sonar.text_model import SonarTextEncoder
 from voicerag_cli.models.sonar.tokenizer import NllbTokenizer
@@ -38,9 +39,7 @@ if TYPE_CHECKING:
 
 
 def _output(vectors: torch.Tensor, space: EmbeddingSpace) -> np.ndarray:
-    from voicerag_cli.index.base import metric_of
-
-    if metric_of(space.space_id) == "l2":
+    if space.metric == "l2":
         return vectors.float().numpy().astype(np.float32)
     return torch.nn.functional.normalize(vectors.float(), dim=-1).numpy().astype(np.float32)
 
@@ -127,7 +126,7 @@ class SonarSpeechEmbedder:
 
 def create_text_embedder(settings: Settings, registry: Roles) -> SonarTextEmbedder:
     store = AssetStore.from_settings(settings)
-    card = store.card(settings.sonar.text_encoder)
+    card = store.card(settings.section(SonarConfig).text_encoder)
     _check_family(card, TEXT_FAMILY)
     if card.get("tokenizer_family", "nllb") != "nllb":
         raise ModelError(f"SONAR asset card {card.name!r}: tokenizer_family must be 'nllb'")
@@ -143,20 +142,21 @@ def create_text_embedder(settings: Settings, registry: Roles) -> SonarTextEmbedd
             f"the model's vocabulary {config.vocab_info.size}"
         )
     model = _build(SonarTextEncoder, config, store.file(card, "checkpoint"))
-    return SonarTextEmbedder(model, tokenizer, lang, EmbeddingSpace(space_id(settings), config.model_dim))
+    return SonarTextEmbedder(model, tokenizer, lang, embedding_space(settings, config.model_dim))
 
 
 def create_speech_embedder(settings: Settings, registry: Roles) -> SonarSpeechEmbedder:
     store = AssetStore.from_settings(settings)
     name = speech_card_name(settings)
-    if not settings.sonar.speech_encoder and name not in store.names():
+    sonar = settings.section(SonarConfig)
+    if not sonar.speech_encoder and name not in store.names():
         codes = sorted(n.removeprefix(SPEECH_CARD_PREFIX) for n in store.names() if n.startswith(SPEECH_CARD_PREFIX))
         raise ConfigError(
-            f"no SONAR speech encoder for language {settings.sonar.lang!r} (--lang); SONAR has: "
+            f"no SONAR speech encoder for language {sonar.lang!r} (--lang); SONAR has: "
             f"{', '.join(c for c in codes if c != 'base')}"
         )
     card = store.card(name)
     _check_family(card, SPEECH_FAMILY)
     config = speech_config(str(card.require("model_arch")), card.get("model_config"), f"SONAR card {card.name!r}")
     model = _build(SonarSpeechEncoder, config, store.file(card, "checkpoint"), convert_speech_keys)
-    return SonarSpeechEmbedder(model, EmbeddingSpace(space_id(settings), config.model_dim))
+    return SonarSpeechEmbedder(model, embedding_space(settings, config.model_dim))

@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from voicerag_cli.errors import ModelError, VoiceragError
+from voicerag_cli.models.base import EmbeddingSpace
 from voicerag_cli.models.sonar.assets import AssetStore, Card, FileState
 from voicerag_cli.models.sonar.languages import NLLB_LANGS, speech_lang, text_lang
+from voicerag_cli.models.sonar.settings import SonarConfig
 from voicerag_cli.models.weights_info import WeightsInfo
 
 if TYPE_CHECKING:
@@ -15,6 +17,8 @@ if TYPE_CHECKING:
 
 SPACE_PREFIX = "sonar/"
 SPEECH_CARD_PREFIX = "sonar_speech_encoder_"
+# The id of an l2 space ends so: distinct from the cosine space's name in every manifest and message.
+L2_SPACE_SUFFIX = "+l2"
 
 
 def space_id(settings: Settings) -> str:
@@ -22,14 +26,18 @@ def space_id(settings: Settings) -> str:
     trained as students of text_sonar_basic_encoder), so both report its name; with
     `sonar.metric = "l2"` the space is another one (raw vectors, Euclidean distance), so an index
     built under one metric is never searched under the other."""
-    from voicerag_cli.index.base import L2_SPACE_SUFFIX
+    config = settings.section(SonarConfig)
+    suffix = L2_SPACE_SUFFIX if config.metric == "l2" else ""
+    return f"{SPACE_PREFIX}{config.text_encoder}{suffix}"
 
-    suffix = L2_SPACE_SUFFIX if settings.sonar.metric == "l2" else ""
-    return f"{SPACE_PREFIX}{settings.sonar.text_encoder}{suffix}"
+
+def embedding_space(settings: Settings, dim: int) -> EmbeddingSpace:
+    return EmbeddingSpace(space_id(settings), dim, settings.section(SonarConfig).metric)
 
 
 def speech_card_name(settings: Settings) -> str:
-    return settings.sonar.speech_encoder or f"{SPEECH_CARD_PREFIX}{speech_lang(settings.sonar.lang)}"
+    config = settings.section(SonarConfig)
+    return config.speech_encoder or f"{SPEECH_CARD_PREFIX}{speech_lang(config.lang)}"
 
 
 def card_langs(card: Card) -> list[str]:
@@ -43,14 +51,15 @@ def card_langs(card: Card) -> list[str]:
 
 def resolved_text_lang(settings: Settings) -> str:
     """The NLLB code that `--lang` selects (checked against the card's languages at load time)."""
-    return text_lang(settings.sonar.lang, tuple(dict.fromkeys([*NLLB_LANGS, *_extra_langs(settings)])))
+    known = tuple(dict.fromkeys([*NLLB_LANGS, *_extra_langs(settings)]))
+    return text_lang(settings.section(SonarConfig).lang, known)
 
 
 def _extra_langs(settings: Settings) -> list[str]:
     """Languages a user's own text card adds beyond NLLB's (e.g. a fine-tuned tokenizer)."""
     try:
         store = AssetStore.from_settings(settings)
-        return card_langs(store.card(settings.sonar.text_encoder))
+        return card_langs(store.card(settings.section(SonarConfig).text_encoder))
     except VoiceragError:
         return []
 
@@ -60,7 +69,7 @@ def index_extra(settings: Settings, previous: dict[str, Any] | None) -> dict[str
     language it was fed (one index may hold documents in several), and the encoder card."""
     langs = set((previous or {}).get("text_langs", []))
     langs.add(resolved_text_lang(settings))
-    return {"text_langs": sorted(langs), "text_encoder": settings.sonar.text_encoder}
+    return {"text_langs": sorted(langs), "text_encoder": settings.section(SonarConfig).text_encoder}
 
 
 def _describe(states: list[FileState]) -> str:
@@ -88,7 +97,7 @@ def _weights(settings: Settings, card_name: str, keys: tuple[str, ...], note: st
 
 
 def text_weights(settings: Settings) -> WeightsInfo:
-    return _weights(settings, settings.sonar.text_encoder, ("checkpoint", "tokenizer"))
+    return _weights(settings, settings.section(SonarConfig).text_encoder, ("checkpoint", "tokenizer"))
 
 
 def speech_weights(settings: Settings) -> WeightsInfo:

@@ -5,25 +5,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from voicerag_cli.errors import ConfigError
+from voicerag_cli.config_schema import one_of, setting
 
 # The offline profile languages of `--lang` (languages.py), as SONAR's speech encoders name them.
 PROFILE_CODES = {"en": "eng", "zh": "cmn"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class SonarConfig:
     asset_dir: str = ""  # folder of fairseq2 asset cards (*.yaml) naming local checkpoints; empty: built-in cards
     lang: str = "eng"  # --lang: eng, cmn, ... (speech encoder) or an NLLB code (eng_Latn, zho_Hans)
     text_encoder: str = "text_sonar_basic_encoder"  # card name; also names the embedding space
     speech_encoder: str = ""  # card name; empty: sonar_speech_encoder_<lang>
     download: bool = False  # fetch files that cards name by URL into <cache dir>/sonar on first use
-    metric: str = "cosine"  # cosine: normalized vectors; l2: raw vectors, Euclidean (the reference system's)
-
-    def check(self) -> None:
-        """Checks beyond each value's type (config.validate calls it)."""
-        if self.metric not in ("cosine", "l2"):
-            raise ConfigError(f"config key 'sonar.metric': must be cosine or l2, got {self.metric!r}")
+    # cosine: normalized vectors; l2: raw vectors, Euclidean (the reference system's)
+    metric: str = setting("cosine", one_of("cosine", "l2", quoted=False))
 
 
 def lang_code(code: str) -> str:
