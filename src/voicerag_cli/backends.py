@@ -3,7 +3,7 @@
 A row names its parts by import strings ("module:attribute"), so reading the table imports no
 backend: `voicerag --help` stays free of numpy and torch, and a backend's heavy libraries load
 only when a command constructs it (registry.py). Adding a backend is one module plus one row
-here (README, "Adding a backend").
+here (docs/adding-a-backend.md).
 
 Standard library and `errors` only: config.py and registry.py both read this table.
 """

@@ -140,7 +140,7 @@ class AskConfig:
     # longer question audio is refused before any model runs
     max_audio_s: float = setting(60.0, in_range(0, 3600, above=True))
     # Weight of the lexical (BM25, Chinese as pinyin) ranking fused with the vector's for a
-    # question with text (asr, typed); 0: vectors alone. e2e has no text: vectors alone. README
+    # question with text (asr, typed); 0: vectors alone. e2e has no text: vectors alone. docs/retrieval.md
     # has the measurements (RGB-en spoken Hit@5 0.53 -> 0.60 at 0.5; 0.7 costs typed questions).
     lexical_weight: float = setting(0.5, between(0, 1))
     # e2e: weight of the spoken-passage vectors against the text vectors, where the index has them
@@ -163,7 +163,7 @@ class ChatConfig:
     history_turns: int = setting(3, at_least(0))  # earlier turns given to the generator
     barge_in: bool = True  # speech during the answer stops playback
     # asr.index_prompt_below for spoken turns: only transcripts Whisper is unsure of are decoded
-    # again, since a second decoding costs ~0.2 s of the turn's 1.5 s latency budget (README)
+    # again, since a second decoding costs ~0.2 s of the turn's 1.5 s latency budget (docs/retrieval.md)
     index_prompt_below: float = setting(-0.8, LOG_PROBABILITY)
 
     def check(self) -> None:
@@ -186,7 +186,7 @@ class AsrConfig:
     # prompt alone does not hold over long utterances.
     simplified: bool = False
     # Decode a second time, prompted with the start of the passages the first transcript found:
-    # the index's own spelling of names and terms (README "Decoding again with the index's words").
+    # the index's own spelling of names and terms (docs/retrieval.md, benchmarks/README.md).
     index_prompt: bool = True
     # ... when the first transcript's mean token log-probability is below this (0: always;
     # chat has its own, chat.index_prompt_below)
@@ -207,7 +207,7 @@ class GeneratorConfig:
     # chunk is often below the top 5; the reader's time grows with each passage read.
     read_passages: int = setting(8, positive(), at_most(1000))
     # extractive: a text question whose best passage scores below this cosine similarity gets
-    # "found nothing" (JSON "found": false); 0 turns it off. Calibrated on RGB/HotpotQA (README).
+    # "found nothing" (JSON "found": false); 0 turns it off. Calibrated on RGB/HotpotQA (benchmarks/README.md).
     min_score: float = setting(0.36, in_range(-1, 1))
 
 

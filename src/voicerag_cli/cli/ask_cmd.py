@@ -92,7 +92,7 @@ def ask(
         ),
     ] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object per question, one per line (schema in README).")
+        bool, typer.Option("--json", help="Print one JSON object per question, one per line (schema: docs/scripting.md).")
     ] = False,
     play: Annotated[bool, typer.Option("--play", help="Speak the answer on the default audio device.")] = False,
     rounds: Annotated[

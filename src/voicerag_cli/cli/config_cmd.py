@@ -48,7 +48,7 @@ def init(force: Annotated[bool, typer.Option("--force", help="Overwrite an exist
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(
-        "# voicerag configuration: see README, section Configuration\n" + render_toml(Settings()),
+        "# voicerag configuration: see docs/configuration.md\n" + render_toml(Settings()),
         encoding="utf-8",
     )
     tmp.replace(target)

@@ -6,7 +6,7 @@ name with other characters of the same sound (寺庙 "si miao" as 四秒 "si mia
 embedding of the characters cannot see. So Chinese text is indexed and queried as toneless
 pinyin syllables and syllable pairs (pypinyin); other scripts as words, Porter-stemmed by FTS5.
 The same function makes the terms of a chunk and of a query, so both sides always agree, and a
-mixed-language text needs no language setting. Measured (README "Retrieval"; pooled, spoken
+mixed-language text needs no language setting. Measured (benchmarks/README.md, "Lexical fusion"; pooled, spoken
 questions, Hit@5): RGB-zh 0.60 -> 0.84 on questions not used to choose the weights, CMRC 2018
 0.53 -> 0.78, RGB-en 0.52 -> 0.60, HotpotQA 0.80 -> 0.84; typed questions within a point.
 """

@@ -12,7 +12,7 @@ the writer's own exit without commit) deletes them and restores the rows it had 
 `--rebuild` writes into new collections and switches the row to them; the old ones are
 dropped by the next write, so a reader that opened them just before can finish.
 
-Limits (see README "Scale"): the writer lock is a file lock on this machine, so two machines
+Limits (see docs/milvus.md): the writer lock is a file lock on this machine, so two machines
 writing one index at the same time are not kept apart; a chunk's text is at most 64 KiB.
 """
 

@@ -240,7 +240,7 @@ def create(settings: Settings, registry: Roles) -> KokoroSynthesizer:
     return KokoroSynthesizer(folder / KOKORO.target, vocab, voices, voice, settings.tts.rate / 170.0)
 
 
-# Per language, the most intelligible style first (Whisper CER on Chinese answers, README); the
+# Per language, the most intelligible style first (Whisper CER on Chinese answers, benchmarks/README.md); the
 # last of each is in the wheels, the others need `voicerag voices --install`.
 DEFAULT_VOICES = {"zh": ("zf_xiaobei", "jm_kumo"), "en": ("jm_kumo",)}
 

@@ -97,7 +97,7 @@ class AskResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """The stable `--json` schema (documented in README). SCHEMA_VERSION changes when a field
+        """The stable `--json` schema (documented in docs/scripting.md). SCHEMA_VERSION changes when a field
         is removed, renamed or changes type; a new field keeps it (readers ignore unknown keys)."""
         return {
             "schema_version": SCHEMA_VERSION,
