@@ -268,7 +268,7 @@ def main() -> int:
 
     speaker = None
     if args.spoken_passages:
-        from voicerag_cli.models.spoken_passages import SpokenPassages
+        from voicerag_cli.pipeline.spoken_passages import SpokenPassages
 
         speaker = SpokenPassages(registry)
     report: dict = {"heads": {"shipped": "shipped", **{h.stem: str(h) for h in args.head}}}

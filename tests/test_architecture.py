@@ -1,7 +1,7 @@
 """The package's shape: its import graph (read from the source with ast, every import counted:
 at module level, inside functions, and under TYPE_CHECKING) has no cycle and no import from a
-lower layer to a higher one (cli -> pipeline/eval -> models/index/audio/registry -> shared
-modules), and the light entry points load no backend: importing the registry and printing
+lower layer to a higher one (cli > eval > pipeline > registry > index > models > audio,
+structure > shared base modules) and no circle between packages, and the light entry points load no backend: importing the registry and printing
 `voicerag --help` import no backend module and no torch (checked in a fresh interpreter)."""
 
 from __future__ import annotations
@@ -16,19 +16,23 @@ from voicerag_cli.backends import BACKENDS
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "voicerag_cli"
 
-# Layer of each subpackage or top-level module; anything not named is a shared module (errors,
-# paths, config, backends, markup, ...), the lowest layer. Higher layers may import lower ones.
+# Layer of each subpackage or top-level module; anything not named is a shared base module
+# (errors, paths, config, config_schema, backends, languages, ...), the lowest layer. A module may
+# import its own layer or a lower one; packages on one layer must still not import each other in
+# a circle (test_packages_import_each_other_in_no_circle). Every subpackage is named here.
 LAYERS = {
-    "__main__": 4,
-    "cli": 4,
-    "pipeline": 3,
-    "eval": 3,
-    "registry": 2,
+    "__main__": 7,
+    "cli": 7,
+    "eval": 6,  # runs the pipeline over data sets
+    "pipeline": 5,  # orchestration: questions, answers, index builds, spoken passages
+    "registry": 4,  # constructs the backends the table names
+    "training": 4,
+    "testing": 4,
+    "index": 3,  # stores what models embed
     "models": 2,
-    "index": 2,
-    "audio": 2,
-    "training": 2,
-    "testing": 2,
+    "audio": 1,
+    "structure": 1,
+    "markup": 1,
 }
 
 
@@ -119,6 +123,25 @@ def test_import_graph_has_no_cycles() -> None:
     assert cycles(import_graph()) == []
 
 
+def package_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def test_every_subpackage_has_a_layer() -> None:
+    subpackages = {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
+    assert subpackages - set(LAYERS) == set()
+
+
+def test_packages_import_each_other_in_no_circle() -> None:
+    packages: dict[str, set[str]] = {}
+    for source, targets in import_graph().items():
+        packages.setdefault(package_of(source), set()).update(
+            package_of(t) for t in targets if package_of(t) != package_of(source)
+        )
+    assert cycles(packages) == []
+
+
 def test_no_import_from_a_lower_layer_to_a_higher_one() -> None:
     upward = sorted(
         f"{source} -> {target}"
@@ -201,3 +224,19 @@ def test_models_do_not_reach_up_into_the_index() -> None:
         if module.startswith("voicerag_cli.models")
     }
     assert {module: targets for module, targets in reaching.items() if targets} == {}
+
+
+def test_backend_names_live_with_their_backends() -> None:
+    """A backend's name is a string only in its table row (backends.py), the built-in profiles
+    beside it (profiles.py) and the backend's own code (models/); anywhere else a decision about
+    one backend belongs in its row (a field or a hook) instead."""
+    names = {spec.name for spec in BACKENDS} - {"none"}
+    own = {"voicerag_cli.backends", "voicerag_cli.profiles"}
+    naming = sorted(
+        f"{module}: {node.value!r}"
+        for module, path in module_files().items()
+        if module not in own and package_of(module) not in {"models", "training"}
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant) and node.value in names
+    )
+    assert naming == []

@@ -18,8 +18,8 @@ from voicerag_cli.errors import ConfigError
 from voicerag_cli.index import spoken
 from voicerag_cli.index.builder import build_index
 from voicerag_cli.index.hnsw_store import CHUNKS_DB, IndexRoot
-from voicerag_cli.models.spoken_passages import SpokenPassages
 from voicerag_cli.pipeline.ask import AskPipeline
+from voicerag_cli.pipeline.spoken_passages import SpokenPassages
 from voicerag_cli.registry import Registry
 
 DOCS = Path(__file__).resolve().parents[1] / "examples" / "docs"

@@ -2,8 +2,9 @@
 
 A row names its parts by import strings ("module:attribute"), so reading the table imports no
 backend: `voicerag --help` stays free of numpy and torch, and a backend's heavy libraries load
-only when a command constructs it (registry.py). Adding a backend is one module plus one row
-here (docs/adding-a-backend.md).
+only when a command constructs it (registry.py). A built-in backend is one module plus one row
+here; another package adds its rows through entry points in group `voicerag.backends`, read
+only when a configured name is not built in (docs/adding-a-backend.md).
 
 Standard library and `errors` only: config.py and registry.py both read this table.
 """
@@ -11,11 +12,13 @@ Standard library and `errors` only: config.py and registry.py both read this tab
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from voicerag_cli.errors import ModelError
 
+ENTRY_POINT_GROUP = "voicerag.backends"
 ROLES = ("text_embedder", "speech_embedder", "asr", "generator", "tts", "reader")
 
 
@@ -44,6 +47,14 @@ class BackendSpec:
     lang_value: str = ""
     # A few words for --help ("a local GGUF model"); the summary is for `voicerag models -v`.
     brief: str = ""
+    # function(settings) -> str: what tells this backend's vectors apart beyond its name (the
+    # distilled head: its weights file), recorded with vectors made ahead (spoken passages);
+    # cheap, loads no model. Empty: the name alone.
+    identity: str = ""
+    # A tts backend: a regular expression its voice names match in full (each term of a blend
+    # "a:0.5+b:0.5"), so one eval voice list may name voices of several engines; the role's
+    # default backend takes the names no row claims.
+    voices: str = ""
 
 
 def load(target: str) -> Any:
@@ -103,6 +114,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
         f"{_M}.distilled.paths:head_weights",
         "frozen Whisper tiny.en encoder + head distilled onto all-MiniLM-L6-v2 (no transcription), bundled",
         default=True,
+        identity=f"{_M}.distilled.paths:head_identity",
     ),
     BackendSpec(
         "speech_embedder",
@@ -198,36 +210,85 @@ BACKENDS: tuple[BackendSpec, ...] = (
         f"{_M}.kokoro:create",
         f"{_M}.kokoro:kokoro_weights",
         "Kokoro-82M neural voices (int8 ONNX; English and Chinese, Japanese-trained styles that blend): voicerag[tts]",
+        voices=r"[a-z]{2}_[a-z]+(:[0-9.]+)?",  # jm_kumo, or jf_alpha:0.5 in a blend
     ),
 )
 
 
-def known_backends(table: tuple[BackendSpec, ...] = BACKENDS) -> dict[str, list[str]]:
+_installed: list[BackendSpec] = []  # rows other packages declare, once read
+_entry_points_read = False
+
+
+def current_table() -> tuple[BackendSpec, ...]:
+    """The built-in rows, then those of installed packages once read (`add_installed_rows`)."""
+    return BACKENDS + tuple(_installed)
+
+
+def entry_points_read() -> bool:
+    return _entry_points_read
+
+
+def add_installed_rows() -> None:
+    """Add the rows installed packages declare in entry-point group `voicerag.backends`, once.
+    Each entry point names a BackendSpec ("package.module:ROW"); its module must stay light, as
+    this table's import strings keep the built-in rows light."""
+    global _entry_points_read
+    if _entry_points_read:
+        return
+    _entry_points_read = True
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            spec = point.load()
+        except Exception as exc:  # a broken plug-in package: name it, in one line
+            raise ModelError(f"backend entry point {point.name!r} ({point.value}) cannot be loaded: {exc}") from exc
+        if not isinstance(spec, BackendSpec) or spec.role not in ROLES:
+            raise ModelError(f"backend entry point {point.name!r} ({point.value}) is not a BackendSpec of a known role")
+        if any((row.role, row.name) == (spec.role, spec.name) for row in current_table()):
+            continue  # a built-in (or already added) name wins: a package cannot replace one
+        _installed.append(spec)
+
+
+def add_rows_for(chosen: Iterable[tuple[str, str]]) -> None:
+    """Read the installed packages' rows when one of the (role, name) pairs is not in the table;
+    with built-in names only, no entry point is read (start-up stays as light as before)."""
+    known = {(spec.role, spec.name) for spec in current_table()}
+    if any(pair not in known for pair in chosen):
+        add_installed_rows()
+
+
+def known_backends(table: tuple[BackendSpec, ...] | None = None) -> dict[str, list[str]]:
     """Role -> its backends' names, in table order."""
+    table = current_table() if table is None else table
     names: dict[str, list[str]] = {role: [] for role in ROLES}
     for spec in table:
         names[spec.role].append(spec.name)
     return names
 
 
-def backend_briefs(role: str, table: tuple[BackendSpec, ...] = BACKENDS) -> str:
+def backend_briefs(role: str, table: tuple[BackendSpec, ...] | None = None) -> str:
     """A role's backends for --help: "name (a few words), ..." in table order."""
+    table = current_table() if table is None else table
     return ", ".join(f"{spec.name} ({spec.brief})" if spec.brief else spec.name for spec in table if spec.role == role)
 
 
-def find_spec(role: str, name: str, table: tuple[BackendSpec, ...] = BACKENDS) -> BackendSpec:
+def find_spec(role: str, name: str, table: tuple[BackendSpec, ...] | None = None) -> BackendSpec:
+    table = current_table() if table is None else table
     for spec in table:
         if spec.role == role and spec.name == name:
             return spec
     raise ModelError(f"unknown {role} backend {name!r}; choose from {', '.join(known_backends(table)[role])}")
 
 
-def default_backend(role: str, table: tuple[BackendSpec, ...] = BACKENDS) -> str:
+def default_backend(role: str, table: tuple[BackendSpec, ...] | None = None) -> str:
+    table = current_table() if table is None else table
     return next(spec.name for spec in table if spec.role == role and spec.default)
 
 
-def config_sections(table: tuple[BackendSpec, ...] = BACKENDS) -> dict[str, str]:
+def config_sections(table: tuple[BackendSpec, ...] | None = None) -> dict[str, str]:
     """Section name -> the import string of its dataclass, for every backend that declares one."""
+    table = current_table() if table is None else table
     sections: dict[str, str] = {}
     for spec in table:
         if not spec.section:
@@ -237,8 +298,9 @@ def config_sections(table: tuple[BackendSpec, ...] = BACKENDS) -> dict[str, str]
     return sections
 
 
-def lang_keys(table: tuple[BackendSpec, ...] = BACKENDS) -> dict[str, str]:
+def lang_keys(table: tuple[BackendSpec, ...] | None = None) -> dict[str, str]:
     """Config key -> the import string of its value function, for the keys `--lang` sets."""
+    table = current_table() if table is None else table
     keys: dict[str, str] = {}
     for spec in table:
         if spec.lang_key:
@@ -246,6 +308,7 @@ def lang_keys(table: tuple[BackendSpec, ...] = BACKENDS) -> dict[str, str]:
     return keys
 
 
-def lang_settings(code: str, table: tuple[BackendSpec, ...] = BACKENDS) -> dict[str, Any]:
+def lang_settings(code: str, table: tuple[BackendSpec, ...] | None = None) -> dict[str, Any]:
     """The config overrides `--lang CODE` makes through the backends' hooks."""
+    table = current_table() if table is None else table
     return {key: load(value)(code) for key, value in lang_keys(table).items()}

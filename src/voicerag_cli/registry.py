@@ -12,7 +12,16 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from voicerag_cli.backends import BACKENDS, ROLES, BackendSpec, find_spec, known_backends, load
+from voicerag_cli.backends import (
+    BACKENDS,
+    ROLES,
+    BackendSpec,
+    add_rows_for,
+    current_table,
+    find_spec,
+    known_backends,
+    load,
+)
 from voicerag_cli.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -29,9 +38,13 @@ if TYPE_CHECKING:
 __all__ = ["BACKENDS", "ROLES", "BackendSpec", "Registry", "check_models", "find_spec", "known_backends"]
 
 
-def check_models(settings: Settings, table: tuple[BackendSpec, ...] = BACKENDS) -> None:
-    """Every role's configured backend (models.<role>) is a row of the table."""
+def check_models(settings: Settings, table: tuple[BackendSpec, ...] | None = None) -> None:
+    """Every role's configured backend (models.<role>) is a row of the table (the built-in rows,
+    and installed packages' rows when a name is not built in)."""
     chosen = dataclasses.asdict(settings.models)
+    if table is None:
+        add_rows_for(chosen.items())
+        table = current_table()
     for role, backends in known_backends(table).items():
         if chosen[role] not in backends:
             raise ConfigError(
@@ -42,10 +55,10 @@ def check_models(settings: Settings, table: tuple[BackendSpec, ...] = BACKENDS) 
 class Registry:
     """Constructs each configured backend on first use and keeps it for the process."""
 
-    def __init__(self, settings: Settings, table: tuple[BackendSpec, ...] = BACKENDS) -> None:
+    def __init__(self, settings: Settings, table: tuple[BackendSpec, ...] | None = None) -> None:
         check_models(settings, table)
         self.settings = settings
-        self.table = table
+        self.table = current_table() if table is None else table
         self._instances: dict[str, object] = {}
         self.load_seconds: dict[str, float] = {}
         self.on_load: Callable[[str, str], None] | None = None  # told (role, backend) before a load

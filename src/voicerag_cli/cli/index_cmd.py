@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from voicerag_cli.config import Settings
     from voicerag_cli.index.base import StoreRoot
-    from voicerag_cli.models.spoken_passages import SpokenPassages
+    from voicerag_cli.pipeline.spoken_passages import SpokenPassages
 
 
 def index(
@@ -201,6 +201,6 @@ def _spoken_factory(settings: Settings) -> Callable[[], SpokenPassages] | None:
     """index.spoken_passages: the maker of spoken-passage vectors for e2e (`index.spoken`)."""
     if not settings.index.spoken_passages:
         return None
-    from voicerag_cli.models.spoken_passages import SpokenPassages
+    from voicerag_cli.pipeline.spoken_passages import SpokenPassages
 
     return lambda: SpokenPassages(STATE.registry())

@@ -1,8 +1,9 @@
 """Spoken questions for evaluation: the dataset's own audio when it has some, otherwise
 speech synthesized by espeak-ng or Kokoro and cached by (text, voice, rate, pitch).
 
-A voice names its engine by its form: Kokoro styles are `xx_name` (jm_kumo) or blends of them
-(jf_alpha:0.5+jm_kumo:0.5); anything else is an espeak-ng voice (en-us, en-gb). So one run can mix
+A voice names its engine by its form, as the tts rows of the backend table declare (`voices`):
+Kokoro styles are `xx_name` (jm_kumo) or blends of them (jf_alpha:0.5+jm_kumo:0.5); anything
+else goes to the default tts backend, espeak-ng (en-us, en-gb). So one run can mix
 both engines, and each question's row records which one spoke it."""
 
 from __future__ import annotations
@@ -24,13 +25,18 @@ if TYPE_CHECKING:
 DEFAULT_VOICES = {"en": ["en-us", "en-gb"], "zh": ["jm_kumo", "jf_gongitsune"]}
 DEFAULT_RATES = [150, 175]
 DEFAULT_PITCH = 50
-_KOKORO_TERM = re.compile(r"[a-z]{2}_[a-z]+(:[0-9.]+)?")
 
 
 def engine_of(voice: str) -> str:
-    """ "kokoro" for a Kokoro style or blend, "espeak" for any other voice name."""
-    terms = voice.split("+")
-    return "kokoro" if all(_KOKORO_TERM.fullmatch(term.strip()) for term in terms) else "espeak"
+    """The tts backend whose row's `voices` pattern every term of `voice` matches; a voice no
+    row claims goes to the role's default backend."""
+    from voicerag_cli.backends import current_table, default_backend
+
+    terms = [term.strip() for term in voice.split("+")]
+    for spec in current_table():
+        if spec.role == "tts" and spec.voices and all(re.fullmatch(spec.voices, term) for term in terms):
+            return spec.name
+    return default_backend("tts")
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,7 @@ class MilvusRoot:
         if manifest.metric != "cosine":
             raise IndexError_(
                 f"the Milvus store indexes by cosine only; index {manifest.name!r} uses {manifest.metric} "
-                "(sonar.metric): use the built-in store or sonar.metric = cosine"
+                "(its text embedder's metric setting): use the built-in store or the cosine metric"
             )
         return MilvusWriter(self, manifest, rebuild=rebuild)
 

@@ -323,7 +323,7 @@ class AskPipeline:
         searcher = self.searcher
         if weight <= 0 or not isinstance(searcher, spoken.SpokenSearcher) or searcher.spoken_recipe is None:
             return self.searcher.search(vector, self.depth, self.ef_search)
-        from voicerag_cli.models.spoken_passages import SpokenPassages
+        from voicerag_cli.pipeline.spoken_passages import SpokenPassages
 
         if searcher.spoken_recipe != SpokenPassages(self.registry).recipe:  # another head or voice made them
             return self.searcher.search(vector, self.depth, self.ef_search)

