@@ -28,7 +28,6 @@ LAYERS = {
     "index": 2,
     "audio": 2,
     "training": 2,
-    "testing": 2,
 }
 
 
