@@ -32,6 +32,7 @@ def model_stamps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
     user_cache = tmp_path_factory.mktemp("user-cache")
     stamps = stamps_in(user_cache / "voicerag")
+    stamps.mkdir(parents=True)
     for bundle in BUNDLES:
         if bundle_present(bundle):
             with contextlib.suppress(ModelError):  # test_pinned_models.py reports a mismatch

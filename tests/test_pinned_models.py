@@ -13,6 +13,7 @@ import pytest
 
 from voicerag_cli.errors import ModelError
 from voicerag_cli.models.bundled import BUNDLES, WHISPER_TINY_EN
+from voicerag_cli.models.llama.packaged import QWEN_CODER_1_5B
 from voicerag_cli.models.pinned import Bundle, PinnedFile, bundle_folder, bundle_present, is_stamped, verified_folder
 from voicerag_cli.models.split_weights import KOKORO, WHISPER_BASE, package_root
 from vrtest import REPO, assert_error, run_cli
@@ -128,4 +129,5 @@ def test_third_party_lists_every_pinned_file() -> None:
             assert pin.sha256 in text, f"{bundle.name}: {pin.relpath}"
     for part in (*WHISPER_BASE.parts, *KOKORO.parts):
         assert part.sha256 in text, part.package
+    assert QWEN_CODER_1_5B.sha256 in text
     assert "all-MiniLM-L6-v2" in text and "Apache-2.0" in text

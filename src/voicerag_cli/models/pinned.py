@@ -7,7 +7,7 @@ pin), so later starts only stat it instead of re-reading hundreds of megabytes. 
 replaced or changed gets a new size or mtime and is hashed again; a mismatch is one line naming
 the package to reinstall.
 
-Standard library and `errors` only: the weights probes of `voicerag models` use it too.
+Standard library, `errors` and `weights_info` only: the weights probes of `voicerag models` use it too.
 """
 
 from __future__ import annotations
