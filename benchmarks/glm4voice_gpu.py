@@ -47,16 +47,9 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]  # tests/tiny_glm4voice.py writes the checkpoints
 
-from voicerag_cli.models.base import Passage, Query  # noqa: E402
-from voicerag_cli.models.glm4voice.backend import Glm4VoiceGenerator  # noqa: E402
-from voicerag_cli.models.glm4voice.lm import GenerationParams, InterleavedLM  # noqa: E402
-from voicerag_cli.models.glm4voice.protocol import TokenMap, build_prompt, encode_prompt  # noqa: E402
-from voicerag_cli.models.glm4voice.speech_decoder import SpeechDecoder  # noqa: E402
-from voicerag_cli.models.glm4voice.speech_tokenizer import SpeechTokenizer, SpeechTokenizerConfig  # noqa: E402
-from voicerag_cli.models.glm4voice.static_lm import SamplingParams  # noqa: E402
-from voicerag_cli.testing.glm4voice import (  # noqa: E402
+from tiny_glm4voice import (  # noqa: E402
     REAL_DECODER_SIZES,
     TINY_DECODER_SIZES,
     InterleavePattern,
@@ -65,6 +58,13 @@ from voicerag_cli.testing.glm4voice import (  # noqa: E402
     write_speech_tokenizer,
     write_tokenizer,
 )
+from voicerag_cli.models.base import Passage, Query  # noqa: E402
+from voicerag_cli.models.glm4voice.backend import Glm4VoiceGenerator  # noqa: E402
+from voicerag_cli.models.glm4voice.lm import GenerationParams, InterleavedLM  # noqa: E402
+from voicerag_cli.models.glm4voice.protocol import TokenMap, build_prompt, encode_prompt  # noqa: E402
+from voicerag_cli.models.glm4voice.speech_decoder import SpeechDecoder  # noqa: E402
+from voicerag_cli.models.glm4voice.speech_tokenizer import SpeechTokenizer, SpeechTokenizerConfig  # noqa: E402
+from voicerag_cli.models.glm4voice.static_lm import SamplingParams  # noqa: E402
 
 LM_VOCAB = 168960  # GLM-4-Voice-9B's padded vocabulary (<|audio_16383|> is id 168736)
 CODES = 16384

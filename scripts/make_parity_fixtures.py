@@ -11,7 +11,7 @@ they import, e.g.:
     /tmp/venv-ref/bin/pip install --no-deps conformer==0.3.2
     git clone https://github.com/THUDM/GLM-4-Voice /tmp/ref/glm4voice
     git clone https://github.com/shivammehta25/Matcha-TTS /tmp/ref/matcha   # GLM-4-Voice's submodule
-    PYTHONPATH=src /tmp/venv-ref/bin/python scripts/make_parity_fixtures.py \\
+    PYTHONPATH=src:tests /tmp/venv-ref/bin/python scripts/make_parity_fixtures.py \\
         --glm4voice /tmp/ref/glm4voice --matcha /tmp/ref/matcha --out tests/fixtures/parity
 
 What runs where it matters (tiny random-weight models in the official checkpoint layouts):
@@ -495,7 +495,7 @@ def main() -> None:
     stand_in = types.ModuleType("torchaudio")
     stand_in.transforms = types.SimpleNamespace(Resample=None)  # named in a type annotation only
     sys.modules.setdefault("torchaudio", stand_in)
-    from voicerag_cli.testing.glm4voice import DECODER_YAML, TINY_DECODER_SIZES
+    from tiny_glm4voice import DECODER_YAML, TINY_DECODER_SIZES
 
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)

@@ -9,7 +9,7 @@ torch==2.9.1, so it runs in a scratch environment of its own, never in the proje
     echo torch==2.9.1 > /tmp/c.txt
     /tmp/venv-sonar/bin/pip install -c /tmp/c.txt fairseq2==0.8.1 fairseq2n==0.8.1 sonar-space==0.5.0 \\
         torchaudio==2.9.1 soundfile soxr pyyaml sentencepiece
-    PYTHONPATH=src /tmp/venv-sonar/bin/python scripts/make_sonar_fixtures.py --out tests/fixtures/parity/sonar
+    PYTHONPATH=src:tests /tmp/venv-sonar/bin/python scripts/make_sonar_fixtures.py --out tests/fixtures/parity/sonar
 
 What runs where it matters (tiny random-weight models, official checkpoint layouts):
 - asset cards: the fixture's own cards/*.yaml are fairseq2's user asset directory
@@ -22,8 +22,8 @@ What runs where it matters (tiny random-weight models, official checkpoint layou
 - outputs: the tokenizer from `load_tokenizer(card)` (ids of `create_encoder(lang=...)`),
   `TextToEmbeddingModelPipeline(card, card).predict`, the pipeline's WaveformToFbankConverter and
   `SpeechToEmbeddingModelPipeline(card).predict`, one clip at a time and as one padded batch.
-The SentencePiece model is trained here on a few sentences (src/voicerag_cli/testing/sonar.py), and the
-random weights come from voicerag_cli.testing.sonar.randomize_ (seeded), so the script is reproducible.
+The SentencePiece model is trained here on a few sentences (tests/tiny_sonar.py), and the random
+weights come from tiny_sonar.randomize_ (seeded), so the script is reproducible.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def espeak_16k_int16(voice: str, text: str) -> np.ndarray:
 
 
 def write_cards(out: Path, vocab_size: int) -> None:
-    from voicerag_cli.testing.sonar import SPEECH_DIMS, SPEECH_ENCODER_DIMS, TEXT_DIMS, write_cards
+    from tiny_sonar import SPEECH_DIMS, SPEECH_ENCODER_DIMS, TEXT_DIMS, write_cards
 
     text = {
         "name": TEXT_CARD,
@@ -113,7 +113,7 @@ def text_part(out: Path, seed: int) -> dict[str, Any]:
     from sonar.inference_pipelines.text import TextToEmbeddingModelPipeline
     from sonar.models.sonar_text import get_sonar_text_encoder_hub
 
-    from voicerag_cli.testing.sonar import SENTENCES, randomize_
+    from tiny_sonar import SENTENCES, randomize_
 
     hub = get_sonar_text_encoder_hub()
     model = hub.create_new_model(hub.get_model_config(TEXT_CARD))
@@ -147,7 +147,7 @@ def speech_part(out: Path, seed: int, clips: dict[str, np.ndarray]) -> dict[str,
     from sonar.inference_pipelines.speech import SpeechToEmbeddingModelPipeline
     from sonar.models.sonar_speech import get_sonar_speech_encoder_hub
 
-    from voicerag_cli.testing.sonar import randomize_, to_fairseq_speech_layout
+    from tiny_sonar import randomize_, to_fairseq_speech_layout
 
     hub = get_sonar_speech_encoder_hub()
     arrays: dict[str, np.ndarray] = {}
@@ -185,7 +185,7 @@ def main() -> None:
         shutil.rmtree(out)
     out.mkdir(parents=True)
 
-    from voicerag_cli.testing.sonar import text_vocab_size, train_spm
+    from tiny_sonar import text_vocab_size, train_spm
 
     spm = train_spm(out)
     (out / "tiny_spm.vocab").unlink(missing_ok=True)

@@ -1,5 +1,6 @@
-# Sourced by scripts/quickstart.sh and .ci/run: pip present, PEP 668 handled, CPU torch first.
-# Expects `as_root` (an array: empty, or (sudo)).
+# Sourced by scripts/quickstart.sh and .ci/run: pip present, PEP 668 handled; defines
+# install_cpu_torch for what needs torch (the dev extra, SONAR, GLM-4-Voice, training; the base
+# install does not). Expects `as_root` (an array: empty, or (sudo)).
 
 if ! python3 -m pip --version >/dev/null 2>&1; then
   if ! command -v apt-get >/dev/null; then
@@ -17,9 +18,12 @@ if python3 -c 'import pathlib, sys, sysconfig; sys.exit(not (pathlib.Path(syscon
   export PIP_BREAK_SYSTEM_PACKAGES=1
 fi
 
-# torch first and pinned. From PyTorch's CPU index when it answers (PyPI's torch is a CUDA build
-# of several GB); else the pinned release from the configured index (a local CPU wheel on some machines).
-if ! python3 -c 'import sys, torch; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null; then
-  python3 -m pip install -q --timeout 15 --retries 1 --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 2>/dev/null \
-    || python3 -m pip install -q torch==2.13.0
-fi
+# torch before any extra that needs it, pinned. From PyTorch's CPU index when it answers (PyPI's
+# torch is a CUDA build of several GB); else the pinned release from the configured index (a local
+# CPU wheel on some machines).
+install_cpu_torch() {
+  if ! python3 -c 'import sys, torch; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null; then
+    python3 -m pip install -q --timeout 15 --retries 1 --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 2>/dev/null \
+      || python3 -m pip install -q torch==2.13.0
+  fi
+}

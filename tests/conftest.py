@@ -4,6 +4,7 @@ over examples/docs is built once per session."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -13,14 +14,36 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from voicerag_cli.models.pinned import stamps_in
 from vrtest import EXAMPLES, DemoIndex, Isolated, espeak_wav, run_cli
 
 if TYPE_CHECKING:
     from voicerag_cli.registry import Registry
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_stamps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The bundled model files checked against their pins once for the whole run (models/pinned.py);
+    each test's cache starts with a copy of these stamps, so the hundreds of CLI runs do not each
+    hash 200 MB again. The default cache (platformdirs) is a session folder too, never the user's."""
+    from voicerag_cli.errors import ModelError
+    from voicerag_cli.models.bundled import BUNDLES
+    from voicerag_cli.models.pinned import bundle_present, verified_folder
+
+    user_cache = tmp_path_factory.mktemp("user-cache")
+    stamps = stamps_in(user_cache / "voicerag")
+    stamps.mkdir(parents=True)
+    for bundle in BUNDLES:
+        if bundle_present(bundle):
+            with contextlib.suppress(ModelError):  # test_pinned_models.py reports a mismatch
+                verified_folder(bundle, stamps)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(user_cache))
+        yield stamps
+
+
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Isolated:
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_stamps: Path) -> Isolated:
     """No VOICERAG_* variable from outside leaks in; data, config and cache point into tmp_path."""
     for name in list(os.environ):
         if name.startswith("VOICERAG_"):
@@ -31,6 +54,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Isolated:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("VOICERAG_DATA_DIR", str(isolated.data_dir))
     monkeypatch.setenv("VOICERAG_CACHE_DIR", str(isolated.cache_dir))
+    shutil.copytree(model_stamps, stamps_in(isolated.cache_dir))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # prove nothing is downloaded
     return isolated
 

@@ -27,7 +27,6 @@ LAYERS = {
     "pipeline": 5,  # orchestration: questions, answers, index builds, spoken passages
     "registry": 4,  # constructs the backends the table names
     "training": 4,
-    "testing": 4,
     "index": 3,  # stores what models embed
     "models": 2,
     "audio": 1,

@@ -19,6 +19,12 @@ import soundfile as sf
 import torch
 from transformers import LogitsProcessorList
 
+from tiny_glm4voice import (
+    InterleavePattern,
+    write_chatglm_lm,
+    write_speech_decoder,
+    write_speech_tokenizer,
+)
 from voicerag_cli.config import Settings
 from voicerag_cli.errors import ModelError
 from voicerag_cli.index.builder import build_index
@@ -29,12 +35,6 @@ from voicerag_cli.models.glm4voice.protocol import BEGIN_AUDIO
 from voicerag_cli.models.glm4voice.speech_tokenizer import SpeechTokenizerConfig
 from voicerag_cli.pipeline.ask import AskPipeline
 from voicerag_cli.registry import Registry
-from voicerag_cli.testing.glm4voice import (
-    InterleavePattern,
-    write_chatglm_lm,
-    write_speech_decoder,
-    write_speech_tokenizer,
-)
 from vrtest import run_cli
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from tiny_glm4voice import REAL_DECODER_SIZES, write_speech_decoder
 from voicerag_cli.errors import ModelError
 from voicerag_cli.models.glm4voice.decoder_config import FlowConfig, HiftConfig, read_decoder_config
 from voicerag_cli.models.glm4voice.speech_decoder import SpeechDecoder
-from voicerag_cli.testing.glm4voice import REAL_DECODER_SIZES, write_speech_decoder
 
 RNG = np.random.default_rng(0)
 TOKENS = [int(t) for t in RNG.integers(0, 64, 50)]
@@ -32,7 +32,7 @@ def decoder(decoder_dir: Path) -> SpeechDecoder:
 
 
 def test_published_config_is_read_as_data(tmp_path: Path) -> None:
-    from voicerag_cli.testing.glm4voice import DECODER_YAML
+    from tiny_glm4voice import DECODER_YAML
 
     path = tmp_path / "config.yaml"
     path.write_text(DECODER_YAML.format(**REAL_DECODER_SIZES))
@@ -168,7 +168,7 @@ def test_fast_and_official_block_schedules_against_whole_utterance_decoding(deco
     (25, 50, ...): both give the whole answer's length; the first audio comes after 10 rather
     than 25 tokens; and the fast one is no further from whole-utterance decoding than upstream's
     schedule (relative mel and waveform error within 25 % of it)."""
-    from voicerag_cli.testing.glm4voice import stream_in_blocks
+    from tiny_glm4voice import stream_in_blocks
 
     tokens = [int(t) for t in np.random.default_rng(5).integers(0, 64, 160)]
     whole_mel, whole = decoder.decode_mel(tokens), decoder.decode(tokens)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from transformers import LogitsProcessorList
 
+from tiny_glm4voice import InterleavePattern, write_interleaved_lm
 from voicerag_cli.errors import ModelError
 from voicerag_cli.models.base import Passage
 from voicerag_cli.models.glm4voice.lm import GenerationParams, InterleavedLM
@@ -20,7 +21,6 @@ from voicerag_cli.models.glm4voice.protocol import (
     build_prompt,
     encode_prompt,
 )
-from voicerag_cli.testing.glm4voice import InterleavePattern, write_interleaved_lm
 
 AUDIO = 64
 PASSAGES = [
@@ -86,7 +86,7 @@ def test_token_map_finds_offset_and_rejects_mismatched_vocabularies(lm: Interlea
 def test_speech_token_count_is_read_from_the_tokenizer(tmp_path: Path) -> None:
     """A tokenizer with one speech token fewer than the codebook (the released 9B's 16383 for
     16384): the count is what the tokenizer holds, `<|audio_{n-1}|>` is speech, nothing past it."""
-    from voicerag_cli.testing.glm4voice import write_tokenizer
+    from tiny_glm4voice import write_tokenizer
 
     tokenizer = write_tokenizer(tmp_path / "short", AUDIO - 1)
     tokens = TokenMap.from_tokenizer(tokenizer, AUDIO)

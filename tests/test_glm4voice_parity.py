@@ -172,7 +172,7 @@ def test_streaming_is_closer_to_whole_decoding_than_the_official_streamed_answer
     `token2wav` with its mel overlap fade and 1-frame vocoder cache; the same draws) against its
     whole-utterance decoding, and voicerag's streaming (default first block 10, and upstream's
     schedule) against the same: voicerag's keeps the whole length and stays closer."""
-    from voicerag_cli.testing.glm4voice import stream_in_blocks
+    from tiny_glm4voice import stream_in_blocks
 
     tokens = stream_case["tokens"][0].tolist()
     whole, official = stream_case["whole"], stream_case["streamed"].astype(np.float32)

@@ -12,11 +12,11 @@ import pytest
 import torch
 from transformers import GlmForCausalLM
 
+from tiny_glm4voice import write_chatglm_lm, write_interleaved_lm
 from voicerag_cli.errors import ModelError
 from voicerag_cli.models.glm4voice.lm import GenerationParams, InterleavedLM, resolve_sampling
 from voicerag_cli.models.glm4voice.protocol import TokenMap
 from voicerag_cli.models.glm4voice.static_lm import SamplingParams, StaticGlmDecoder, filtered, sample
-from voicerag_cli.testing.glm4voice import write_chatglm_lm, write_interleaved_lm
 
 AUDIO = 64
 # Larger than transformers' default init, so attention is sharp and a wrong rotary angle, mask or

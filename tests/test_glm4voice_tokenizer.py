@@ -15,9 +15,9 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file, save_file
 
+from tiny_glm4voice import write_speech_tokenizer
 from voicerag_cli.errors import ModelError
 from voicerag_cli.models.glm4voice.speech_tokenizer import SpeechTokenizer, SpeechTokenizerConfig
-from voicerag_cli.testing.glm4voice import write_speech_tokenizer
 
 TINY = SpeechTokenizerConfig(
     d_model=32,

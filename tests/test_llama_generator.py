@@ -19,6 +19,7 @@ from voicerag_cli.models.llama import packaged
 from voicerag_cli.models.llama.backend import LlamaGenerator, _Stream
 from voicerag_cli.models.llama.prompt import CHARS_PER_TOKEN, build_prompt
 from voicerag_cli.models.llama.reply import allowed_length, drop_foreign_citations, is_no_answer
+from voicerag_cli.models.pinned import PinnedFile, is_stamped
 from voicerag_cli.registry import Registry
 
 xllamacpp = pytest.importorskip("xllamacpp")
@@ -191,27 +192,29 @@ def fake_parts(folder: Path) -> tuple[list[Path], bytes]:
     return paths, b"".join(contents)
 
 
+def pin_for(whole: bytes, sha256: str = "") -> PinnedFile:
+    return PinnedFile("joined.gguf", len(whole), sha256 or hashlib.sha256(whole).hexdigest())
+
+
 def test_parts_are_joined_once_and_verified(tmp_path: Path) -> None:
     parts, whole = fake_parts(tmp_path)
-    target = tmp_path / "cache" / "models" / "joined.gguf"
-    digest = hashlib.sha256(whole).hexdigest()
-    assert packaged.join_parts(parts, target, len(whole), digest) == target
-    assert target.read_bytes() == whole and packaged.is_verified(target)
+    target, stamps = tmp_path / "cache" / "models" / "joined.gguf", tmp_path / "cache" / "verified"
+    assert packaged.join_parts(parts, target, pin_for(whole), stamps) == target
+    assert target.read_bytes() == whole and is_stamped(target, pin_for(whole), stamps)
     assert not target.with_name("joined.gguf.part").exists()
     parts[0].write_bytes(b"changed")  # a verified copy is not joined (nor hashed) again
-    packaged.join_parts(parts, target, len(whole), digest)
+    packaged.join_parts(parts, target, pin_for(whole), stamps)
     assert target.read_bytes() == whole
 
 
 def test_a_changed_copy_is_joined_again(tmp_path: Path) -> None:
     parts, whole = fake_parts(tmp_path)
-    target = tmp_path / "joined.gguf"
-    digest = hashlib.sha256(whole).hexdigest()
-    packaged.join_parts(parts, target, len(whole), digest)
+    target, stamps = tmp_path / "joined.gguf", tmp_path / "verified"
+    packaged.join_parts(parts, target, pin_for(whole), stamps)
     target.write_bytes(whole[:-1] + b"X")
     os.utime(target, ns=(1, 1))
-    assert not packaged.is_verified(target)
-    packaged.join_parts(parts, target, len(whole), digest)
+    assert not is_stamped(target, pin_for(whole), stamps)
+    packaged.join_parts(parts, target, pin_for(whole), stamps)
     assert target.read_bytes() == whole
 
 
@@ -219,7 +222,7 @@ def test_a_wrong_hash_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
     parts, whole = fake_parts(tmp_path)
     target = tmp_path / "joined.gguf"
     with pytest.raises(ModelError, match="fails its check"):
-        packaged.join_parts(parts, target, len(whole), "0" * 64)
+        packaged.join_parts(parts, target, pin_for(whole, "0" * 64), tmp_path / "verified")
     assert not target.exists() and not target.with_name("joined.gguf.part").exists()
 
 

@@ -10,8 +10,9 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from voicerag_cli.errors import ModelError
+from voicerag_cli.models.pinned import sha256_of
 from voicerag_cli.models.reader import load_reader
-from voicerag_cli.models.reader.reader import MODEL_PATH, MODEL_SHA256, _sha256
+from voicerag_cli.models.reader.reader import MODEL_PATH, MODEL_SHA256
 
 # Hand-written docs-style cases: (question, answering passage, passages that don't answer).
 CASES = [
@@ -49,7 +50,7 @@ def reader():
 
 def test_shipped_model_is_small_and_pinned() -> None:
     assert MODEL_PATH.stat().st_size <= 40 * 1024 * 1024
-    assert _sha256(MODEL_PATH) == MODEL_SHA256
+    assert sha256_of(MODEL_PATH) == MODEL_SHA256
 
 
 @pytest.mark.parametrize(("question", "answer", "others"), CASES)

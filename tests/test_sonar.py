@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from tiny_sonar import SENTENCES, TinyAssets, build_tiny_assets, espeak_wav, speech_cards, write_cards
 from voicerag_cli.config import Settings
 from voicerag_cli.errors import ConfigError, InputError, ModelError
 from voicerag_cli.models.sonar import fbank
@@ -23,7 +24,6 @@ from voicerag_cli.models.sonar.assets import AssetStore
 from voicerag_cli.models.sonar.embedders import create_speech_embedder, create_text_embedder
 from voicerag_cli.models.sonar.languages import speech_lang, text_lang
 from voicerag_cli.models.sonar.selection import index_extra, space_id
-from voicerag_cli.testing.sonar import SENTENCES, TinyAssets, build_tiny_assets, espeak_wav, speech_cards, write_cards
 
 
 @pytest.fixture(scope="module")

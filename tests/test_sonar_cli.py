@@ -19,8 +19,7 @@ from typing import Any
 
 import pytest
 
-from voicerag_cli.structure import READER_VERSION
-from voicerag_cli.testing.sonar import (
+from tiny_sonar import (
     TinyAssets,
     build_tiny_assets,
     espeak_wav,
@@ -28,6 +27,7 @@ from voicerag_cli.testing.sonar import (
     text_vocab_size,
     write_cards,
 )
+from voicerag_cli.structure import READER_VERSION
 
 DOCS = {
     "paris.txt": "The Eiffel Tower stands in Paris, the capital of France. It was finished in 1889.",

@@ -16,6 +16,7 @@ import pytest
 from voicerag_cli.config import Settings
 from voicerag_cli.models.base import EmbeddingSpace
 from voicerag_cli.models.bert_numpy import NumpyBert
+from voicerag_cli.models.bert_weights import read_float32
 from voicerag_cli.models.distilled.bridge import NumpySpeechBridge
 from voicerag_cli.models.distilled.head import BRIDGE_FORMAT, HeadFile, read_head_file
 from voicerag_cli.models.sentence_embedder import MINILM_SPACE_ID, minilm_weights
@@ -26,9 +27,7 @@ MINILM_DIR = Path(minilm_weights(Settings()).location)
 
 
 def _minilm() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    from safetensors.numpy import load_file
-
-    tensors = {k.removeprefix("bert."): v for k, v in load_file(str(MINILM_DIR / "model.safetensors")).items()}
+    tensors = {k.removeprefix("bert."): v for k, v in read_float32(MINILM_DIR).items()}
     return tensors, json.loads((MINILM_DIR / "config.json").read_text(encoding="utf-8"))
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from voicerag_cli.config import Settings
+from voicerag_cli.models.bert_weights import weights_file
 from voicerag_cli.models.numpy_sentence_embedder import NumpySentenceEmbedder, create, unsupported_reason
 from voicerag_cli.models.sentence_embedder import SentenceEmbedder, model_folder
 from voicerag_cli.registry import Registry
@@ -112,7 +113,9 @@ def test_only_plain_mean_pooled_bert_folders_run_in_numpy(tmp_path: Path) -> Non
     (folder / "modules.json").write_text(json.dumps([*modules, dense]))
     assert "Dense" in (unsupported_reason(folder) or "")
     (folder / "modules.json").write_text(json.dumps(modules))
-    (folder / "model.safetensors").unlink()
+    weights = weights_file(folder)
+    assert weights is not None
+    weights.unlink()
     assert "model.safetensors" in (unsupported_reason(folder) or "")
 
 

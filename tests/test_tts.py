@@ -44,8 +44,10 @@ def test_rate_and_leading_dash(tts: EspeakSynthesizer, tmp_path: Path) -> None:
 def test_espeak_failure_is_a_backend_error(tts: EspeakSynthesizer, tmp_path: Path) -> None:
     with pytest.raises(BackendError, match="espeak-ng failed"):
         tts.synthesize("hello", tmp_path / "x.wav", voice="xx-no-such-voice")
-    # nothing half-written left behind (config/ is the suite's isolated XDG_CONFIG_HOME)
-    assert [entry.name for entry in tmp_path.iterdir() if entry.name != "config"] == []
+    # nothing half-written left behind (config/ is the suite's isolated XDG_CONFIG_HOME, cache/
+    # holds only the model stamps the suite starts each test with)
+    assert [entry.name for entry in tmp_path.iterdir() if entry.name not in ("config", "cache")] == []
+    assert [entry.name for entry in (tmp_path / "cache").iterdir()] == ["verified"]
 
 
 @pytest.mark.parametrize(

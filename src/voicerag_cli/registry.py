@@ -22,7 +22,7 @@ from voicerag_cli.backends import (
     known_backends,
     load,
 )
-from voicerag_cli.errors import ConfigError
+from voicerag_cli.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
@@ -52,6 +52,19 @@ def check_models(settings: Settings, table: tuple[BackendSpec, ...] | None = Non
             )
 
 
+def missing_library(spec: BackendSpec, exc: ModuleNotFoundError) -> ModelError | None:
+    """A backend's library that is not installed, as a one-line ModelError naming the pip extra
+    that brings it (torch for `sonar`: pip install 'voicerag[sonar]'). A module of voicerag itself
+    that cannot be found is a broken install or a bug: None, and that error stays as it is."""
+    library = (exc.name or "").split(".")[0]
+    if not library or library == "voicerag_cli":
+        return None
+    where = f"pip install 'voicerag[{spec.extra}]'" if spec.extra else "reinstall voicerag"
+    return ModelError(
+        f"{spec.role} backend {spec.name!r} needs python package {library}, which is not installed: {where}"
+    )
+
+
 class Registry:
     """Constructs each configured backend on first use and keeps it for the process."""
 
@@ -78,8 +91,14 @@ class Registry:
             if self.on_load is not None:
                 self.on_load(role, spec.name)
             started = time.perf_counter()
-            factory = load(spec.factory)
-            self._instances[role] = factory(self.settings, self)
+            try:
+                factory = load(spec.factory)
+                self._instances[role] = factory(self.settings, self)
+            except ModuleNotFoundError as exc:
+                error = missing_library(spec, exc)
+                if error is None:
+                    raise
+                raise error from exc
             self.load_seconds[role] = time.perf_counter() - started
         return self._instances[role]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +13,7 @@ from rich.markup import escape
 from voicerag_cli.cli.console import err, out, print_json
 from voicerag_cli.cli.context import STATE
 from voicerag_cli.cli.options import Profile
-from voicerag_cli.errors import InputError
+from voicerag_cli.errors import InputError, ModelError
 
 EVAL_EXTRA_HINT = "pip install 'voicerag[eval]' (matplotlib)"
 
@@ -58,6 +59,10 @@ def eval_command(
         raise typer.BadParameter(f"unknown mode(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(MODES)}")
     if corpus not in CORPORA:
         raise typer.BadParameter(f"--corpus must be one of {', '.join(CORPORA)}")
+    if "asr" in mode_list and importlib.util.find_spec("jiwer") is None:
+        raise ModelError(
+            "eval mode asr scores transcripts with jiwer, which is not installed: pip install 'voicerag[eval]'"
+        )
     if rounds not in (1, 2):
         raise typer.BadParameter("--rounds must be 1 or 2")
     if limit is not None and limit <= 0:

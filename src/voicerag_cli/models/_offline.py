@@ -17,5 +17,5 @@ def prepare_hf_offline() -> None:
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
-    except ImportError:  # transformers is a hard dependency; this only guards odd installs
+    except ImportError:  # transformers comes with the extras that use it; the settings above still hold
         pass

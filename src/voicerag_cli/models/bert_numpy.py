@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from voicerag_cli.errors import ModelError
+from voicerag_cli.models.bert_weights import COMPACT, FULL, read_float32, weights_file
 
 _ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 _ERF_P = 0.3275911
@@ -79,20 +80,17 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) 
 
 
 class NumpyBert:
-    """BERT encoder weights (safetensors, HF layout) and its forward pass, float32."""
+    """BERT encoder weights (safetensors, HF layout, full or compact: bert_weights.py) and its
+    forward pass, float32."""
 
     def __init__(self, model_dir: Path) -> None:
-        weights_file = model_dir / "model.safetensors"
         config_file = model_dir / "config.json"
-        if not weights_file.is_file() or not config_file.is_file():
-            raise ModelError(f"no BERT model (model.safetensors + config.json) in {model_dir}")
-        from safetensors import SafetensorError, safe_open
-
+        if weights_file(model_dir) is None or not config_file.is_file():
+            raise ModelError(f"no BERT model ({FULL} or {COMPACT}, and config.json) in {model_dir}")
         try:
             config = json.loads(config_file.read_text(encoding="utf-8"))
-            with safe_open(str(weights_file), framework="numpy") as handle:
-                tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-        except (OSError, ValueError, SafetensorError) as exc:
+            tensors = read_float32(model_dir)
+        except (OSError, ValueError) as exc:
             raise ModelError(f"cannot read BERT weights in {model_dir}: {exc}") from exc
         prefix = "bert." if "bert.embeddings.word_embeddings.weight" in tensors else ""
         self.w: dict[str, np.ndarray] = {}

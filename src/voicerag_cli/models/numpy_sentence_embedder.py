@@ -19,6 +19,7 @@ import numpy as np
 from voicerag_cli.errors import ModelError
 from voicerag_cli.models.base import EmbeddingSpace
 from voicerag_cli.models.bert_numpy import NumpyBert, mean_pool_normalised
+from voicerag_cli.models.bert_weights import COMPACT, FULL, weights_file
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
@@ -90,9 +91,11 @@ class NumpySentenceEmbedder:
 def unsupported_reason(model_dir: Path) -> str | None:
     """Why this folder's sentence-transformers pipeline is not what the numpy path computes
     (token embeddings of a BERT -> mean pooling -> L2 normalisation), or None when it is."""
-    for name in ("tokenizer.json", "model.safetensors", "config.json"):
+    for name in ("tokenizer.json", "config.json"):
         if not (model_dir / name).is_file():
             return f"no {name}"
+    if weights_file(model_dir) is None:
+        return f"no {FULL} (or {COMPACT})"
     try:
         config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
         modules = _read_json(model_dir / "modules.json", [])
@@ -129,8 +132,9 @@ def create(settings: Settings, registry: Roles) -> TextEmbedder:
     from voicerag_cli.models.sentence_embedder import SentenceEmbedder, model_folder
 
     model_dir, space_id = model_folder(settings)
-    if unsupported_reason(model_dir) is not None:
-        return SentenceEmbedder(model_dir, space_id)  # same space, through torch
+    reason = unsupported_reason(model_dir)
+    if reason is not None:
+        return SentenceEmbedder(model_dir, space_id, reason)  # same space, through torch
     return NumpySentenceEmbedder(model_dir, space_id)
 
 

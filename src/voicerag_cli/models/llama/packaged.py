@@ -3,19 +3,20 @@
 
 The wheels come from an anonymous packager, so the joined file must match a pinned size and
 SHA-256 before it is used. Joining is atomic (a `.part` file, fsync, hash, rename); afterwards a
-marker holding the file's size and mtime lets later runs skip the 1.1 GB hash.
+stamp in the cache (models/pinned.py: the file's size, mtime and pin) lets later runs skip the
+1.1 GB hash.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from voicerag_cli.errors import ModelError
+from voicerag_cli.models.pinned import PinnedFile, is_stamped, record_stamp, stamps_in
 from voicerag_cli.models.weights_info import package_dir
 
 _CHUNK = 1 << 20
@@ -68,30 +69,17 @@ def cached_path(spec: JoinedFile, cache_dir: Path) -> Path:
     return cache_dir / "models" / spec.name
 
 
-def _marker(target: Path) -> Path:
-    return target.with_name(target.name + ".verified")
+def pin_of(spec: JoinedFile) -> PinnedFile:
+    return PinnedFile(spec.name, spec.size, spec.sha256)
 
 
-def _stamp(target: Path) -> dict[str, int]:
-    stat = target.stat()
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-def is_verified(target: Path) -> bool:
-    """The file was hashed after it was written and has not changed since (size and mtime)."""
-    try:
-        recorded = json.loads(_marker(target).read_text(encoding="utf-8"))
-        return recorded == _stamp(target)
-    except (OSError, ValueError):
-        return False
-
-
-def join_parts(parts: Sequence[Path], target: Path, size: int, sha256: str) -> Path:
-    """Concatenate `parts` into `target` unless a verified copy is there already.
+def join_parts(parts: Sequence[Path], target: Path, pin: PinnedFile, stamps: Path) -> Path:
+    """Concatenate `parts` into `target` unless a copy stamped against `pin` is there already.
 
     The hash is computed while writing; a mismatch leaves nothing behind and raises."""
-    if target.is_file() and is_verified(target):
+    if target.is_file() and is_stamped(target, pin, stamps):
         return target
+    size, sha256 = pin.size, pin.sha256
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
     digest = hashlib.sha256()
@@ -113,13 +101,13 @@ def join_parts(parts: Sequence[Path], target: Path, size: int, sha256: str) -> P
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
-    _marker(target).write_text(json.dumps(_stamp(target)), encoding="utf-8")
+    record_stamp(target, pin, stamps)
     return target
 
 
 def packaged_model(cache_dir: Path, spec: JoinedFile = QWEN_CODER_1_5B) -> Path:
     """The packaged GGUF in the cache, joined and verified on first use."""
-    target = cached_path(spec, cache_dir)
-    if target.is_file() and is_verified(target):
+    target, pin, stamps = cached_path(spec, cache_dir), pin_of(spec), stamps_in(cache_dir)
+    if target.is_file() and is_stamped(target, pin, stamps):
         return target
-    return join_parts(part_paths(spec), target, spec.size, spec.sha256)
+    return join_parts(part_paths(spec), target, pin, stamps)

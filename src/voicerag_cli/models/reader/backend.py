@@ -38,9 +38,10 @@ class RememberingReader:
 
 
 def create(settings: Settings, registry: Roles) -> RememberingReader:
+    from voicerag_cli.models.pinned import stamps_for
     from voicerag_cli.models.reader.reader import load_reader
 
-    return RememberingReader(load_reader())
+    return RememberingReader(load_reader(stamps=stamps_for(settings)))
 
 
 def weights(settings: Settings) -> WeightsInfo:

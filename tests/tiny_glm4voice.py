@@ -2,7 +2,7 @@
 
 The tests build tiny ones and the GPU benchmark real-sized ones; both then go through the same
 loading code as the downloaded checkpoints, so key names, config parsing and file checks are
-exercised for real. Nothing here is used when answering questions."""
+exercised for real. Test support, outside the package: nothing here ships or answers questions."""
 
 from __future__ import annotations
 
