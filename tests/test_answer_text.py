@@ -124,6 +124,26 @@ def test_a_sentence_ending_the_paragraph_before_an_example_brings_it(answerer: E
     assert SEE_EXAMPLE in (answer.spoken or "") and "requests.get(" not in (answer.spoken or "")
 
 
+EXTENSION_PAGE = """\
+# Tables
+
+The Tables extension adds the ability to create tables in Markdown documents.
+Tables are defined using the syntax established in PHP Markdown Extra.
+
+## Usage
+
+Use `tables` as the name of the extension when you call markdown.
+"""
+
+
+def test_a_how_to_question_is_answered_by_the_instruction_not_the_description(answerer: ExtractiveGenerator) -> None:
+    given = passages(EXTENSION_PAGE, ".md", "tables")
+    how = answerer.generate(Query(text="How do I enable the tables extension?"), given)
+    assert how.text.startswith("Use tables as the name of the extension")
+    what = answerer.generate(Query(text="What does the tables extension add?"), given)
+    assert what.text.startswith("The Tables extension adds the ability to create tables")
+
+
 def test_no_sentence_twice_at_most_three_and_a_bounded_length(answerer: ExtractiveGenerator) -> None:
     """Overlapping chunks hold the same sentences: each is quoted once."""
     text = " ".join(f"Rule {n} says the cache keeps entries for {n} minutes when asked." for n in range(1, 40))
