@@ -816,7 +816,7 @@ def usage_groups(secs: list[Section], rng: random.Random, passage, add_group, is
         ev = _instruction_evidence(sec.blocks)
         if not ev:
             continue
-        blocks = intro + [sec.heading] + sec.blocks
+        blocks = [*intro, sec.heading, *sec.blocks]
         shifted = {i + 2 for i in ev}
         questions = usage_questions(page.heading, sec.heading)
         for q in rng.sample(questions, 1 if is_val else min(2, len(questions))):
