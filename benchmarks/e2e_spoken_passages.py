@@ -6,7 +6,7 @@ goes through the same head and picks up similar errors, so speech compared with 
 match where speech compared with text does not. This measures that idea before it becomes an
 index feature: pooled RGB-en and HotpotQA (questions as `voicerag eval` renders them: en-us/en-gb,
 rates 150/175, seed 0, cached with its clips) and the shared LibriSpeech (real speech of the 5
-speakers training never saw, `training.real_speech.HELD_OUT_SPEAKERS`, each finding its own
+speakers training never saw (training/speech/recordings.py `LIBRISPEECH_HELD_OUT`), each finding its own
 transcript among all). Scores: `alpha * (q . text) + (1 - alpha) * (q . spoken)`, brute force over
 all passages; asr (Whisper tiny.en, vectors alone) and the typed question in the same run.
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ from voicerag_cli.eval.speech import QuestionAudio, voice_plan
 from voicerag_cli.paths import cache_dir
 from voicerag_cli.registry import Registry
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # training/speech: the held-out speakers
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SETS = {
     "rgb-en": SHARED / "rgb" / "en_fact.json",
@@ -106,11 +108,10 @@ def pooled(name: str, registry: Registry, spoken: SpokenPassages, limit: int) ->
 
 def librispeech(registry: Registry, spoken: SpokenPassages) -> dict:
     import soundfile as sf
-
-    from voicerag_cli.training.real_speech import HELD_OUT_SPEAKERS, read_transcripts
+    from training.speech.recordings import is_held_out_speaker, read_transcripts
 
     rows = read_transcripts(LIBRISPEECH)
-    asking = [i for i, r in enumerate(rows) if r.speaker in HELD_OUT_SPEAKERS]
+    asking = [i for i, r in enumerate(rows) if is_held_out_speaker("librispeech", r.speaker)]
     clips = []
     for i in asking:
         samples, rate = sf.read(str(LIBRISPEECH / rows[i].file), dtype="float32")

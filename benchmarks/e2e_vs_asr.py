@@ -1,7 +1,7 @@
 """End-to-end speech retrieval (`--rag e2e`) vs transcription (`--rag asr`) vs the question text.
 
 RGB-en questions (all 100, never trained on) are spoken by espeak-ng voices held out from the
-speech embedder's training (voicerag_cli.training.voices.EVAL_VOICES). Passages are embedded with
+speech embedder's training (training/speech/voices.py EVAL_VOICES). Passages are embedded with
 the text embedder into in-memory hnswlib indexes, two ways:
   per-question: each question searches only its own candidates (positive + negative passages);
   pooled:       every question searches all RGB-en passages together.
@@ -10,10 +10,13 @@ scores (per question it is high: 3-4 positives among ~10 candidates). Query time
 same process: e2e = speech embedding + search; asr = Whisper transcription + text embedding +
 search (the default `voicerag ask` stages). Medians and ratios against asr are printed.
 
-A second part speaks the training corpus's held-out sentences with held-out voices and reports
-how often a clip's query finds its own sentence among all of them (R@1, R@5), for e2e (the
+A second part speaks held-out HotpotQA sentences (texts.is_held_out) with held-out voices and
+reports how often a clip's query finds its own sentence among all of them (R@1, R@5), for e2e (the
 speech vector) and asr (the transcript's text vector), with the median WER of the transcripts.
-`--head FILE` measures another trained head (same front-end) instead of the shipped one.
+`--real-speech CORPUS` does the same with real human speech of ../shared/data/speech/CORPUS: the
+speakers that training holds out (training/speech/recordings.py) ask, and each utterance must
+find its own transcript among all of the corpus's. `--head FILE` measures another trained head
+(same front-end) beside the shipped one, on the same clips.
 
     nice -n 10 python benchmarks/e2e_vs_asr.py --json-out /tmp/e2e_vs_asr.json
 """
@@ -25,15 +28,18 @@ import json
 import math
 import os
 import statistics
+import sys
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # training/speech: the held-out voices and speakers, espeak-ng
 RGB = ROOT.parent / "shared" / "data" / "rgb" / "en_fact.json"
 HOTPOT = ROOT.parent / "shared" / "data" / "hotpotqa" / "hotpot_dev_distractor_100.json"
-LIBRISPEECH = ROOT.parent / "shared" / "data" / "speech" / "librispeech"
+SPEECH = ROOT.parent / "shared" / "data" / "speech"
 KS = (1, 5)
 
 
@@ -88,10 +94,11 @@ def retrieval_set(name: str, items: list[dict], speech: dict, asr, text, voices,
     """Spoken questions against per-question candidates and against every passage pooled, for
     each e2e head, asr and the question text (oracle), on the same clips in one run; with a
     `speaker` (index.spoken_passages) also the shipped head against spoken-passage vectors."""
+    from training.speech.espeak import speak
+
     from voicerag_cli.config import AskConfig
     from voicerag_cli.index.lexical import hybrid_search
     from voicerag_cli.index.memory import MemoryIndex
-    from voicerag_cli.training.render import speak
 
     lexical_weight = AskConfig().lexical_weight
 
@@ -213,13 +220,14 @@ def main() -> int:
     parser.add_argument("--hotpot", type=Path, default=HOTPOT)
     parser.add_argument("--limit", type=int, default=0, help="first N RGB/HotpotQA questions only")
     parser.add_argument("--heldout-sentences", type=int, default=300, help="0 skips the held-out-sentence part")
-    parser.add_argument("--librispeech", type=int, default=0, help="N real utterances: find own transcript (0 skips)")
     parser.add_argument(
-        "--librispeech-queries",
-        choices=("held-out", "all"),
-        default="held-out",
-        help="which speakers ask (all N transcripts are searched): held-out = never trained on",
+        "--real-speech",
+        action="append",
+        default=[],
+        choices=("librispeech", "librispeech_devclean", "speechocean762"),
+        help="a real-speech corpus whose held-out speakers ask (repeatable)",
     )
+    parser.add_argument("--real-speech-limit", type=int, default=0, help="first N asking utterances only (smoke runs)")
     parser.add_argument("--skip-rgb", action="store_true")
     parser.add_argument("--skip-hotpot", action="store_true")
     parser.add_argument("--threads", type=int, default=2, help="torch and CTranslate2 threads for every model")
@@ -240,6 +248,8 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    from training.speech.voices import EVAL_RATES, EVAL_VOICES, Voice
+
     from voicerag_cli.config import Settings
     from voicerag_cli.models.distilled.backend import DistilledSpeechEmbedder
     from voicerag_cli.models.distilled.backend import create as create_speech
@@ -247,7 +257,6 @@ def main() -> int:
     from voicerag_cli.models.sentence_embedder import minilm_weights
     from voicerag_cli.models.whisper_ct2 import FasterWhisperRecognizer
     from voicerag_cli.registry import Registry
-    from voicerag_cli.training.voices import EVAL_RATES, EVAL_VOICES, Voice
 
     settings = Settings()
     registry = Registry(settings)
@@ -264,6 +273,7 @@ def main() -> int:
     assert whisper_dir is not None
     asr = FasterWhisperRecognizer(whisper_dir, "en", beam_size=settings.asr.beam_size, compute_type="int8")
     asr.model = type(asr.model)(str(whisper_dir), device="cpu", compute_type="int8", cpu_threads=args.threads)
+    asr.model.encoded = OrderedDict()  # the recognizer's encoder cache (models/whisper_ct2.py)
     voices = [Voice(v, r, 50) for v in EVAL_VOICES for r in EVAL_RATES]
 
     speaker = None
@@ -280,8 +290,8 @@ def main() -> int:
         report["hotpotqa"] = retrieval_set("HotpotQA", items, speech, asr, text, voices, speaker)
     if args.heldout_sentences:
         report["heldout_sentences"] = heldout_sentences(args, speech, asr, text, voices)
-    if args.librispeech:
-        report["librispeech"] = librispeech(args, speech, asr, text, speaker)
+    for corpus in args.real_speech:
+        report[corpus] = real_speech(SPEECH / corpus, speech, asr, text, speaker, args.real_speech_limit)
     if args.json_out:
         args.json_out.write_text(json.dumps(report, indent=1), encoding="utf-8")
     return 0
@@ -290,11 +300,13 @@ def main() -> int:
 def heldout_sentences(args: argparse.Namespace, speech: dict, asr, text, voices) -> dict:  # type: ignore[no-untyped-def]
     """The corpus's held-out sentences, spoken by held-out voices, through the real backends:
     each clip's e2e vector and its transcript's text vector rank all the sentences' text vectors."""
-    from voicerag_cli.eval.metrics import transcript_error
-    from voicerag_cli.training.corpus import build_corpus
-    from voicerag_cli.training.render import speak
+    from training.speech.espeak import speak
+    from training.speech.texts import hotpot_sentences, is_held_out
 
-    sentences = [t.text for t in build_corpus(args.hotpot) if t.held_out][: args.heldout_sentences]
+    from voicerag_cli.eval.metrics import transcript_error
+
+    held_out = [s for s in dict.fromkeys(hotpot_sentences(args.hotpot)) if is_held_out(s)]
+    sentences = held_out[: args.heldout_sentences]
     targets = text.embed_texts(sentences, batch_size=64)
     clips = [speak(s, voices[i % len(voices)]) for i, s in enumerate(sentences)]
     transcripts = [asr.transcribe(clip, 16_000).text for clip in clips]
@@ -319,24 +331,20 @@ def heldout_sentences(args: argparse.Namespace, speech: dict, asr, text, voices)
     return result
 
 
-def librispeech(args: argparse.Namespace, speech: dict, asr, text, speaker=None) -> dict:  # type: ignore[no-untyped-def]
-    """Real human read speech (../shared LibriSpeech): each asking utterance's query ranks all N
-    utterances' transcripts (text vectors); R@1 = it finds its own. By default only the speakers
-    that training never sees ask (`training.real_speech.HELD_OUT_SPEAKERS`)."""
-    import soundfile as sf
+def real_speech(folder: Path, speech: dict, asr, text, speaker=None, limit: int = 0) -> dict:  # type: ignore[no-untyped-def]
+    """Real human speech (a ../shared/data/speech corpus): each utterance of a speaker that
+    training holds out (`recordings.is_held_out_speaker`) ranks all the corpus's transcripts
+    (text vectors); R@1 = it finds its own."""
+    from training.speech.recordings import is_held_out_speaker, read_mono, read_transcripts
 
-    from voicerag_cli.audio.io import resample
-    from voicerag_cli.training.real_speech import HELD_OUT_SPEAKERS, read_transcripts
-
-    rows = read_transcripts(LIBRISPEECH)[: args.librispeech]
+    rows = read_transcripts(folder)
     targets = text.embed_texts([r.text for r in rows], batch_size=64)
-    asking = [i for i, r in enumerate(rows) if args.librispeech_queries == "all" or r.speaker in HELD_OUT_SPEAKERS]
-    clips = []
-    for i in asking:
-        audio, rate = sf.read(str(LIBRISPEECH / rows[i].file), dtype="float32")
-        clips.append(resample(audio.reshape(len(audio), -1).mean(1), rate, 16_000))
+    asking = [i for i, r in enumerate(rows) if is_held_out_speaker(folder.name, r.speaker)][: limit or None]
+    clips = [read_mono(folder / rows[i].file) for i in asking]
     queries = {f"e2e:{h}": np.stack([e.embed_speech(clip, 16_000) for clip in clips]) for h, e in speech.items()}
-    queries["asr"] = text.embed_texts([asr.transcribe(clip, 16_000).text for clip in clips], batch_size=64)
+    transcripts = [asr.transcribe(clip, 16_000).text for clip in clips]
+    queries["asr"] = text.embed_texts(transcripts, batch_size=64)
+    modes = {mode: vectors @ targets.T for mode, vectors in queries.items()}
     if speaker is not None:  # rescored as AskPipeline.speech_ranked rescores: text top POOL, then fused
         from voicerag_cli.config import AskConfig
         from voicerag_cli.index import spoken
@@ -348,20 +356,18 @@ def librispeech(args: argparse.Namespace, speech: dict, asr, text, speaker=None)
             rescored = (1 - weight) * fused[qi, pool] + weight * (spoken_targets[pool] @ q)
             fused[qi] = -np.inf
             fused[qi, pool] = rescored
-        spoken_sims = fused
+        modes["e2e:shipped+spoken"] = fused
     speakers = sorted({rows[i].speaker for i in asking})
     result: dict = {"utterances": len(rows), "queries": len(asking), "asking_speakers": speakers}
     own = np.array(asking)
-    modes = {mode: vectors @ targets.T for mode, vectors in queries.items()}
-    if speaker is not None:
-        modes["e2e:shipped+spoken"] = spoken_sims
     for mode, sims in modes.items():
         rank = (sims > sims[np.arange(len(own)), own][:, None]).sum(1)
         result[mode] = {"r1": float((rank < 1).mean()), "r5": float((rank < 5).mean())}
         print(
-            f"LibriSpeech, {mode}: {len(asking)} utterances by {len(speakers)} {args.librispeech_queries} speakers, "
+            f"{folder.name}, {mode}: {len(asking)} utterances by {len(speakers)} held-out speakers, "
             f"own transcript among {len(rows)}: R@1 {result[mode]['r1']:.3f}, R@5 {result[mode]['r5']:.3f}"
         )
+    result["transcripts"] = [{"text": rows[i].text, "transcript": t} for i, t in zip(asking, transcripts, strict=True)]
     return result
 
 

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # training/speech: held-out voices and texts, espeak-ng
 HOTPOT = ROOT.parent / "shared" / "data" / "hotpotqa" / "hotpot_dev_distractor_100.json"
 
 
@@ -34,22 +36,22 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     from faster_whisper import WhisperModel
+    from training.speech.espeak import speak
+    from training.speech.texts import hotpot_sentences, is_held_out
+    from training.speech.voices import EVAL_RATES, EVAL_VOICES, Voice
 
     from voicerag_cli.config import Settings
     from voicerag_cli.models.distilled.backend import create as create_speech
     from voicerag_cli.models.distilled.frontend import MAX_MEL_FRAMES, WhisperEncoderFrontend
     from voicerag_cli.models.distilled.paths import bundled_whisper_dir
     from voicerag_cli.models.sentence_embedder import create as create_text
-    from voicerag_cli.training.corpus import build_corpus
-    from voicerag_cli.training.render import speak
-    from voicerag_cli.training.voices import EVAL_RATES, EVAL_VOICES, Voice
 
     whisper_dir = bundled_whisper_dir()
     assert whisper_dir is not None
     frontend = WhisperEncoderFrontend(whisper_dir, threads=args.threads)
     speech = create_speech(Settings(), None)
     asr = WhisperModel(str(whisper_dir), device="cpu", compute_type="int8", cpu_threads=args.threads)
-    sentences = [t.text for t in build_corpus(args.hotpot) if t.held_out][: args.clips]
+    sentences = [t for t in dict.fromkeys(hotpot_sentences(args.hotpot)) if is_held_out(t)][: args.clips]
     voices = [Voice(v, r, 50) for v in EVAL_VOICES for r in EVAL_RATES]
     audio = [speak(s, voices[i % len(voices)]) for i, s in enumerate(sentences)]
     targets = create_text(Settings(), None).embed_texts(sentences)

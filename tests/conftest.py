@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +16,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from voicerag_cli.models.pinned import stamps_in
-from vrtest import EXAMPLES, DemoIndex, Isolated, espeak_wav, run_cli
+from vrtest import EXAMPLES, REPO, DemoIndex, Isolated, espeak_wav, run_cli
+
+sys.path.insert(0, str(REPO))  # the training pipelines (training/speech) live beside the package
 
 if TYPE_CHECKING:
     from voicerag_cli.registry import Registry

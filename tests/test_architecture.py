@@ -26,7 +26,6 @@ LAYERS = {
     "eval": 6,  # runs the pipeline over data sets
     "pipeline": 5,  # orchestration: questions, answers, index builds, spoken passages
     "registry": 4,  # constructs the backends the table names
-    "training": 4,
     "index": 3,  # stores what models embed
     "models": 2,
     "audio": 1,

@@ -1,10 +1,9 @@
 """The speech bridge (head -> MiniLM's own BERT layers): the numpy inference against the torch
-module it is trained as, and a head saved by the GPU training script, merged from its parts and
-loaded by the real backend with the bundled Whisper front-end and espeak-ng speech."""
+module it is trained as, and a head saved by the training pipeline in parts, merged and loaded
+by the real backend with the bundled Whisper front-end and espeak-ng speech."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
@@ -32,7 +31,7 @@ def _minilm() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 
 
 def _bridge(tune_bert: bool, seed: int = 0) -> Any:
-    from voicerag_cli.training.bridge import BridgeConfig, SpeechBridge
+    from training.speech.bridge import BridgeConfig, SpeechBridge
 
     torch.manual_seed(seed)
     model = SpeechBridge(BridgeConfig(layers=2, tune_bert=tune_bert), *_minilm()).eval()
@@ -59,27 +58,20 @@ def test_numpy_bridge_equals_the_torch_bridge(frames: int, tune_bert: bool) -> N
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_head_saved_in_parts_merges_and_runs_in_the_backend(tmp_path: Path) -> None:
+    from training.speech.__main__ import main as pipeline
+    from training.speech.espeak import speak
+    from training.speech.export import save_head
+    from training.speech.voices import EVAL_VOICES, Voice
+
     from voicerag_cli.models.distilled.backend import DistilledSpeechEmbedder, create
-    from voicerag_cli.training import gpu_train
-    from voicerag_cli.training.render import speak
-    from voicerag_cli.training.voices import EVAL_VOICES, Voice
 
     model = _bridge(tune_bert=True)
-    args = argparse.Namespace(
-        batch=8,
-        lr=1e-3,
-        bert_lr=5e-5,
-        nce_weight=1.0,
-        tau=0.05,
-        hard_fraction=0.25,
-        seed=0,
-        out=tmp_path / "h.safetensors",
-    )
-    gpu_train.save_head(model, model.cfg, args, {"r1": 0.0}, [], clips=0, steps=0)
+    out, limit = tmp_path / "h.safetensors", 15 * 2**20
+    save_head(model, out, {"dev": {"r1": 0.0}}, bridge=True, part_bytes=limit)
     parts = sorted(tmp_path.glob("h*.safetensors"))
-    assert len(parts) >= 2 and all(p.stat().st_size <= gpu_train.PART_LIMIT + 2**20 for p in parts)
+    assert len(parts) >= 2 and all(p.stat().st_size <= limit + 2**20 for p in parts)
     merged = tmp_path / "merged.safetensors"
-    assert gpu_train.main(["merge", "--head", str(args.out), "--out", str(merged)]) == 0
+    assert pipeline(["merge", "--head", str(out), "--out", str(merged)]) == 0
     head = read_head_file(merged)
     assert head.metadata["format"] == BRIDGE_FORMAT and "parts" not in head.metadata
     assert set(head.tensors) == set(model.export_tensors())

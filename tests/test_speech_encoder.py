@@ -1,5 +1,5 @@
 """The `whisper-tiny-distilled` speech embedder with its real parts: the bundled CTranslate2
-Whisper encoder, the shipped head, espeak-ng speech, and the CPU training path."""
+Whisper encoder, the shipped head and espeak-ng speech (training: test_speech_training.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from training.speech.espeak import speak
+from training.speech.voices import EVAL_VOICES, Voice, is_held_out
 
 from voicerag_cli.config import Settings
 from voicerag_cli.errors import ModelError
@@ -20,8 +22,6 @@ from voicerag_cli.models.base import EmbeddingSpace, SpeechEmbedder
 from voicerag_cli.models.distilled.backend import DistilledSpeechEmbedder, create
 from voicerag_cli.models.distilled.paths import head_path
 from voicerag_cli.models.sentence_embedder import MINILM_SPACE_ID
-from voicerag_cli.training.render import speak
-from voicerag_cli.training.voices import EVAL_VOICES, Voice, is_held_out
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
@@ -145,48 +145,6 @@ def test_mismatched_or_missing_head_is_a_model_error(embedder: DistilledSpeechEm
         DistilledSpeechEmbedder(embedder.frontend, wrong_frontend, MINILM)
     with pytest.raises(ModelError, match="not found"):
         DistilledSpeechEmbedder(embedder.frontend, tmp_path / "absent.safetensors", MINILM)
-
-
-@pytest.mark.slow
-def test_cpu_training_path_lowers_the_loss(tmp_path: Path) -> None:
-    from voicerag_cli.training import prepare, train
-    from voicerag_cli.training.data import load_cache
-
-    # A tiny corpus in the HotpotQA distractor format (the real file stays in ../shared).
-    paragraphs = [
-        ["Mount Everest", ["Mount Everest is the highest mountain above sea level.", "It lies in the Himalayas."]],
-        ["Jazz", ["Jazz is a music genre that originated in New Orleans.", "Improvisation is central to it."]],
-        ["Photosynthesis", ["Plants turn light into chemical energy.", "Chlorophyll absorbs red and blue light."]],
-        ["Chess", ["Chess is a board game for two players.", "Each player starts with sixteen pieces."]],
-    ]
-    hotpot = tmp_path / "hotpot.json"
-    hotpot.write_text(json.dumps([{"question": "Where did jazz begin?", "context": paragraphs}]), encoding="utf-8")
-    cache = tmp_path / "cache"
-    assert prepare.main(["--out", str(cache), "--hotpot", str(hotpot), "--per-title", "2", "--shard-size", "16"]) == 0
-    assert len(load_cache(cache).feats) > 8
-    head, metrics = tmp_path / "head.safetensors", tmp_path / "metrics.json"
-    options = ["--steps", "30", "--batch-size", "8", "--lr", "3e-3", "--d", "64", "--ff", "128"]
-    assert train.main(["--cache", str(cache), *options, "--out", str(head), "--metrics-out", str(metrics)]) == 0
-    summary = json.loads(metrics.read_text(encoding="utf-8"))
-    assert summary["steps"] == 30 and summary["train_clips"] > 8
-    assert summary["last_loss"] < 0.8 * summary["first_loss"], summary
-    assert summary["data"]["corpus"].startswith("1 HotpotQA dev questions + 8 HotpotQA context sentences")
-    # the exported head is what the backend loads: its metadata and a unit vector out
-    from voicerag_cli.models.distilled.head import NumpySpeechHead, read_head_file
-
-    exported = read_head_file(head)
-    assert exported.metadata["target_space_id"] == MINILM_SPACE_ID and exported.config["d"] == 64
-    vector = NumpySpeechHead(exported)(np.random.default_rng(0).standard_normal((40, 384)).astype(np.float32))
-    assert vector.shape == (384,) and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-4
-    # With the auxiliary wordpiece CTC loss: it is trained on, logged, and left out of the export.
-    ctc = ["--ctc-weight", "0.3", "--ctc-vocab", "32", "--metrics-out", str(metrics), "--out", str(head)]
-    assert train.main(["--cache", str(cache), *options, "--layers", "2", *ctc]) == 0
-    summary = json.loads(metrics.read_text(encoding="utf-8"))
-    assert summary["ctc_weight"] == 0.3 and summary["ctc_vocab"] == 32
-    assert summary["last_loss"] < 0.8 * summary["first_loss"], summary
-    exported = read_head_file(head)
-    assert not any(name.startswith("ctc.") for name in exported.tensors) and exported.config["layers"] == 2
-    assert NumpySpeechHead(exported)(np.ones((40, 384), dtype=np.float32)).shape == (384,)
 
 
 def test_ask_e2e_from_the_command_line(tmp_path: Path, held_out_voice: Voice) -> None:

@@ -14,8 +14,7 @@ from voicerag_cli.models.distilled.paths import head_path
 
 def _torch_head(head: speech_head.HeadFile) -> Any:
     import torch
-
-    from voicerag_cli.training.head import HeadConfig, SpeechHead
+    from training.speech.student import HeadConfig, SpeechHead
 
     model = SpeechHead(HeadConfig(**head.config)).eval()  # type: ignore[arg-type]
     model.load_state_dict({name: torch.from_numpy(t) for name, t in head.tensors.items()}, strict=True)

@@ -8,18 +8,18 @@ import shutil
 
 import numpy as np
 import pytest
+from training.speech.espeak import speak
+from training.speech.voices import EVAL_VOICES, Voice
 
 from voicerag_cli.models.distilled.frontend import WhisperEncoderFrontend
 from voicerag_cli.models.distilled.paths import bundled_whisper_dir
-from voicerag_cli.training.render import speak
-from voicerag_cli.training.voices import EVAL_VOICES, Voice
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
 
 def test_batched_torch_frontend_equals_ctranslate2_per_clip() -> None:
-    from voicerag_cli.training.whisper_torch import LogMel, WhisperEncoder, mel_filters, read_ct2_variables
+    from training.speech.whisper_torch import LogMel, WhisperEncoder, mel_filters, read_ct2_variables
 
     model_dir = bundled_whisper_dir()
     assert model_dir is not None

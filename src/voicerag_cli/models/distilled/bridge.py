@@ -1,4 +1,4 @@
-"""The speech bridge at inference, in numpy: mirrors `voicerag_cli.training.bridge.SpeechBridge`.
+"""The speech bridge at inference, in numpy: mirrors `SpeechBridge` of training/speech/bridge.py.
 
 Encoder states -> stand-ins for word embeddings -> the text embedder's BERT layers (the tuned
 copy in the head file when training tuned them, else the installed text embedder's own) -> a

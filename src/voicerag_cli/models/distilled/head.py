@@ -1,6 +1,6 @@
 """The distilled head at inference: numpy only, so `--rag e2e` never imports torch.
 
-Mirrors `voicerag_cli.training.head.SpeechHead` op for op (a test checks they agree). Weights and
+Mirrors `SpeechHead` of training/speech/student.py op for op (a test checks they agree). Weights and
 metadata come from one safetensors file whose metadata says which embedding space the head was
 trained onto and which front-end it expects.
 """

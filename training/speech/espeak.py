@@ -1,15 +1,19 @@
-"""espeak-ng through its C library (ctypes): thousands of clips a second with no subprocesses.
-
-Used to render training speech where no espeak-ng program is installed (the GPU machine): the
-`espeakng-loader` wheel ships `libespeak-ng.so` and its data folder. One instance per process.
+"""espeak-ng speech two ways: `speak` runs the espeak-ng program (tests, benchmarks, this
+machine); `EspeakLibrary` drives its C library through ctypes, thousands of clips a second with
+no subprocesses, where no program is installed (the GPU machine: the `espeakng-loader` wheel
+ships `libespeak-ng.so` and its data folder; one instance per process).
 """
 
 from __future__ import annotations
 
 import ctypes
+import io
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
+from training.speech.voices import Voice
 
 _AUDIO_OUTPUT_RETRIEVAL = 1
 _POS_CHARACTER = 1
@@ -56,3 +60,33 @@ class EspeakLibrary:
         self.lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         self.lib.espeak_Synchronize()
         return np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+
+
+def espeak_executable() -> str:
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise FileNotFoundError("espeak-ng not found on PATH (apt-get install espeak-ng)")
+    return exe
+
+
+def speak(text: str, voice: Voice, exe: str | None = None) -> np.ndarray:
+    """`text` spoken by the espeak-ng program: 16 kHz float32 samples, in memory."""
+    import soundfile as sf
+
+    from voicerag_cli.audio.io import TARGET_RATE, resample
+
+    command = [
+        exe or espeak_executable(),
+        "-v", voice.name,
+        "-s", str(voice.rate),
+        "-p", str(voice.pitch),
+        "-g", str(voice.word_gap),
+        "--stdout",
+    ]  # fmt: skip
+    # Text on stdin: a leading '-' or quotes are never read as options.
+    result = subprocess.run(command, input=text.encode("utf-8"), capture_output=True, check=False)
+    if result.returncode != 0 or not result.stdout:
+        raise RuntimeError(f"espeak-ng failed for voice {voice.name}: {result.stderr.decode(errors='replace').strip()}")
+    # espeak-ng streams a WAV whose header sizes are unset; soundfile reads it from memory.
+    samples, rate = sf.read(io.BytesIO(result.stdout), dtype="float32")
+    return resample(samples, rate, TARGET_RATE)

@@ -1,7 +1,7 @@
 """The frozen front-end in PyTorch, for featurizing training audio on a GPU.
 
 Inference runs the Whisper tiny.en encoder through CTranslate2 on the CPU
-(`models/distilled/frontend.py`); training needs the same states for hundreds of thousands of
+(`voicerag_cli/models/distilled/frontend.py`); training needs the same states for hundreds of thousands of
 clips, which a batched GPU encoder computes in seconds. This module reads the encoder's weights
 straight from the bundled CTranslate2 `model.bin` (so training and inference use one set of
 weights) and reproduces faster-whisper's log-mel features and the encoder's arithmetic for a
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from training.speech.student import time_pool
 
 N_FFT = 400
 HOP = 160
@@ -183,8 +184,6 @@ class TunedEncoderHead(nn.Module):
         return [p for p in self.encoder.parameters() if p.requires_grad]
 
     def forward(self, mel: torch.Tensor, mask: torch.Tensor, pooled: bool = True) -> torch.Tensor:
-        from voicerag_cli.training.head import time_pool
-
         states, counts = self.encoder(mel.transpose(1, 2), mask.sum(1))
         keep = torch.arange(states.shape[1], device=states.device)[None] < counts[:, None]
         x, pmask = time_pool(states, keep, self.head.cfg.pool)

@@ -1,4 +1,5 @@
-"""The speech bridge (torch, for training), mirrored by the numpy inference in models/distilled/bridge.py.
+"""The speech bridge (torch, for training), mirrored by the numpy inference in
+voicerag_cli/models/distilled/bridge.py. Tried on the GPU and not shipped (MODEL_CARD.md).
 
     Whisper encoder states [B, T, 384] --avg-pool xP--> LayerNorm -> Linear(384, d)
     -> N pre-norm transformer blocks -> LayerNorm -> avg-pool xS -> Linear(d, 384)
@@ -14,15 +15,13 @@ and may be fine-tuned on the speech side (`tune_bert`): then they ship in the he
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-
-from voicerag_cli.training.head import Block, HeadConfig, time_pool
+from training.speech.student import Block, HeadConfig, time_pool
+from training.speech.teacher import TorchBert
 
 
 @dataclass(frozen=True)
@@ -40,72 +39,6 @@ class BridgeConfig:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-class TorchBert(nn.Module):
-    """BERT's embedding LayerNorm + encoder layers (HF weight names), run on input vectors."""
-
-    def __init__(self, tensors: dict[str, np.ndarray], config: dict[str, object]) -> None:
-        super().__init__()
-        self.layers = int(config["num_hidden_layers"])  # type: ignore[call-overload]
-        self.heads = int(config["num_attention_heads"])  # type: ignore[call-overload]
-        self.eps = float(config.get("layer_norm_eps", 1e-12))  # type: ignore[arg-type]
-        keep = {
-            k: v
-            for k, v in tensors.items()
-            if k.startswith("encoder.layer.")
-            or k.startswith("embeddings.LayerNorm")
-            or k in ("embeddings.position_embeddings.weight", "embeddings.token_type_embeddings.weight")
-        }
-        self.params = nn.ParameterDict(
-            {
-                k.replace(".", "__"): nn.Parameter(torch.from_numpy(np.asarray(v, np.float32).copy()))
-                for k, v in keep.items()
-            }
-        )
-
-    def p(self, name: str) -> torch.Tensor:
-        return self.params[name.replace(".", "__")]
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return {k.replace("__", "."): v.detach() for k, v in self.params.items()}
-
-    def forward(self, inputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """inputs [B, T, H], mask [B, T] bool -> mean-pooled, L2-normalised [B, H]."""
-        b, t, h = inputs.shape
-        x = (
-            inputs
-            + self.p("embeddings.position_embeddings.weight")[:t]
-            + self.p("embeddings.token_type_embeddings.weight")[0]
-        )
-        x = F.layer_norm(x, (h,), self.p("embeddings.LayerNorm.weight"), self.p("embeddings.LayerNorm.bias"), self.eps)
-        hd = h // self.heads
-        bias = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill(~mask, -1e9)[:, None, None, :]
-        for i in range(self.layers):
-            p = f"encoder.layer.{i}."
-
-            def dense(z: torch.Tensor, name: str, prefix: str = p) -> torch.Tensor:
-                return F.linear(z, self.p(prefix + name + ".weight"), self.p(prefix + name + ".bias"))
-
-            q, k, v = (
-                dense(x, f"attention.self.{n}").view(b, t, self.heads, hd).transpose(1, 2)
-                for n in ("query", "key", "value")
-            )
-            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0 / math.sqrt(hd))
-            attn = dense(ctx.transpose(1, 2).reshape(b, t, h), "attention.output.dense")
-            x = F.layer_norm(
-                attn + x,
-                (h,),
-                self.p(p + "attention.output.LayerNorm.weight"),
-                self.p(p + "attention.output.LayerNorm.bias"),
-                self.eps,
-            )
-            ff = dense(F.gelu(dense(x, "intermediate.dense")), "output.dense")
-            x = F.layer_norm(
-                ff + x, (h,), self.p(p + "output.LayerNorm.weight"), self.p(p + "output.LayerNorm.bias"), self.eps
-            )
-        m = mask[..., None].to(x.dtype)
-        return F.normalize((x * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=-1)
 
 
 class SpeechBridge(nn.Module):

@@ -1,16 +1,19 @@
-"""The trainable head (torch), mirrored op for op by the numpy inference in models/distilled/head.py.
+"""The student: the trainable head (torch), mirrored op for op by the numpy inference in
+voicerag_cli/models/distilled/head.py (tests/test_speech_head.py checks they agree).
 
     encoder states [B, T, 384] --avg-pool xP in time--> LayerNorm -> Linear(384, d)
     -> N pre-norm transformer blocks (d, heads, ff, tanh-GELU; padded frames masked)
     -> LayerNorm -> [attention pooling ; mean pooling] -> Linear(2d, 384) -> L2 normalize
 
 Pooling first is the main cost saver: the Whisper encoder's 50 frames/s are already
-contextualized, and the head trains on CPU, so it works at 50/P frames/s.
+contextualized, so the head works at 50/P frames/s.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -67,12 +70,9 @@ class Block(nn.Module):
 
 
 class SpeechHead(nn.Module):
-    def __init__(self, cfg: HeadConfig, ctc_classes: int = 0) -> None:
-        """`ctc_classes` > 0 adds a training-only linear layer from each final frame to CTC
-        classes (see training/wordpieces.py); it is not exported."""
+    def __init__(self, cfg: HeadConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.ctc = nn.Linear(cfg.d, ctc_classes) if ctc_classes else None
         self.in_norm = nn.LayerNorm(cfg.in_dim)
         self.proj = nn.Linear(cfg.in_dim, cfg.d)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
@@ -83,14 +83,7 @@ class SpeechHead(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor, pooled: bool = False) -> torch.Tensor:
         """x [B, T, in_dim] float, mask [B, T] bool (True = real frame) -> [B, out_dim] unit vectors.
 
-        `pooled=True`: x was already averaged in time with models.distilled.head.pool_states (training
-        does it once)."""
-        return self.forward_frames(x, mask, pooled)[0]
-
-    def forward_frames(
-        self, x: torch.Tensor, mask: torch.Tensor, pooled: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`forward`, and the final frames [B, T', d] it pooled (for the CTC loss)."""
+        `pooled=True`: x was already averaged in time (the featurizer does it once per clip)."""
         if not pooled:
             x, mask = time_pool(x, mask, self.cfg.pool)
         x = self.proj(self.in_norm(x))
@@ -104,4 +97,20 @@ class SpeechHead(nn.Module):
             pooled = torch.cat([(scores.softmax(1) * x).sum(1), mean], dim=-1)
         else:
             pooled = mean
-        return F.normalize(self.out(pooled), dim=-1), x
+        return F.normalize(self.out(pooled), dim=-1)
+
+
+def load_plain_head(path: Path) -> SpeechHead:
+    """A shipped-format head file (models/distilled/head.py's HEAD_FORMAT) as a torch SpeechHead."""
+    from safetensors import safe_open
+
+    from voicerag_cli.models.distilled.head import HEAD_FORMAT
+
+    with safe_open(str(path), framework="pt") as handle:
+        meta = dict(handle.metadata() or {})
+        state = {name: handle.get_tensor(name).float() for name in handle.keys()}  # noqa: SIM118
+    if meta.get("format") != HEAD_FORMAT:
+        raise ValueError(f"{path}: format {meta.get('format')!r}, not {HEAD_FORMAT}")
+    model = SpeechHead(HeadConfig(**json.loads(meta["config"])))
+    model.load_state_dict(state)
+    return model.to(torch.float32)
