@@ -41,6 +41,7 @@ RGB = ROOT.parent / "shared" / "data" / "rgb" / "en_fact.json"
 HOTPOT = ROOT.parent / "shared" / "data" / "hotpotqa" / "hotpot_dev_distractor_100.json"
 SPEECH = ROOT.parent / "shared" / "data" / "speech"
 KS = (1, 5)
+E2E_MAX_SECONDS = 30.0
 
 
 def load_rgb(path: Path, limit: int) -> list[dict]:
@@ -283,17 +284,24 @@ def main() -> int:
         speaker = SpokenPassages(registry)
     report: dict = {"heads": {"shipped": "shipped", **{h.stem: str(h) for h in args.head}}}
     report["threads"] = args.threads
+
+    def save() -> None:  # after every part: a later part's failure keeps the finished ones
+        if args.json_out:
+            args.json_out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+
     if not args.skip_rgb:
         report["rgb_en"] = retrieval_set("RGB-en", rgb_items(args.rgb, args.limit), speech, asr, text, voices, speaker)
+        save()
     if not args.skip_hotpot:
         items = hotpot_items(args.hotpot, args.limit)
         report["hotpotqa"] = retrieval_set("HotpotQA", items, speech, asr, text, voices, speaker)
+        save()
     if args.heldout_sentences:
         report["heldout_sentences"] = heldout_sentences(args, speech, asr, text, voices)
+        save()
     for corpus in args.real_speech:
         report[corpus] = real_speech(SPEECH / corpus, speech, asr, text, speaker, args.real_speech_limit)
-    if args.json_out:
-        args.json_out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+        save()
     return 0
 
 
@@ -339,7 +347,9 @@ def real_speech(folder: Path, speech: dict, asr, text, speaker=None, limit: int 
 
     rows = read_transcripts(folder)
     targets = text.embed_texts([r.text for r in rows], batch_size=64)
-    asking = [i for i, r in enumerate(rows) if is_held_out_speaker(folder.name, r.speaker)][: limit or None]
+    # e2e embeds at most 30 s (Whisper's window): longer utterances do not ask, and are counted
+    held_out = [i for i, r in enumerate(rows) if is_held_out_speaker(folder.name, r.speaker)]
+    asking = [i for i in held_out if rows[i].seconds <= E2E_MAX_SECONDS][: limit or None]
     clips = [read_mono(folder / rows[i].file) for i in asking]
     queries = {f"e2e:{h}": np.stack([e.embed_speech(clip, 16_000) for clip in clips]) for h, e in speech.items()}
     transcripts = [asr.transcribe(clip, 16_000).text for clip in clips]
@@ -359,6 +369,7 @@ def real_speech(folder: Path, speech: dict, asr, text, speaker=None, limit: int 
         modes["e2e:shipped+spoken"] = fused
     speakers = sorted({rows[i].speaker for i in asking})
     result: dict = {"utterances": len(rows), "queries": len(asking), "asking_speakers": speakers}
+    result["held_out_over_30s"] = sum(rows[i].seconds > E2E_MAX_SECONDS for i in held_out)
     own = np.array(asking)
     for mode, sims in modes.items():
         rank = (sims > sims[np.arange(len(own)), own][:, None]).sum(1)

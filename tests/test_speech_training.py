@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +164,15 @@ def test_training_speakers_travel_as_opus_and_decode(tmp_path: Path) -> None:
     assert [r.text for r in short] == ["we call it bear"] and rows[0].seconds > 1.5
     clips = load_archive(tmp_path / "real.tar")
     assert [c.text for c in clips] == ["how do i open a file", "we call it bear"]
+    opus = corpus / "SPEAKER0001_0.ogg"  # a corpus already in 16 kHz Opus travels byte for byte
+    import soundfile as sf
+
+    audio, _ = sf.read(opus)
+    sf.write(opus, audio, 16_000, format="OGG", subtype="OPUS")
+    pack_corpora([corpus], tmp_path / "opus.tar", max_seconds=16.0)
+    with tarfile.open(tmp_path / "opus.tar") as tar:
+        handle = tar.extractfile("speechocean762/SPEAKER0001_0.opus")
+        assert handle is not None and handle.read() == opus.read_bytes()
     for clip, row in zip(clips, rows, strict=True):
         assert clip.audio.dtype == np.int16 and abs(len(clip.audio) / 16_000 - row.seconds) < 0.1
         assert clip.corpus == "speechocean762" and np.abs(clip.audio).max() > 1000
@@ -417,3 +427,31 @@ def test_log_mel_features_train_the_encoder_with_the_head(tmp_path: Path) -> Non
     # 12 tensors a layer (two norms, attention in and out, two FFN linears) + the final norm's 2
     assert len(tuned_student(carry, head, 1).encoder_parameters()) == 12 + 2
     assert len(every_layer.encoder_parameters()) == 4 * 12 + 2
+
+
+def test_a_soup_of_heads_is_their_weighted_average(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from training.speech.__main__ import main as pipeline
+    from training.speech.export import save_head
+    from training.speech.student import HeadConfig, SpeechHead
+
+    from voicerag_cli.models.distilled.head import NumpySpeechHead, read_head_file
+
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        paths.append(save_head(SpeechHead(HeadConfig(d=32, layers=1, heads=2, ff=64)), tmp_path / f"{seed}.safetensors",
+                               {"seed": seed}, bridge=False, part_bytes=0)[0])  # fmt: skip
+    out = tmp_path / "soup.safetensors"
+    assert pipeline(["soup", "--head", str(paths[0]), "--weight", "0.25", "--head", str(paths[1]),
+                     "--weight", "0.75", "--out", str(out)]) == 0  # fmt: skip
+    a, b, mixed = (read_head_file(p) for p in (*paths, out))
+    for name, tensor in mixed.tensors.items():
+        np.testing.assert_allclose(tensor, 0.25 * a.tensors[name] + 0.75 * b.tensors[name], atol=2e-3)
+    assert json.loads(mixed.metadata["training"])["soup"][1]["weight"] == 0.75
+    assert NumpySpeechHead(mixed)(np.ones((40, 384), np.float32)).shape == (384,)  # the backend runs it
+    torch.manual_seed(2)
+    other = save_head(SpeechHead(HeadConfig(d=64, layers=1, heads=2, ff=64)), tmp_path / "o.safetensors", {}, False, 0)
+    with pytest.raises(ValueError, match="architectures"):
+        pipeline(["soup", "--head", str(paths[0]), "--weight", "0.5", "--head", str(other[0]), "--weight", "0.5",
+                  "--out", str(out)])  # fmt: skip

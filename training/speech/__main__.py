@@ -7,6 +7,7 @@ path): each subcommand turns its options into the step's dataclass config and ru
     python -m training.speech render --carry C --work W --clips 150000                 # there
     python -m training.speech train --carry C --work W --out OUT/head.safetensors      # there
     python -m training.speech merge --head H --out H1                                  # here
+    python -m training.speech soup --head A --weight 0.5 --head B --weight 0.5 --out C  # here
 
 The GPU machine's limits live here, as the defaults of the options that depend on them.
 """
@@ -121,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("merge", help="a head saved in parts as one file (here)")
     m.add_argument("--head", type=Path, required=True)
     m.add_argument("--out", type=Path, required=True)
+    so = sub.add_parser("soup", help="the weighted average of heads of one architecture (here)")
+    so.add_argument("--head", type=Path, action="append", required=True)
+    so.add_argument("--weight", type=float, action="append", required=True)
+    so.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
 
     if args.command == "pack":
@@ -174,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         from training.speech.train import train
 
         train(train_config(args))
+    elif args.command == "soup":
+        from training.speech.export import soup
+
+        soup(args.head, args.weight, args.out)
     elif args.command == "merge":
         from training.speech.export import merge
 

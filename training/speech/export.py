@@ -82,3 +82,28 @@ def merge(head: Path, out: Path) -> None:
     tensors, meta = load_parts(head)
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(out), metadata=meta)
     print(f"merged {len(tensors)} tensors into {out} ({out.stat().st_size / 2**20:.1f} MiB)")
+
+
+def soup(heads: list[Path], weights: list[float], out: Path) -> None:
+    """The weighted average of heads of one architecture (weight-space ensembling: a head
+    fine-tuned from another, averaged with it, keeps more of what the first did well). The
+    metadata is the first head's, with the recipe added to its training summary."""
+    from safetensors.torch import save_file
+
+    if len(heads) != len(weights) or abs(sum(weights) - 1.0) > 1e-6:
+        raise ValueError("one weight per head, summing to 1")
+    loaded = [load_parts(h) for h in heads]
+    configs = {meta["config"] for _, meta in loaded}
+    if len(configs) != 1 or any(set(t) != set(loaded[0][0]) for t, _ in loaded):
+        raise ValueError("heads of different architectures cannot be averaged")
+    tensors = {
+        name: sum(w * t[name].float() for w, (t, _) in zip(weights, loaded, strict=True)).half().contiguous()
+        for name in loaded[0][0]
+    }
+    meta = dict(loaded[0][1])
+    summary = json.loads(meta.get("training", "{}"))
+    summary["soup"] = [{"head": str(h), "weight": w} for h, w in zip(heads, weights, strict=True)]
+    meta["training"] = json.dumps(summary)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out), metadata=meta)
+    print(f"averaged {len(heads)} heads into {out}")

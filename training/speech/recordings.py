@@ -29,7 +29,8 @@ LIBRISPEECH_HELD_OUT = frozenset({"3242", "3664", "6848", "2416", "1737"})
 HELD_OUT_SHARE_PERCENT = 25
 SPEAKER_SPLIT_CORPORA = frozenset({"librispeech_devclean", "speechocean762"})
 TRAINING_CORPORA = ("librispeech", "librispeech_devclean", "speechocean762", "picovoice_s2i", "fsdd")
-# Opus at ~12 kbps (libsndfile's compression level 0.98), a quarter of the shared Vorbis files:
+# Vorbis (LibriSpeech) is re-encoded as Opus at ~12 kbps (libsndfile's compression level 0.98), a
+# quarter of the shared files:
 # e2e vectors of re-encoded audio keep cosine ~0.99 with the originals' (0.991 on 8 utterances)
 OPUS_COMPRESSION = 0.98
 
@@ -128,6 +129,17 @@ class ArchiveWriter:
         self.tar.close()
 
 
+def opus_as_carried(path: Path) -> bytes:
+    """A clip's bytes for the archive: 16 kHz mono Opus as it is (re-encoding costs CPU time and
+    quality), anything else decoded and encoded as such."""
+    import soundfile as sf
+
+    info = sf.info(str(path))
+    if (info.format, info.subtype, info.samplerate, info.channels) == ("OGG", "OPUS", SAMPLE_RATE, 1):
+        return path.read_bytes()
+    return opus_bytes(read_mono(path))
+
+
 def pack_corpora(folders: Iterable[Path], out: Path, max_seconds: float) -> list[Utterance]:
     """The training speakers' utterances of each corpus folder as one Opus tar."""
     with ArchiveWriter(out) as writer:
@@ -136,7 +148,9 @@ def pack_corpora(folders: Iterable[Path], out: Path, max_seconds: float) -> list
                 name = f"{folder.name}/{Path(u.file).stem}.opus"
                 # no speaker ids (picovoice_s2i): each utterance its own speaker for the learning curve
                 speaker = Path(u.file).stem if u.speaker == "unknown" else u.speaker
-                writer.add(name, read_mono(folder / u.file), Utterance(name, speaker, u.seconds, u.text, folder.name))
+                writer.add(
+                    name, opus_as_carried(folder / u.file), Utterance(name, speaker, u.seconds, u.text, folder.name)
+                )
     return writer.rows
 
 
