@@ -32,7 +32,6 @@ HOMES = {
     "voicerag_cli.models.glm4voice": "glm4voice",
     "voicerag_cli.models.sentence_embedder": "sentence-transformers",
     "voicerag_cli.models._offline": "sentence-transformers",  # quiets transformers' logging where installed
-    "voicerag_cli.training": "train",
 }
 
 
