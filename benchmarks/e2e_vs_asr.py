@@ -306,7 +306,7 @@ def main() -> int:
 
 
 def heldout_sentences(args: argparse.Namespace, speech: dict, asr, text, voices) -> dict:  # type: ignore[no-untyped-def]
-    """The corpus's held-out sentences, spoken by held-out voices, through the real backends:
+    """HotpotQA's held-out sentences, spoken by held-out voices, through the real backends:
     each clip's e2e vector and its transcript's text vector rank all the sentences' text vectors."""
     from training.speech.espeak import speak
     from training.speech.texts import hotpot_sentences, is_held_out
