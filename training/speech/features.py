@@ -169,7 +169,7 @@ def join_features(primary: Features, extras: list[Features]) -> Features:
 
 class RaggedFeatures:
     """Ragged frames [sum(T), C] kept on the device; a batch is gathered zero-padded to its
-    longest clip (a dense [N, max T, C] copy of 110 k clips would take 17 GB per run)."""
+    longest clip (a dense [N, max T, C] copy of a whole rendering would not fit beside the runs)."""
 
     def __init__(self, flat: torch.Tensor, lengths: torch.Tensor, device: str) -> None:
         self.flat = flat.to(device)

@@ -76,7 +76,7 @@ def pack(cfg: PackConfig) -> None:
 
 
 def pack_espeak(source: Path, out: Path) -> None:
-    """espeak-ng's library and its data, without other languages' dictionaries (18 of 20 MB),
+    """espeak-ng's library and its data, without other languages' dictionaries (nearly all of its size),
     from the espeakng-loader wheel or from an installed espeak-ng's library folder (the one
     holding libespeak-ng.so.1 and espeak-ng-data, e.g. /usr/lib/x86_64-linux-gnu)."""
     if source.is_dir():

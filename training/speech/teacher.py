@@ -1,9 +1,9 @@
 """The teacher: all-MiniLM-L6-v2, the text embedder whose space the student is distilled onto.
 
 `pack_minilm` writes the bundled MiniLM for the carry (the matrices int8 with a scale per row,
-as the bundled file stores them already, and only the word embeddings the carried texts use:
-the teacher's vectors keep cosine > 0.999 with the text embedder's); `teacher_vectors` embeds texts with it in torch, on the
-GPU when there is one (`TorchBert`: BERT's embedding LayerNorm and encoder layers under Hugging
+as the bundled file stores them already, and only the word embeddings the carried texts use;
+tests/test_speech_training.py checks its vectors against the text embedder's); `teacher_vectors`
+embeds texts with it in torch, on the GPU when there is one (`TorchBert`: BERT's embedding LayerNorm and encoder layers under Hugging
 Face weight names, mean pooling, L2 normalisation).
 """
 
