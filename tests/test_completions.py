@@ -3,7 +3,6 @@ through them (bash) or through the protocol they use (zsh, fish) lists real comm
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -13,15 +12,11 @@ from types import ModuleType
 
 import pytest
 
-from vrtest import REPO, cli_command
+from vrtest import REPO, cli_command, load_script
 
 
 def load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("generate_completions", REPO / "scripts" / "generate_completions.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("generate_completions")
 
 
 GENERATOR = load_generator()

@@ -3,7 +3,6 @@ resolves (file and heading), and README stays a user's page that names CI's test
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from vrtest import REPO
+from vrtest import REPO, load_script
 
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^\s*(```|~~~)")
@@ -28,11 +27,7 @@ DOC_FILES = sorted(
 
 
 def load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_cli_docs", REPO / "scripts" / "gen_cli_docs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gen_cli_docs")
 
 
 def test_cli_reference_is_up_to_date() -> None:

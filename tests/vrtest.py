@@ -4,6 +4,7 @@ data, synthesize speech with espeak-ng. (Fixtures built on them live in conftest
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,6 +53,15 @@ class CliResult:
         return (
             f"voicerag {' '.join(self.args)} -> exit {self.code}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
         )
+
+
+def load_script(name: str) -> ModuleType:
+    """A script of scripts/ (not a package) imported as a module, to test its functions."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def cli_command(*args: object) -> list[str]:
